@@ -1,0 +1,48 @@
+"""Chat formats: one module per prompt format, each with `render()` and `parse()` side by side.
+
+    fmt = get_format("llama3.2")
+    fmt.render(messages, tools=None, add_generation_prompt=False) -> Rendered(text, spans)
+    fmt.parse(generated_text) -> {"role": "assistant", "content": str | None, "tool_calls": [...],
+                                  "parse_error": str | None}
+
+`spans` are the character ranges of `text` that are trained on: what the assistant produces, and the
+token(s) that end its turn (the masking rule in DESIGN.md). `parse` never raises on malformed model
+output: it returns `parse_error` set to a message, which evaluation counts as invalid syntax.
+"""
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Callable
+
+
+@dataclass
+class Rendered:
+    text: str
+    spans: list[tuple[int, int]] = field(default_factory=list)  # trained character ranges [start, end)
+
+
+@dataclass(frozen=True)
+class ChatFormat:
+    name: str
+    render: Callable[..., Rendered]
+    parse: Callable[[str], dict]
+    stop_tokens: tuple[str, ...]     # control strings that end a generated assistant turn
+    control_tokens: tuple[str, ...]  # every control string the format writes (each must be one token)
+
+
+# format name -> (module in minifc.chat, attribute holding its ChatFormat)
+FORMATS = {
+    "functiongemma": ("functiongemma", "FORMAT"),
+    "gemma3": ("gemma3", "FORMAT"),
+    "llama3.1": ("llama3", "LLAMA31"),
+    "llama3.2": ("llama3", "LLAMA32"),
+    "llama3": ("llama3", "LLAMA32"),
+}
+
+
+def get_format(name: str) -> ChatFormat:
+    if name not in FORMATS:
+        raise ValueError(f"unknown chat format {name!r}; known formats: {', '.join(FORMATS)}")
+    module_name, attribute = FORMATS[name]
+    module = importlib.import_module(f"minifc.chat.{module_name}")
+    return getattr(module, attribute)

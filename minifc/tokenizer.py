@@ -1,0 +1,89 @@
+"""A thin wrapper over `tokenizers.Tokenizer`.
+
+The chat renderers write every control string as text (BOS included, once), so encoding here never
+adds special tokens: `encode(text)` is exactly the ids of `text`. The collator needs character offsets
+to turn the renderer's trained character spans into trained tokens, hence `encode_with_offsets`.
+"""
+
+import json
+from pathlib import Path
+
+from tokenizers import Tokenizer as HFTokenizer
+
+# Pad token candidates, in order of preference. Llama 3 ships no pad token; its reserved
+# `<|finetune_right_pad_id|>` is meant for exactly this.
+_PAD_CANDIDATES = ("<pad>", "<|finetune_right_pad_id|>", "<|endoftext|>")
+
+
+def _token_text(value) -> str | None:
+    """tokenizer_config.json writes special tokens as a string or as {"content": ...}."""
+    if isinstance(value, dict):
+        return value.get("content")
+    return value
+
+
+class Tokenizer:
+    def __init__(self, tokenizer: HFTokenizer, bos_token: str | None = None, eos_token: str | None = None,
+                 pad_token: str | None = None):
+        self.tk = tokenizer
+        self.bos_token = bos_token
+        self.eos_token = eos_token
+        if pad_token is None:
+            pad_token = next((t for t in _PAD_CANDIDATES if tokenizer.token_to_id(t) is not None), eos_token)
+        self.pad_token = pad_token
+
+    @classmethod
+    def from_dir(cls, path) -> "Tokenizer":
+        """Load tokenizer.json (required) and the special tokens of tokenizer_config.json (optional)."""
+        path = Path(path)
+        tokenizer_file = path / "tokenizer.json"
+        if not tokenizer_file.is_file():
+            raise FileNotFoundError(
+                f"{tokenizer_file} not found: minifc needs the fast-tokenizer file tokenizer.json "
+                "(every Gemma 3 and Llama 3.x checkpoint on the hub ships one)")
+        config = {}
+        if (path / "tokenizer_config.json").is_file():
+            config = json.loads((path / "tokenizer_config.json").read_text(encoding="utf-8"))
+        return cls(HFTokenizer.from_file(str(tokenizer_file)),
+                   bos_token=_token_text(config.get("bos_token")),
+                   eos_token=_token_text(config.get("eos_token")),
+                   pad_token=_token_text(config.get("pad_token")))
+
+    @property
+    def vocab_size(self) -> int:
+        return self.tk.get_vocab_size(with_added_tokens=True)
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of `text`, with no BOS or other special tokens added."""
+        return self.tk.encode(text, add_special_tokens=False).ids
+
+    def encode_with_offsets(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+        """Token ids and, for each token, the (start, end) character range of `text` it came from."""
+        encoding = self.tk.encode(text, add_special_tokens=False)
+        return encoding.ids, encoding.offsets
+
+    def decode(self, ids, skip_special_tokens: bool = False) -> str:
+        return self.tk.decode(list(ids), skip_special_tokens=skip_special_tokens)
+
+    def token_id(self, token: str) -> int:
+        """The id of a single token (a control string such as `<end_of_turn>`); KeyError if absent."""
+        token_id = self.tk.token_to_id(token)
+        if token_id is None:
+            raise KeyError(f"token {token!r} is not in this tokenizer's vocabulary")
+        return token_id
+
+    @property
+    def bos_id(self) -> int | None:
+        return self.tk.token_to_id(self.bos_token) if self.bos_token else None
+
+    @property
+    def eos_id(self) -> int | None:
+        return self.tk.token_to_id(self.eos_token) if self.eos_token else None
+
+    @property
+    def pad_id(self) -> int:
+        return self.token_id(self.pad_token)
+
+    def stop_ids(self, fmt) -> list[int]:
+        """Ids that end a generated assistant turn in chat format `fmt` (see ChatFormat.stop_tokens)."""
+        return [self.token_id(token) for token in fmt.stop_tokens]
