@@ -159,7 +159,9 @@ def _wrap(model: nn.Module, names: list[str], r: int, alpha: float, dropout: flo
     for name in names:
         parent_name, _, child = name.rpartition(".")
         parent = model.get_submodule(parent_name)
-        setattr(parent, child, LoRALinear(getattr(parent, child), r, alpha, dropout, rslora))
+        linear = getattr(parent, child)
+        # A new module starts in train mode; keep the model's mode (else an eval model gets dropout).
+        setattr(parent, child, LoRALinear(linear, r, alpha, dropout, rslora).train(linear.training))
 
 
 def merge_lora(model: nn.Module):
