@@ -182,6 +182,7 @@ def unwrap_lora(model: nn.Module) -> nn.Module:
         layer.merge()
         linear = nn.Linear(layer.in_features, layer.out_features, bias=layer.bias is not None, device="meta")
         linear.weight, linear.bias = layer.weight, layer.bias
+        linear.train(layer.training)
         parent_name, _, child = name.rpartition(".")
         setattr(model.get_submodule(parent_name), child, linear)
     return model
