@@ -164,6 +164,7 @@ def load_bfcl(question_path, answer_path=None, category: str | None = None) -> l
         for field in ("question", "function"):
             if field not in row:
                 raise ValueError(f"{where}: missing field \"{field}\"")
+        messages = _messages(row["question"], where)
         functions = _functions(row["function"], where)
         tools = [convert_function(f) for f in functions]
         if row_category in NO_CALL_CATEGORIES:
@@ -174,7 +175,7 @@ def load_bfcl(question_path, answer_path=None, category: str | None = None) -> l
             answer_line, answer = answers[row["id"]]
             gold = _gold(answer.get("ground_truth"), {f["name"] for f in functions},
                          f"{answer_path}:{answer_line} ({row['id']})")
-        example = Example(messages=_messages(row["question"], where), tools=tools,
+        example = Example(messages=messages, tools=tools,
                           category=row_category, location=where)
         pairs.append((example, gold))
     return pairs
@@ -192,12 +193,12 @@ def bfcl_accuracy(metrics: dict) -> dict[str, float]:
 
 def format_bfcl(metrics: dict) -> str:
     """BFCL-style accuracy table: one line per category with counts, then the unweighted summary."""
-    lines = [f"{'BFCL category':<26} {'correct':>9}  accuracy"]
+    lines = [f"{'BFCL category':<26} {'correct':>9} {'accuracy':>9}"]
     for category, section in metrics["by_category"].items():
         exact = section["exact"]
         if exact["total"]:
-            lines.append(f"{category:<26} {exact['count']:>4}/{exact['total']:<4}  {exact['rate']:.2%}")
+            lines.append(f"{category:<26} {exact['count']:>4}/{exact['total']:<4} {exact['rate']:>9.2%}")
     accuracy = bfcl_accuracy(metrics)
     if accuracy:
-        lines.append(f"{'summary (unweighted mean)':<26} {'':>9}  {accuracy['summary']:.2%}")
+        lines.append(f"{'summary (unweighted mean)':<26} {'':>9} {accuracy['summary']:>9.2%}")
     return "\n".join(lines) + "\n"

@@ -232,10 +232,10 @@ def check_calls(predicted, gold: list[dict], tools: list[dict]) -> Verdict:
     """Check a model's answer: `predicted` is a parse() result (or a list of calls), `gold` the gold calls
     (possible-answer style; [] = no call expected), `tools` the example's tools."""
     calls, parse_error = _predicted_calls(predicted)
-    if parse_error is not None:
-        return Verdict(False, f"invalid syntax: {parse_error}")
     schemas = tool_schemas(tools)
     _require_gold_tools(gold, schemas)
+    if parse_error is not None:
+        return Verdict(False, f"invalid syntax: {parse_error}")
     names = [call_name_arguments(call)[0] for call in calls]
     if not gold:
         if calls:
@@ -369,7 +369,7 @@ def _change(before: dict | None, after: dict | None) -> str:
 
 def _section_lines(title: str, after: dict, before: dict | None, labels: tuple[str, str]) -> list[str]:
     examples = after["exact"]["total"] if after else before["exact"]["total"]
-    lines = [f"{title} ({examples} examples)"]
+    lines = [f"{title} ({examples} example{'' if examples == 1 else 's'})"]
     if before is not None or after is None:
         lines.append(f"  {'metric':<36} {labels[0]:<18} {labels[1]:<18} change")
     for key, label in METRICS.items():
@@ -379,7 +379,7 @@ def _section_lines(title: str, after: dict, before: dict | None, labels: tuple[s
         if before is None:
             lines.append(f"  {label:<36} {_cell(new)}")
         else:
-            lines.append(f"  {label:<36} {_cell(old):<18} {_cell(new):<18} {_change(old, new)}")
+            lines.append(f"  {label:<36} {_cell(old):<18} {_cell(new):<18} {_change(old, new)}".rstrip())
     return lines
 
 

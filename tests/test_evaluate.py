@@ -83,6 +83,21 @@ def test_int_is_accepted_for_number_but_not_float_for_integer():
         False, "type mismatch for 'days': expected integer, got boolean")
 
 
+def test_punctuation_outside_bfcls_list_still_counts():
+    assert check([call("get_weather", city="Paris!")], PARIS) == Verdict(
+        False, "value mismatch for 'city': got 'Paris!', allowed ['Paris']")
+
+
+def test_a_value_of_the_gold_answers_own_type_is_accepted_like_bfcl():
+    # BFCL writes variables as strings: schema integer, gold "n_items" -> the string passes the type check
+    variable = [gold("get_weather", city=["Paris"], days=["n_days"])]
+    assert check([call("get_weather", city="Paris", days="n_days")], variable).ok
+    assert check([call("get_weather", city="Paris", days="k")], variable) == Verdict(
+        False, "value mismatch for 'days': got 'k', allowed ['n_days']")
+    assert check([call("get_weather", city="Paris", days=[1])], variable) == Verdict(
+        False, "type mismatch for 'days': expected integer, got array")
+
+
 def test_string_versus_integer_is_a_type_mismatch():
     days = [gold("get_weather", city=["Paris"], days=[3])]
     assert check([call("get_weather", city="Paris", days="3")], days) == Verdict(
@@ -181,6 +196,8 @@ def test_flat_call_shape_and_plain_call_list_are_accepted():
 def test_gold_naming_a_function_outside_the_tools_is_a_data_error():
     with pytest.raises(ValueError, match="gold answer calls 'book_flight', which is not among the tools"):
         check_calls(parsed(), [gold("book_flight", to=["Oslo"])], TOOLS)
+    with pytest.raises(ValueError, match="gold answer calls 'book_flight'"):  # even when syntax is broken
+        check_calls(parsed(parse_error="x"), [gold("book_flight", to=["Oslo"])], TOOLS)
 
 
 def test_gold_from_message_wraps_each_value():
@@ -279,7 +296,7 @@ def test_format_table_single_run():
     assert lines[0] == "overall (2 examples)"
     assert "  exact answer                         2/2 (100.0%)" in lines
     assert "  stop rate                            1/2 (50.0%)" in lines
-    assert "category no_tool (1 examples)" in lines
+    assert "category no_tool (1 example)" in lines
     assert "clarification" not in table  # no clarification example: the row is left out
 
 
