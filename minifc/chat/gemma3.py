@@ -57,7 +57,7 @@ true` on another message adds a span over its own text only (the user's trimmed 
 a tool result's RESULT without the fence), never over headers, the instruction or the declarations.
 
 parse(): cuts the text at the first `<end_of_turn>` or `<eos>` and removes one ```tool_code / ```python
-fence around the whole answer (Google's other documented variant). A call list starts at the start of
+fence around the whole answer when it holds a call list (Google's other documented variant). A call list starts at the start of
 the text or of a line with `[name(`; it must run to the end of the text, and any text before it is the
 content. Values are read with `ast.parse` and a literal-only converter (never eval); JSON's
 true/false/null are accepted as well as True/False/None, tuples are read as lists. Text with no call
@@ -278,7 +278,7 @@ def parse(generated_text: str) -> dict:
     for stop in (END, EOS):
         text = text.split(stop, 1)[0]
     fenced = CODE_FENCE.match(text)
-    if fenced:
+    if fenced and CALL_LIST_START.match(fenced.group(1).strip()):  # a fenced code answer stays content as it is
         text = fenced.group(1)
     match = CALL_LIST_START.search(text)
     if match is None:
