@@ -40,7 +40,8 @@ meme-generator guide). Blocks inside one turn are separated by a blank line ("\\
   not written; results are matched to calls by order.
 - Gemma strictly alternates user/model, so all consecutive non-assistant messages (tool results, user
   messages) merge into ONE user turn, their blocks joined by "\\n\\n" in message order: several results
-  of parallel calls, and a user message following results, share one turn.
+  of parallel calls, and a user message following results, share one turn. (Two user messages in a
+  row merge the same way; the official template refuses them.)
 
     <start_of_turn>model\\n[get_weather(city="Paris")]<end_of_turn>\\n
     <start_of_turn>user\\n```tool_output\\n{"temp": 21}\\n```\\n\\nAnd in Rome?<end_of_turn>\\n
@@ -57,9 +58,9 @@ true` on another message adds a span over its own text only (the user's trimmed 
 a tool result's RESULT without the fence), never over headers, the instruction or the declarations.
 
 parse(): cuts the text at the first `<end_of_turn>` or `<eos>` and removes one ```tool_code / ```python
-fence around the whole answer when it holds a call list (Google's other documented variant). A call list starts at the start of
-the text or of a line with `[name(`; it must run to the end of the text, and any text before it is the
-content. Values are read with `ast.parse` and a literal-only converter (never eval); JSON's
+fence around the whole answer when it holds a call list (Google's other documented variant). A call
+list starts at the start of the text or of a line with `[name(`; it must run to the end of the text,
+and any text before it is the content (so a text answer must not start a line with `[name(`). Values are read with `ast.parse` and a literal-only converter (never eval); JSON's
 true/false/null are accepted as well as True/False/None, tuples are read as lists. Text with no call
 list is a plain answer (content, no error). A malformed call list (unbalanced brackets, positional
 arguments, non-literal values, text after the list...) gives `parse_error`, with the whole text as
