@@ -359,3 +359,10 @@ def test_bad_input_is_refused_with_a_clear_error(messages, tools, message):
 def test_unknown_format_option_is_refused():
     with pytest.raises(TypeError, match="no options"):
         render([{"role": "user", "content": "u"}], date_string="x")
+
+
+def test_consecutive_user_messages_share_one_turn():
+    messages = [{"role": "user", "content": "first "}, {"role": "user", "content": " second"},
+                {"role": "assistant", "content": "ok"}]
+    assert render(messages).text == ("<bos><start_of_turn>user\nfirst\n\nsecond<end_of_turn>\n"
+                                     "<start_of_turn>model\nok<end_of_turn>\n")
