@@ -250,8 +250,11 @@ def _trained(message: dict) -> bool:
     return message.get("train", message["role"] == "assistant") is True
 
 
-def render(messages: list[dict], tools: list[dict] | None = None, add_generation_prompt: bool = False) -> Rendered:
+def render(messages: list[dict], tools: list[dict] | None = None, add_generation_prompt: bool = False,
+           **format_options) -> Rendered:
     """The official FunctionGemma template's text, plus the trained character spans (see module docstring)."""
+    if format_options:
+        raise TypeError(f"the functiongemma format takes no format options, got {sorted(format_options)}")
     if not messages:
         raise ValueError("render() needs at least one message")
     out = _Writer()
