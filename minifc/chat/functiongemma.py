@@ -275,7 +275,7 @@ def render(messages: list[dict], tools: list[dict] | None = None, add_generation
 
     offset = len(messages) - len(loop_messages)
     previous = None  # what the last message ended with: None, "content", "tool_call" or "tool_response"
-    stop_owner = None  # a trained assistant message whose calls wait for their `<start_function_response>`
+    stop_pending = False  # a trained assistant's calls wait for the `<start_function_response>` that ends them
     for index, message in enumerate(loop_messages):
         where = f"messages[{index + offset}] ({message['role']})"
         is_last = index == len(loop_messages) - 1
@@ -284,13 +284,13 @@ def render(messages: list[dict], tools: list[dict] | None = None, add_generation
             results = _format_tool_results(message, where)
             for result in results:
                 # The first response opener after a call is the model's stop token: trained with the call.
-                out.write(RESPONSE_START, trained=stop_owner is not None or trained)
+                out.write(RESPONSE_START, trained=stop_pending or trained)
                 out.write(result, trained=trained)
-                stop_owner = None
+                stop_pending = False
             previous = "tool_response"
             continue
 
-        stop_owner = None
+        stop_pending = False
         role = "model" if message["role"] == "assistant" else message["role"]
         if previous != "tool_response":
             out.write(START_OF_TURN + role + "\n")
@@ -307,8 +307,8 @@ def render(messages: list[dict], tools: list[dict] | None = None, add_generation
                 out.write(_format_call(call, where), trained=trained)
             if is_last:
                 out.write(RESPONSE_START, trained=trained)  # a sample that ends in calls ends with the stop token
-            elif trained and message["role"] == "assistant":
-                stop_owner = message  # the next tool message writes it
+            else:  # the next tool message writes it (no tool message next: the turn has no stop token)
+                stop_pending = trained and message["role"] == "assistant"
             previous = "tool_call"
         else:
             # The assistant's end token is trained; an overridden user/system message trains its text only.
@@ -335,7 +335,7 @@ class _ParseError(Exception):
 
 def _bare_value(text: str):
     """A value written without <escape>: true/false, None (how the template prints None), a number; any
-    other bare text is kept as a string (as Google's reference parser does)."""
+    other bare text is kept as a string (lenient: a value the model forgot to <escape> is still read)."""
     if text in ("true", "false"):
         return text == "true"
     if text in ("None", "null"):
