@@ -169,7 +169,8 @@ def convert_hermes(record, location) -> Example:
         role, value = HERMES_ROLES.get(turn.get("from"), turn.get("from")), turn["value"]
         if role == "system" and "<tools>" in value:
             if not tools:
-                found = re.findall(HERMES_TAG.format("tools"), value, re.DOTALL)
+                # the prompt's own prose says "within <tools> </tools> XML tags": skip empty matches
+                found = [t for t in re.findall(HERMES_TAG.format("tools"), value, re.DOTALL) if t.strip()]
                 tools = normalise_tools(_flatten([_parse_literal(t, f"conversations[{i}] <tools>") for t in found]))
         elif role == "assistant":
             found = re.findall(HERMES_TAG.format("tool_call"), value, re.DOTALL)
