@@ -48,8 +48,10 @@ Skeleton (one line per piece; there is no newline after `<|eot_id|>`):
   `<|python_tag|>brave_search.call(query="weather Paris")` (values written raw, must be strings).
 - Stricter than the template (clear ValueError instead of odd text): non-string content, an assistant
   message with neither content nor calls, non-dict arguments, tool_calls on a non-assistant message, a
-  non-user message where the tools must go. An empty `tool_calls` list is treated as no calls (the
-  template would raise).
+  non-user message where the tools must go, and any Llama special-token string (`<|eot_id|>`,
+  `<|reserved_special_token_7|>`, ...) inside data (text, arguments, results, declarations): the
+  tokenizer would turn it into the real control token. An empty `tool_calls` list is treated as no
+  calls (the template would raise).
 
 Trained spans (the masking rule): each assistant message's trimmed content, or its call text, through
 the `<|eot_id|>`/`<|eom_id|>` that ends the turn; never the assistant header. `"train": false` on an
@@ -77,6 +79,10 @@ PYTHON_TAG = "<|python_tag|>"
 
 DEFAULT_DATE = "26 Jul 2024"
 PARALLEL_SEPARATOR = "; "
+# Every special token of the Llama 3 tokenizer. The tokenizer turns these strings into control ids wherever
+# they appear, so a user text holding "<|eot_id|>" would end the turn for the model: data may not contain them.
+_SPECIAL_TOKEN = re.compile(r"<\|(?:begin_of_text|end_of_text|finetune_right_pad_id|start_header_id|end_header_id"
+                            r"|eom_id|eot_id|python_tag|reserved_special_token_\d+)\|>")
 
 CALL_FORMAT = 'Respond in the format {"name": function name, "parameters": dictionary of argument name and its value}.'
 TOOLS_IN_USER_PREAMBLE = ("Given the following functions, please respond with a JSON for a function call "
@@ -84,6 +90,14 @@ TOOLS_IN_USER_PREAMBLE = ("Given the following functions, please respond with a 
                           + CALL_FORMAT + "Do not use variables.\n\n")
 TOOLS_IN_SYSTEM_PREAMBLE = ("You have access to the following functions. To call a function, please respond "
                             "with JSON for a function call." + CALL_FORMAT + "Do not use variables.\n\n")
+
+
+def _data(text: str, where: str) -> str:
+    """`text` from the data (not template glue), refused if it holds a control token."""
+    if match := _SPECIAL_TOKEN.search(text):
+        raise ValueError(f"{where} contains the control token {match.group()!r}, which the tokenizer would read as "
+                         "a real control token (ending the turn, say); remove it from the data")
+    return text
 
 
 def _header(role: str) -> str:
@@ -115,8 +129,9 @@ def _call_text(call: dict, where: str, builtin_tools) -> str:
             if not isinstance(value, str):
                 raise ValueError(f"{where}: built-in tool {name!r} argument {key!r} must be a string")
         pairs = ", ".join(f'{key}="{value}"' for key, value in arguments.items())
-        return f"{PYTHON_TAG}{name}.call({pairs})"
-    return '{"name": "' + name + '", "parameters": ' + json.dumps(arguments, ensure_ascii=False) + "}"
+        return f"{PYTHON_TAG}{_data(name, where)}.call({_data(pairs, where)})"
+    arguments_json = _data(json.dumps(arguments, ensure_ascii=False), f"{where}.function.arguments")
+    return '{"name": "' + _data(name, f"{where}.function.name") + '", "parameters": ' + arguments_json + "}"
 
 
 def _tool_result_text(content) -> str:
@@ -148,16 +163,17 @@ def render(messages: list[dict], tools: list[dict] | None = None, add_generation
     system_text, system_train = "", False
     if messages and messages[0][1].get("role") == "system":
         index, message = messages.pop(0)
-        system_text, system_train = _text(message, index), message.get("train") is True
+        system_text = _data(_text(message, index), f"messages[{index}].content")
+        system_train = message.get("train") is True
 
     emit(BOS + _header("system"))
     if builtin_tools is not None or tools is not None:
         emit("Environment: ipython\n")
     if builtin_tools is not None:
-        emit("Tools: " + ", ".join(t for t in builtin_tools if t != "code_interpreter") + "\n\n")
-    emit(f"Cutting Knowledge Date: December 2023\nToday Date: {date_string}\n\n")
+        emit("Tools: " + _data(", ".join(t for t in builtin_tools if t != "code_interpreter"), "builtin_tools") + "\n\n")
+    emit(f"Cutting Knowledge Date: December 2023\nToday Date: {_data(date_string, 'date_string')}\n\n")
     if tools is not None and not tools_in_user_message:
-        emit(TOOLS_IN_SYSTEM_PREAMBLE + _declarations(tools))
+        emit(TOOLS_IN_SYSTEM_PREAMBLE + _data(_declarations(tools), "tools"))
     emit(system_text, trained=system_train)
     emit(EOT)
 
@@ -170,16 +186,19 @@ def render(messages: list[dict], tools: list[dict] | None = None, add_generation
             raise ValueError(f"messages[{index}]: tools go into the first message after the system message, "
                              f"which must be a user message, not {message.get('role')!r}; "
                              "put the user's request first or pass tools_in_user_message=False")
-        emit(_header("user") + TOOLS_IN_USER_PREAMBLE + _declarations(tools))
-        emit(_text(message, index), trained=message.get("train") is True)
+        emit(_header("user") + TOOLS_IN_USER_PREAMBLE + _data(_declarations(tools), "tools"))
+        emit(_data(_text(message, index), f"messages[{index}].content"), trained=message.get("train") is True)
         emit(EOT)
 
     end_of_call = EOM if builtin_tools is not None else EOT
     for index, message in messages:
         role = message.get("role")
+        if not isinstance(role, str) or not role:
+            raise ValueError(f"messages[{index}]: role must be a non-empty string, got {role!r}")
         if role in ("tool", "ipython"):
             emit(_header("ipython"))
-            emit(_tool_result_text(message.get("content")), trained=message.get("train") is True)
+            emit(_data(_tool_result_text(message.get("content")), f"messages[{index}].content"),
+                 trained=message.get("train") is True)
             emit(EOT)
         elif message.get("tool_calls"):
             if role != "assistant":
@@ -192,10 +211,11 @@ def render(messages: list[dict], tools: list[dict] | None = None, add_generation
             if message.get("content") is None:
                 raise ValueError(f"messages[{index}]: assistant message has neither content nor tool_calls")
             emit(_header("assistant"))
-            emit(_text(message, index) + EOT, trained=message.get("train") is not False)
+            emit(_data(_text(message, index), f"messages[{index}].content") + EOT,
+                 trained=message.get("train") is not False)
         else:
-            emit(_header(role))
-            emit(_text(message, index), trained=message.get("train") is True)
+            emit(_header(_data(role, f"messages[{index}].role")))
+            emit(_data(_text(message, index), f"messages[{index}].content"), trained=message.get("train") is True)
             emit(EOT)
 
     if add_generation_prompt:
