@@ -41,7 +41,8 @@ Skeleton (one line per piece; there is no newline after `<|eot_id|>`):
   "parameters": {...}}<|eot_id|>`. This is the separator vLLM's `llama3_json` tool parser splits on.
 - Tool result: role "tool" (or "ipython") renders as `<|start_header_id|>ipython<|end_header_id|>\\n\\n`
   + BODY + `<|eot_id|>`, BODY untrimmed: json.dumps(content) for a dict, list OR STRING (so a string
-  result appears in quotes: "21 C" -> `"21 C"`), str(content) otherwise (`21`, `0.5`, `True`).
+  result appears in quotes: "21 C" -> `"21 C"`), str(content) otherwise (`21`, `0.5`, `True`);
+  a missing (None) result is refused.
   No tool name or id is written.
 - End of turn: always `<|eot_id|>`, except Llama 3.1 with `builtin_tools=[...]` (ipython mode), where
   every tool call ends with `<|eom_id|>` and a call to a built-in tool is written
@@ -117,7 +118,9 @@ def _text(message: dict, index: int) -> str:
 
 
 def _call_text(call: dict, where: str, builtin_tools) -> str:
-    function = call.get("function", call)
+    function = call.get("function") if isinstance(call, dict) else None
+    if not isinstance(function, dict):
+        raise ValueError(f'{where} must be {{"type": "function", "function": {{"name": ..., "arguments": {{...}}}}}}')
     name, arguments = function.get("name"), function.get("arguments")
     if not isinstance(name, str) or not name:
         raise ValueError(f"{where}.function.name must be a non-empty string")
@@ -196,6 +199,9 @@ def render(messages: list[dict], tools: list[dict] | None = None, add_generation
         if not isinstance(role, str) or not role:
             raise ValueError(f"messages[{index}]: role must be a non-empty string, got {role!r}")
         if role in ("tool", "ipython"):
+            if message.get("content") is None:  # the template would print "None" (transformers fails on it)
+                raise ValueError(f"messages[{index}]: tool result has no content; write the result as a string, "
+                                 "number, dict or list")
             emit(_header("ipython"))
             emit(_data(_tool_result_text(message.get("content")), f"messages[{index}].content"),
                  trained=message.get("train") is True)
