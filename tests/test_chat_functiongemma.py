@@ -342,6 +342,23 @@ def test_spans_are_what_the_template_adds_after_the_generation_prompt(name, temp
     assert rendered.spans == expected_spans(template, messages, tools)
 
 
+def test_builtin_data_renders_like_the_template(template):
+    """Every built-in example (tool results there are JSON strings: they render as {value:<escape>...})."""
+    from minifc.data import BUILTIN_TEST, BUILTIN_TRAIN
+    examples = [json.loads(line) for path in (BUILTIN_TRAIN, BUILTIN_TEST) if path.is_file()
+                for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not examples:
+        pytest.skip("no built-in data")
+    for number, example in enumerate(examples):
+        messages, tools = example["messages"], example.get("tools")
+        rendered = render(messages, tools)
+        assert rendered.text == oracle(template, messages, tools), number
+        if number % 8 == 0:  # the span oracle renders twice per assistant turn: a sample keeps this fast
+            assert rendered.spans == expected_spans(template, messages, tools), number
+        for k, message in assistant_messages(messages):
+            assert parse(generated_part(messages, k))["tool_calls"] == message.get("tool_calls", []), number
+
+
 @pytest.mark.parametrize("name", CASES)
 def test_spans_at_token_level(name, tokenizer):
     messages, tools, add_generation_prompt = CASES[name]
@@ -531,12 +548,29 @@ def test_bad_input_gets_a_clear_error(template):
     with pytest.raises(TypeError, match="no format options"):
         render([user("x")], date_string="26 Jul 2024")
     # Where the template itself refuses, so does minifc (with the message index).
-    for bad in ({"role": "tool", "content": "no name"}, {"role": "tool", "content": {"temperature": 1}},
-                {"role": "tool", "content": ["not a dict"]}):
-        with pytest.raises(TemplateError):
+    for bad, template_error in (({"role": "tool", "name": "f", "content": ["not a dict"]}, TemplateError),
+                                ({"role": "tool", "content": "answers no call"}, TemplateError),
+                                ({"role": "tool", "content": [{"name": "f", "response": "text"}]}, AttributeError)):
+        with pytest.raises(template_error):
             oracle(template, [user("x"), bad])
         with pytest.raises(ValueError, match=r"messages\[1\] \(tool\)"):
             render([user("x"), bad])
+
+
+def test_nameless_tool_results_take_the_name_of_the_call_they_answer(template):
+    """The template refuses a tool message without "name"; minifc renders what the template renders once
+    each result is named after the call it answers, in order."""
+    named = [DEV, user("Weather and time?"), calls(PARIS, call("get_time", timezone="UTC")),
+             result("get_weather", "sunny"), result("get_time", {"time": "14:05"}), answer("ok"),
+             user("again"), calls(call("get_time", timezone="UTC")), result("get_time", "15:00")]
+    nameless = [{key: value for key, value in m.items() if key != "name"} for m in named]
+    with pytest.raises(TemplateError):
+        oracle(template, nameless, [WEATHER, TIME])
+    assert render(nameless, [WEATHER, TIME]) == render(named, [WEATHER, TIME])
+    assert render(nameless, [WEATHER, TIME]).text == oracle(template, named, [WEATHER, TIME])
+    # A named result may come in any order; the nameless one takes the call still unanswered.
+    out_of_order = named[:3] + [result("get_time", {"time": "14:05"}), nameless[3]]
+    assert "response:get_weather{value:<escape>sunny<escape>}" in render(out_of_order, [WEATHER, TIME]).text
 
 
 def test_format_object():

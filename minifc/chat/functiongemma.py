@@ -188,13 +188,13 @@ def _format_call(call: dict, where: str) -> str:
     return CALL_START + "call:" + function["name"] + "{" + format_fields(arguments) + "}" + CALL_END
 
 
-def _format_tool_results(message: dict, where: str) -> list[str]:
+def _format_tool_results(message: dict, where: str, name=_MISSING) -> list[str]:
     """The `response:NAME{...}<end_function_response>` blocks of a tool message, each without its leading
-    `<start_function_response>` (the caller writes it, since the first one can belong to the model)."""
+    `<start_function_response>` (the caller writes it, since the first one can belong to the model).
+    `name` is the message's "name" (present-but-None prints `None`, like the template)."""
     content = message.get("content")
     if not content:
         return []  # the template renders an empty or missing result as nothing
-    name = message.get("name", _MISSING)  # present-but-None prints `None`, like the template
 
     def block(block_name, body: str) -> str:
         return "response:" + _jinja_str(block_name).strip() + "{" + body + "}" + RESPONSE_END
@@ -276,12 +276,20 @@ def render(messages: list[dict], tools: list[dict] | None = None, add_generation
     offset = len(messages) - len(loop_messages)
     previous = None  # what the last message ended with: None, "content", "tool_call" or "tool_response"
     stop_pending = False  # a trained assistant's calls wait for the `<start_function_response>` that ends them
+    unanswered = []  # names of the last calls not yet answered by a tool message
     for index, message in enumerate(loop_messages):
         where = f"messages[{index + offset}] ({message['role']})"
         is_last = index == len(loop_messages) - 1
         trained = _trained(message)
         if message["role"] == "tool":
-            results = _format_tool_results(message, where)
+            name = message.get("name", _MISSING)
+            if name is _MISSING and unanswered:
+                # The template refuses a result without "name" (OpenAI-style data has tool_call_id instead);
+                # minifc names it after the call it answers, in order, as if the data had said so.
+                name = unanswered[0]
+            if name in unanswered:
+                unanswered.remove(name)
+            results = _format_tool_results(message, where, name)
             for result in results:
                 # The first response opener after a call is the model's stop token: trained with the call.
                 out.write(RESPONSE_START, trained=stop_pending or trained)
@@ -303,6 +311,7 @@ def render(messages: list[dict], tools: list[dict] | None = None, add_generation
             previous = "content"
         calls = message.get("tool_calls") or []
         if calls:
+            unanswered = [call["function"]["name"] for call in calls]
             for call in calls:
                 out.write(_format_call(call, where), trained=trained)
             if is_last:
