@@ -47,7 +47,10 @@ def results(d, pairs):
     messages, answers = [], []
     for name, arguments in pairs:
         result, answer = result_for(d, name, arguments)
-        messages.append({"role": "tool", "name": name, "content": json.dumps(result, ensure_ascii=False)})
+        # The result is stored as a JSON object, not a JSON string: every format then writes it the way its
+        # model was trained to read results (FunctionGemma's response:NAME{key:value}, Llama's JSON), where
+        # a string would be written quoted (Llama) or wrapped as {value:<escape>...<escape>} (FunctionGemma).
+        messages.append({"role": "tool", "name": name, "content": result})
         answers.append(answer)
     return messages, " ".join(answers)
 
