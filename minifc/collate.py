@@ -83,7 +83,7 @@ def render_example(example, fmt, **format_options):
 def label_tokens(ids: list[int], offsets: list[tuple[int, int]], spans: list[tuple[int, int]],
                  text: str = "", location: str = "") -> list[int]:
     """labels[i] = ids[i] when token i's characters all lie inside one span, else -100 (module doc)."""
-    spans = sorted(spans)
+    spans = _merge_touching(spans)
     labels = [IGNORE_INDEX] * len(ids)
     span_index = 0
     for i, (start, end) in enumerate(offsets):
@@ -103,6 +103,17 @@ def label_tokens(ids: list[int], offsets: list[tuple[int, int]], spans: list[tup
                 "chat format's spans must start and end where tokens do (at a control token or a piece "
                 "boundary): fix the renderer's spans, or use the tokenizer the format was written for")
     return labels
+
+
+def _merge_touching(spans) -> list[tuple[int, int]]:
+    """Sorted spans with touching or overlapping ones merged: a token across (a, b) + (b, c) is inside."""
+    merged = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        elif start < end:
+            merged.append((start, end))
+    return merged
 
 
 def encode_rendered(rendered, tokenizer, location: str = "") -> tuple[list[int], list[int]]:
@@ -453,7 +464,9 @@ def main(argv=None):
         sys.exit("minifc.data.load_examples is not available in this checkout")
     tokenizer, fmt = resolve_model(args.model, args.format)
     colour = sys.stdout.isatty()
-    for example in load_examples(args.data)[:args.n]:
+    loaded = load_examples(args.data)
+    examples = loaded[0] if isinstance(loaded, tuple) else loaded  # load_examples -> (examples, report)
+    for example in examples[:args.n]:
         print(inspect_example(example, tokenizer, fmt, colour=colour))
         print()
 

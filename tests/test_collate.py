@@ -123,6 +123,9 @@ def test_span_ending_inside_a_token_raises():
     assert collate.label_tokens(ids, offsets, [(0, 4)]) == [7, IGNORE_INDEX]
     assert collate.label_tokens(ids, offsets, [(4, 9)]) == [IGNORE_INDEX, 8]
     assert collate.label_tokens([5, 6, 7], [(0, 2), (2, 2), (2, 4)], [(0, 4)]) == [5, IGNORE_INDEX, 7]  # empty token
+    assert collate.label_tokens(ids, offsets, [(6, 9), (0, 3), (3, 6)]) == [7, 8]  # touching spans are one
+    with pytest.raises(SpanAlignmentError):
+        collate.label_tokens(ids, offsets, [(0, 3), (3, 5), (7, 9)])
 
 
 # --- encode_dataset ---------------------------------------------------------------------------------
@@ -299,8 +302,8 @@ def test_inspector_flags_an_untrained_end_token(tok):
 def test_inspector_command_line(tok, tmp_path, monkeypatch, capsys):
     tok.tk.save(str(tmp_path / "tokenizer.json"))
     monkeypatch.setattr("minifc.chat.get_format", lambda name: TOY)
-    monkeypatch.setattr("minifc.data.load_examples", lambda path: [two_turns("x:1"), two_turns("x:2"),
-                                                                   two_turns("x:3")], raising=False)
+    monkeypatch.setattr("minifc.data.load_examples", lambda path: ([two_turns("x:1"), two_turns("x:2"),
+                                                                    two_turns("x:3")], None), raising=False)
     collate.main(["--model", str(tmp_path), "--format", "toy", "--data", "unused.jsonl", "--n", "2"])
     out = capsys.readouterr().out
     assert out.count("--- x:") == 2 and "⟦Hello there!<|end|>⟧" in out
