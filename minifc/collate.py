@@ -340,8 +340,8 @@ def message_regions(messages, tools, fmt, text: str) -> list[tuple[int, int, lis
     For inspection only. Renders every prefix messages[:k] and takes where it stops agreeing with the
     full text as the end of message k-1, so a turn's header, body and end token all count for that
     message. Text before the first message (BOS, the tool declarations of some formats) has no message
-    ([]). Where a prefix cannot be rendered on its own, or adds nothing, its messages share a region."""
-    regions, start, pending = [], 0, []
+    (index -1). Where a prefix cannot be rendered on its own, or adds nothing, its messages share a region."""
+    regions, start, pending = [], 0, [-1]
     for k in range(len(messages) + 1):
         if k:
             pending.append(k - 1)
@@ -398,11 +398,12 @@ def inspect_example(example, tokenizer, fmt, colour: bool = False) -> str:
     counts: dict[str, Counter] = {}
     turns, turns_ending_trained = 0, 0
     for start, end, indices in message_regions(messages, tools, fmt, rendered.text):
-        role = "+".join(messages[i]["role"] for i in indices) or "(format)"
+        role = "+".join(messages[i]["role"] if i >= 0 else "(format)" for i in indices)
         tokens = [t for t, (s, _) in enumerate(offsets) if start <= s < end]
         trained = [t for t in tokens if labels[t] != IGNORE_INDEX]
         counts.setdefault(role, Counter()).update(trained=len(trained), untrained=len(tokens) - len(trained))
-        assistants = sum(messages[i]["role"] == "assistant" and messages[i].get("train", True) for i in indices)
+        assistants = sum(i >= 0 and messages[i]["role"] == "assistant" and messages[i].get("train", True)
+                         for i in indices)
         turns += assistants
         turns_ending_trained += min(assistants, sum(ids[t] in stop_ids for t in trained))
     lines = [f"--- {location or 'example'}: {len(ids)} tokens, {sum(l != IGNORE_INDEX for l in labels)} trained",
@@ -464,7 +465,10 @@ def main(argv=None):
         sys.exit("minifc.data.load_examples is not available in this checkout")
     tokenizer, fmt = resolve_model(args.model, args.format)
     colour = sys.stdout.isatty()
-    loaded = load_examples(args.data)
+    try:
+        loaded = load_examples(args.data)
+    except (ValueError, OSError) as error:  # data.DataError is a ValueError: its message names the fix
+        sys.exit(f"error: {error}")
     examples = loaded[0] if isinstance(loaded, tuple) else loaded  # load_examples -> (examples, report)
     for example in examples[:args.n]:
         print(inspect_example(example, tokenizer, fmt, colour=colour))

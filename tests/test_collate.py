@@ -228,6 +228,8 @@ def test_packed_batch_layout_by_hand():
     assert batch.attention_mask.tolist() == [[True] * 5 + [False], [True] * 2 + [False] * 4]
     assert (batch.num_tokens, batch.num_trained, batch.max_seqlen) == (7, 4, 4)
     assert batch.padding_fraction == pytest.approx(5 / 12)
+    moved = batch.to("cpu")
+    assert torch.equal(moved.cu_seqlens, batch.cu_seqlens) and moved.num_trained == batch.num_trained
 
 
 def test_packed_batch_gives_the_same_pairs_as_examples_one_by_one():
@@ -309,3 +311,16 @@ def test_inspector_command_line(tok, tmp_path, monkeypatch, capsys):
     assert out.count("--- x:") == 2 and "⟦Hello there!<|end|>⟧" in out
     with pytest.raises(SystemExit, match="--format"):
         collate.main(["--model", str(tmp_path), "--data", "unused.jsonl"])
+
+
+def test_inspector_merges_messages_whose_prefix_cannot_be_rendered(tok):
+    def strict_render(messages, tools=None, add_generation_prompt=False):
+        if len(messages) < 2:
+            raise ValueError("needs a user message after the system message")
+        return toy_render(messages, tools)
+
+    fmt = ChatFormat("strict", strict_render, lambda t: {}, ("<|end|>",), ())
+    report = inspect_example(Example(CONVERSATION, TOOLS), tok, fmt)
+    rows = {line.split()[0]: line.split()[1:] for line in report.splitlines() if line.startswith("  ")}
+    preamble = "<s><|tools|>" + json.dumps(TOOLS) + "<|end|><|system|>You are helpful.<|end|><|user|>Weather in Paris?<|end|>"
+    assert rows["(format)+system+user"] == ["0", str(len(tok.encode(preamble)))]
