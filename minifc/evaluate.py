@@ -1,0 +1,402 @@
+"""Checking tool calls against gold answers (the BFCL AST checker's rules) and the evaluation metrics.
+
+    gold = gold_from_message(example.messages[-1])        # the gold answer, possible-answer style
+    verdict = check_calls(fmt.parse(text), gold, example.tools)   # Verdict(ok, reason)
+    record = score_example(fmt.parse(text), gold, example.tools, example.category, stop_reason)
+    metrics = compute_metrics(records)                     # {"overall": {...}, "by_category": {...}}
+    print(format_table(metrics_after, compare=metrics_before))
+
+Gold form (the Berkeley Function Calling Leaderboard's "possible answer", with names spelled out):
+    [{"name": "get_weather", "arguments": {"city": ["Paris", "Paris, France"], "unit": ["celsius", ""]}}]
+Each parameter lists its acceptable values; "" among them means the parameter may be left out. An
+acceptable value is a scalar, a list (compared element-wise, in order) or a dict whose keys again list
+acceptable values ({"min": [300], "max": [400, ""]}), exactly as in BFCL's possible_answer files.
+An empty gold list means "no call" (a text reply); the example's category tells a clarifying question
+("clarification") from an irrelevant request.
+
+Rules of a call match (following BFCL's ast_checker.py):
+  - syntax: a parse() result with parse_error set is invalid syntax and never matches;
+  - the function name must be one of the tools ("unknown function" otherwise) and equal the gold's;
+  - every parameter the schema requires is present; no parameter outside the schema, nor outside the
+    gold answer (BFCL rejects an optional parameter that the gold answer does not list);
+  - types follow the schema: an int is accepted where a number is declared, a bool is never a number,
+    arrays are checked one level deep (each item against `items.type`); like BFCL, a value of the gold
+    answer's own type is accepted too (BFCL writes variable names as strings);
+  - strings are compared after BFCL's normalisation (drop spaces and , . / - _ * ^, lowercase, ' -> "),
+    also inside lists and dicts; lists element-wise in order; dicts key by key; numbers by value;
+  - a gold parameter missing from the call is an error unless "" is among its acceptable values;
+  - several calls match in any order: same count, each gold call matched to a distinct predicted call
+    (a maximum bipartite matching, so it never depends on the order the model chose).
+"""
+
+import re
+from collections import Counter
+from dataclasses import dataclass
+
+# Categories whose gold answer is a clarifying question (a text reply that asks the user for more).
+CLARIFICATION_CATEGORIES = frozenset({"clarification"})
+
+
+@dataclass(frozen=True)
+class Verdict:
+    ok: bool
+    reason: str  # "correct" when ok, else what went wrong first
+
+
+# ----------------------------------------------------------------------------- calls, tools, gold
+
+def call_name_arguments(call: dict) -> tuple[str, object]:
+    """(name, arguments) of a call in the canonical {"type": "function", "function": {...}} shape or the
+    flat {"name", "arguments"} shape."""
+    function = call.get("function", call)
+    return function.get("name"), function.get("arguments", {})
+
+
+def tool_schemas(tools: list[dict]) -> dict[str, dict]:
+    """Map each tool's name to its function dict ({name, description, parameters})."""
+    schemas = {}
+    for tool in tools or []:
+        function = tool.get("function", tool)
+        schemas[function["name"]] = function
+    return schemas
+
+
+def gold_from_message(message: dict) -> list[dict]:
+    """The gold answer of a canonical assistant message: each argument value becomes the single acceptable
+    value [value] (dict values become {key: [value]} all the way down). A text reply gives [] (no call)."""
+    gold = []
+    for call in message.get("tool_calls") or []:
+        name, arguments = call_name_arguments(call)
+        gold.append({"name": name, "arguments": {k: [_acceptable(v)] for k, v in arguments.items()}})
+    return gold
+
+
+def _acceptable(value):
+    if isinstance(value, dict):
+        return {key: [_acceptable(item)] for key, item in value.items()}
+    if isinstance(value, list):
+        return [_acceptable(item) for item in value]
+    return value
+
+
+def _predicted_calls(predicted) -> tuple[list[dict], str | None]:
+    """(calls, parse_error) from a parse() result dict or a plain list of calls."""
+    if isinstance(predicted, dict):
+        return list(predicted.get("tool_calls") or []), predicted.get("parse_error")
+    return list(predicted), None
+
+
+# ----------------------------------------------------------------------------- values and types
+
+def normalize_string(text: str) -> str:
+    """BFCL's string normalisation: drop spaces and , . / - _ * ^, lowercase, single quotes to double."""
+    return re.sub(r"[ ,./\-_*^]", "", text).lower().replace("'", '"')
+
+
+def json_type_name(value) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, (list, tuple)):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return "null" if value is None else type(value).__name__
+
+
+# The JSON type names a value of each schema type may have ("number" takes ints: BFCL's float rule).
+_ALLOWED = {"string": {"string"}, "integer": {"integer"}, "number": {"number", "integer"},
+            "boolean": {"boolean"}, "array": {"array"}, "object": {"object"}, "null": {"null"}}
+
+
+def _type_ok(value, schema_type) -> bool:
+    """Does `value` fit the schema type? An absent or unknown type (or one of a list of types) passes."""
+    types = schema_type if isinstance(schema_type, list) else [schema_type]
+    if any(t not in _ALLOWED for t in types):
+        return True
+    return any(json_type_name(value) in _ALLOWED[t] for t in types)
+
+
+def _type_error(param: str, value, schema: dict, alternatives: list) -> str | None:
+    expected = schema.get("type")
+    if not _type_ok(value, expected):
+        # BFCL: when the gold answer's values have another type than the schema (variables written as
+        # strings), a value of the gold's type is accepted and compared as such.
+        if json_type_name(value) not in {json_type_name(a) for a in alternatives if a != ""}:
+            return f"type mismatch for '{param}': expected {expected}, got {json_type_name(value)}"
+        return None
+    items_type = (schema.get("items") or {}).get("type")
+    if expected == "array" and items_type is not None:
+        for i, item in enumerate(value):  # one level deep, as BFCL
+            if not _type_ok(item, items_type):
+                return (f"type mismatch for '{param}' item {i}: expected {items_type}, "
+                        f"got {json_type_name(item)}")
+    return None
+
+
+def value_matches(value, acceptable) -> bool:
+    """Does `value` equal one acceptable value (strings normalised, lists in order, dicts key by key)?"""
+    if isinstance(acceptable, dict):
+        return isinstance(value, dict) and _dict_matches(value, acceptable)
+    if isinstance(acceptable, (list, tuple)):
+        return (isinstance(value, (list, tuple)) and len(value) == len(acceptable)
+                and all(value_matches(v, a) for v, a in zip(value, acceptable)))
+    if isinstance(acceptable, str):
+        return isinstance(value, str) and normalize_string(value) == normalize_string(acceptable)
+    if isinstance(acceptable, bool) or isinstance(value, bool):
+        return type(value) is type(acceptable) and value == acceptable  # True is not 1
+    if isinstance(acceptable, (int, float)):
+        return isinstance(value, (int, float)) and value == acceptable  # 5 == 5.0
+    return value == acceptable
+
+
+def _dict_matches(value: dict, acceptable: dict) -> bool:
+    """Key by key: every key of `value` is in `acceptable` with a matching alternative; every key of
+    `acceptable` that `value` leaves out lists "" (may be omitted)."""
+    for key, item in value.items():
+        if key not in acceptable or not any(value_matches(item, a) for a in acceptable[key]):
+            return False
+    return all("" in alternatives for key, alternatives in acceptable.items() if key not in value)
+
+
+# ----------------------------------------------------------------------------- checking calls
+
+def check_call(call: dict, gold_call: dict, schemas: dict[str, dict]) -> Verdict:
+    """Check one predicted call against one gold call ({"name", "arguments": {param: [acceptable]}})."""
+    name, arguments = call_name_arguments(call)
+    if name not in schemas:
+        return Verdict(False, f"unknown function {name!r} (not among the tools)")
+    if name != gold_call["name"]:
+        return Verdict(False, f"wrong function name: got {name!r}, expected {gold_call['name']!r}")
+    if not isinstance(arguments, dict):
+        return Verdict(False, f"arguments of {name!r} are not an object: {arguments!r}")
+    parameters = schemas[name].get("parameters") or {}
+    properties = parameters.get("properties") or {}
+    gold_arguments = gold_call["arguments"]
+    for param in parameters.get("required") or []:
+        if param not in arguments:
+            return Verdict(False, f"missing required parameter '{param}'")
+    for param, value in arguments.items():
+        if param not in properties:
+            return Verdict(False, f"unexpected parameter '{param}' (not in the schema of {name!r})")
+        if param not in gold_arguments:
+            return Verdict(False, f"unexpected parameter '{param}' (the gold answer leaves it out)")
+        alternatives = gold_arguments[param]
+        error = _type_error(param, value, properties[param], alternatives)
+        if error:
+            return Verdict(False, error)
+        if not any(value_matches(value, a) for a in alternatives):
+            return Verdict(False, f"value mismatch for '{param}': got {value!r}, allowed {alternatives!r}")
+    for param, alternatives in gold_arguments.items():
+        if param not in arguments and "" not in alternatives:
+            return Verdict(False, f"missing parameter '{param}' (the gold answer requires it)")
+    return Verdict(True, "correct")
+
+
+def _max_matching(ok: list[list[bool]]) -> dict[int, int]:
+    """Maximum bipartite matching (Kuhn's augmenting paths): ok[g][p] says gold call g may pair with
+    predicted call p. Returns {predicted index: gold index}."""
+    owner: dict[int, int] = {}
+
+    def augment(g: int, seen: set) -> bool:
+        for p, fits in enumerate(ok[g]):
+            if fits and p not in seen:
+                seen.add(p)
+                if p not in owner or augment(owner[p], seen):
+                    owner[p] = g
+                    return True
+        return False
+
+    for g in range(len(ok)):
+        augment(g, set())
+    return owner
+
+
+def _check_all(calls: list[dict], gold: list[dict], schemas: dict) -> list[list[Verdict]]:
+    return [[check_call(call, gold_call, schemas) for call in calls] for gold_call in gold]
+
+
+def _require_gold_tools(gold: list[dict], schemas: dict) -> None:
+    for gold_call in gold:
+        if gold_call["name"] not in schemas:
+            raise ValueError(f"gold answer calls {gold_call['name']!r}, which is not among the tools "
+                             f"({', '.join(schemas) or 'none'}): fix the example's tools or its answer")
+
+
+def check_calls(predicted, gold: list[dict], tools: list[dict]) -> Verdict:
+    """Check a model's answer: `predicted` is a parse() result (or a list of calls), `gold` the gold calls
+    (possible-answer style; [] = no call expected), `tools` the example's tools."""
+    calls, parse_error = _predicted_calls(predicted)
+    schemas = tool_schemas(tools)
+    _require_gold_tools(gold, schemas)
+    if parse_error is not None:
+        return Verdict(False, f"invalid syntax: {parse_error}")
+    names = [call_name_arguments(call)[0] for call in calls]
+    if not gold:
+        if calls:
+            return Verdict(False, f"expected no call, got {len(calls)} call(s): {', '.join(map(str, names))}")
+        return Verdict(True, "correct")
+    if len(calls) != len(gold):
+        return Verdict(False, f"wrong number of calls: got {len(calls)}, expected {len(gold)}")
+    if len(gold) == 1:
+        return check_call(calls[0], gold[0], schemas)
+    verdicts = _check_all(calls, gold, schemas)
+    owner = _max_matching([[v.ok for v in row] for row in verdicts])
+    unmatched = [g for g in range(len(gold)) if g not in owner.values()]
+    if not unmatched:
+        return Verdict(True, "correct")
+    g = unmatched[0]
+    name = gold[g]["name"]
+    same_name = [p for p, n in enumerate(names) if n == name]
+    why = verdicts[g][same_name[0]].reason if same_name else f"no call to {name!r}"
+    return Verdict(False, f"no predicted call matches gold call {g + 1} ({name}): {why}")
+
+
+# ----------------------------------------------------------------------------- metrics
+
+def score_example(parsed, gold: list[dict], tools: list[dict], category: str | None = None,
+                  stop_reason: str | None = None) -> dict:
+    """Everything the metrics need about one example, as a JSON-ready record.
+
+    `parsed`: the format's parse() result; `gold`: gold calls ([] = text reply); `stop_reason`: "stop"
+    (generation ended on an end token), "length" (hit the token limit) or None (unknown)."""
+    calls, parse_error = _predicted_calls(parsed)
+    valid = parse_error is None
+    schemas = tool_schemas(tools)
+    verdict = check_calls(parsed, gold, tools)
+    names = [call_name_arguments(call)[0] for call in calls] if valid else []
+    gold_names = [g["name"] for g in gold]
+    predicted_count, gold_count = Counter(names), Counter(gold_names)
+    if valid and gold and calls:
+        ok = [[v.ok for v in row] for row in _check_all(calls, gold, schemas)]
+        arguments_correct = len(_max_matching(ok))
+    else:
+        arguments_correct = 0
+    return {
+        "category": category,
+        "valid_syntax": valid,
+        "parse_error": parse_error,
+        # A broken call (invalid syntax) still counts as a decision to call.
+        "called": bool(calls) or not valid,
+        "gold_calls": len(gold),
+        "predicted_calls": len(names),
+        "gold_names": gold_names,
+        "predicted_names": names,
+        "tool_selection_ok": valid and predicted_count == gold_count,
+        "argument_pairs": sum(min(n, predicted_count[name]) for name, n in gold_count.items()),
+        "arguments_correct": arguments_correct,
+        "hallucinated_calls": sum(name not in schemas for name in names),
+        "exact": verdict.ok,
+        "reason": verdict.reason,
+        "stop_reason": stop_reason,
+    }
+
+
+# metric key -> label in tables; the order of the table rows.
+METRICS = {
+    "valid_syntax": "valid syntax",
+    "call_decision": "call decision",
+    "call_precision": "calling precision",
+    "call_recall": "calling recall",
+    "tool_selection": "tool selection",
+    "arguments": "argument accuracy",
+    "exact": "exact answer",
+    "hallucinated_tool": "hallucinated tool (lower is better)",
+    "clarification": "clarification",
+    "stop": "stop rate",
+}
+
+
+def metric_counts(record: dict) -> dict[str, tuple[int, int]]:
+    """(numerator, denominator) each metric takes from one record; a metric's rate is the sum of
+    numerators over the sum of denominators. See README "Metrics" for the definitions in words."""
+    should_call = record["gold_calls"] > 0
+    called = record["called"]
+    asks = record["category"] in CLARIFICATION_CATEGORIES
+    stopped = record["stop_reason"] is not None
+    # Each numerator counts only what its denominator counts.
+    return {
+        "valid_syntax": (record["valid_syntax"], 1),                      # all examples
+        "call_decision": (called == should_call, 1),                      # all examples
+        "call_precision": (called and should_call, called),               # examples where the model called
+        "call_recall": (called and should_call, should_call),             # examples whose gold calls
+        "tool_selection": (should_call and record["tool_selection_ok"], should_call),
+        "arguments": (record["arguments_correct"], record["argument_pairs"]),  # gold calls named right
+        "exact": (record["exact"], 1),                                     # all examples
+        "hallucinated_tool": (record["hallucinated_calls"], record["predicted_calls"]),  # parsed calls
+        "clarification": (asks and not called, asks),                      # clarification examples
+        "stop": (stopped and record["stop_reason"] == "stop", stopped),    # examples with a stop reason
+    }
+
+
+def _summarize(records: list[dict]) -> dict:
+    sums = {key: [0, 0] for key in METRICS}
+    for record in records:
+        for key, (count, total) in metric_counts(record).items():
+            assert count <= total, (key, record)
+            sums[key][0] += int(count)
+            sums[key][1] += int(total)
+    return {key: {"count": c, "total": t, "rate": c / t if t else None} for key, (c, t) in sums.items()}
+
+
+def compute_metrics(records: list[dict]) -> dict:
+    """{"overall": {metric: {"count", "total", "rate"}}, "by_category": {category: {...}}}; rate is None
+    where the denominator is 0. Records without a category are grouped under "none"."""
+    categories = sorted({r["category"] or "none" for r in records})
+    return {"overall": _summarize(records),
+            "by_category": {c: _summarize([r for r in records if (r["category"] or "none") == c])
+                            for c in categories}}
+
+
+# ----------------------------------------------------------------------------- the report table
+
+def _cell(metric: dict | None) -> str:
+    if metric is None or not metric["total"]:
+        return "n/a"
+    return f"{metric['count']}/{metric['total']} ({metric['rate']:.1%})"
+
+
+def _change(before: dict | None, after: dict | None) -> str:
+    if not before or not after or before["rate"] is None or after["rate"] is None:
+        return ""
+    return f"{(after['rate'] - before['rate']) * 100:+.1f} pts"
+
+
+def _section_lines(title: str, after: dict, before: dict | None, labels: tuple[str, str]) -> list[str]:
+    examples = after["exact"]["total"] if after else before["exact"]["total"]
+    lines = [f"{title} ({examples} example{'' if examples == 1 else 's'})"]
+    if before is not None or after is None:
+        lines.append(f"  {'metric':<36} {labels[0]:<18} {labels[1]:<18} change")
+    for key, label in METRICS.items():
+        new, old = (after or {}).get(key), (before or {}).get(key)
+        if not (new and new["total"]) and not (old and old["total"]):
+            continue  # a metric that does not apply to this section (e.g. clarification in "simple")
+        if before is None:
+            lines.append(f"  {label:<36} {_cell(new)}")
+        else:
+            lines.append(f"  {label:<36} {_cell(old):<18} {_cell(new):<18} {_change(old, new)}".rstrip())
+    return lines
+
+
+def format_table(metrics: dict, compare: dict | None = None,
+                 labels: tuple[str, str] = ("before", "after")) -> str:
+    """A readable table of compute_metrics() output, overall then per category. With `compare` (the
+    metrics of the earlier run), shows both side by side — `compare` under labels[0], `metrics` under
+    labels[1] — with the change of each rate in percentage points."""
+    sections = [("overall", "overall")]
+    categories = set(metrics["by_category"]) | set((compare or {}).get("by_category", {}))
+    sections += [(c, f"category {c}") for c in sorted(categories)]
+    lines = []
+    for name, title in sections:
+        after = metrics["overall"] if name == "overall" else metrics["by_category"].get(name)
+        before = None
+        if compare is not None:
+            before = compare["overall"] if name == "overall" else compare["by_category"].get(name, {})
+        lines += _section_lines(title, after, before, labels)
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
