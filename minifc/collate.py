@@ -418,37 +418,30 @@ def inspect_example(example, tokenizer, fmt, colour: bool = False) -> str:
 
 
 def resolve_model(name_or_dir: str, format_name: str | None):
-    """(Tokenizer, ChatFormat) for a local directory with tokenizer.json, or a short name of MODELS."""
+    """(Tokenizer, ChatFormat) for a local directory with tokenizer.json, a short name of
+    minifc.config.MODELS or a hub id; only the tokenizer files are downloaded."""
     from minifc.chat import get_format
     from minifc.tokenizer import Tokenizer
 
-    path = Path(name_or_dir)
-    if (path / "tokenizer.json").is_file():
-        if format_name is None:
-            sys.exit(f"{path} is a local directory: say which chat format it uses with --format "
-                     "(functiongemma, gemma3, llama3.1, llama3.2)")
-        return Tokenizer.from_dir(path), get_format(format_name)
-    try:
-        from minifc.config import MODELS
-    except ImportError:
-        sys.exit(f"{name_or_dir!r} is not a directory with tokenizer.json, and minifc.config.MODELS (the "
-                 "registry of short names) is not available: pass a local tokenizer directory and --format")
-    if name_or_dir not in MODELS:
-        sys.exit(f"unknown model {name_or_dir!r}: known short names are {', '.join(MODELS)}, "
-                 "or pass a local directory with tokenizer.json and --format")
-    entry = MODELS[name_or_dir]
-    hub_id, chat_format = _entry_field(entry, "hub_id", "repo_id"), _entry_field(entry, "chat_format", "format")
-    from huggingface_hub import snapshot_download
-    local = snapshot_download(hub_id, allow_patterns=["tokenizer*", "*.json"])
-    return Tokenizer.from_dir(local), get_format(format_name or chat_format)
-
-
-def _entry_field(entry, *names):
-    for name in names:
-        value = entry.get(name) if isinstance(entry, dict) else getattr(entry, name, None)
-        if value is not None:
-            return value
-    raise SystemExit(f"minifc.config.MODELS entry {entry!r} has none of the fields {names}")
+    path = Path(name_or_dir).expanduser()
+    chat_format = None
+    if not (path / "tokenizer.json").is_file():
+        try:
+            from minifc.config import resolve_model_name
+        except ImportError:
+            sys.exit(f"{name_or_dir!r} is not a directory with tokenizer.json, and minifc.config (the registry "
+                     "of short names) is not available: pass a local tokenizer directory and --format")
+        try:
+            source, chat_format = resolve_model_name(name_or_dir)
+        except ValueError as error:
+            sys.exit(f"error: {error}")
+        from huggingface_hub import snapshot_download
+        path = Path(source) if Path(source).is_dir() else Path(
+            snapshot_download(source, allow_patterns=["tokenizer*", "*.json"]))
+    if format_name is None and chat_format is None:
+        sys.exit(f"{name_or_dir}: say which chat format it uses with --format (functiongemma, gemma3, llama3.1, "
+                 "llama3.2)")
+    return Tokenizer.from_dir(path), get_format(format_name or chat_format)
 
 
 def main(argv=None):

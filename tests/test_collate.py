@@ -324,3 +324,21 @@ def test_inspector_merges_messages_whose_prefix_cannot_be_rendered(tok):
     rows = {line.split()[0]: line.split()[1:] for line in report.splitlines() if line.startswith("  ")}
     preamble = "<s><|tools|>" + json.dumps(TOOLS) + "<|end|><|system|>You are helpful.<|end|><|user|>Weather in Paris?<|end|>"
     assert rows["(format)+system+user"] == ["0", str(len(tok.encode(preamble)))]
+
+
+def test_inspector_resolves_a_short_name_through_the_registry(tok, tmp_path, monkeypatch):
+    import sys
+    import types
+
+    import huggingface_hub
+
+    tok.tk.save(str(tmp_path / "tokenizer.json"))
+    registry = types.SimpleNamespace(resolve_model_name=lambda name: {"toy-1b": ("org/toy-1b-it", "toy")}[name])
+    monkeypatch.setitem(sys.modules, "minifc.config", registry)
+    downloads = []
+    monkeypatch.setattr(huggingface_hub, "snapshot_download",
+                        lambda repo, allow_patterns: downloads.append((repo, allow_patterns)) or str(tmp_path))
+    monkeypatch.setattr("minifc.chat.get_format", lambda name: {"toy": TOY}[name])
+    tokenizer, fmt = collate.resolve_model("toy-1b", None)
+    assert fmt is TOY and tokenizer.encode("Hello there!") == tok.encode("Hello there!")
+    assert downloads == [("org/toy-1b-it", ["tokenizer*", "*.json"])]
