@@ -9,7 +9,7 @@ One example, one render, one tokenization:
         # labels[i] == ids[i] where token i is trained on, else -100 (HF convention, aligned with ids).
 
 The labelling rule: a token is trained when all of its characters lie inside one trained span of the
-rendered text. A token whose characters are partly inside and partly outside a span cannot be labelled
+rendered text (spans that touch count as one). A token whose characters are partly inside and partly outside a span cannot be labelled
 honestly (the model would learn half a token), so it raises `SpanAlignmentError`; well-formed spans
 start and end at control tokens or at piece boundaries and never produce one. A token with no
 characters (an empty offset range) is not trained.
@@ -37,11 +37,16 @@ first token.
     for batch in epoch_batches(encoded, rows_per_batch=8, pad_id=pad_id, tokens_per_row=4096,
                                seed=0, epoch=3, start=120): ...
         # one epoch in a seeded shuffled order (deterministic from seed and epoch), resumed at batch
-        # `start`: the training loop checkpoints (epoch, batches done) as its data position.
+        # `start`: the training loop checkpoints (epoch, batches done) as its data position. Packed
+        # rows are computed once (pass rows=pack_rows(...) to reuse them); each epoch shuffles the rows.
+        # num_batches(len(rows), rows_per_batch) says how many batches an epoch has.
 
 The inspector prints rendered examples with the trained tokens highlighted and per-role counts:
 
     python -m minifc.collate --model llama-3.2-1b --data data/train.jsonl --n 2 [--format llama3.2]
+
+--model is a local directory with tokenizer.json (then --format is required), a short name of
+minifc.config.MODELS or a hub id (only the tokenizer files are downloaded).
 """
 
 import argparse
@@ -122,10 +127,11 @@ def encode_rendered(rendered, tokenizer, location: str = "") -> tuple[list[int],
     return list(ids), label_tokens(ids, offsets, rendered.spans, rendered.text, location)
 
 
-def encode_example(example, tokenizer, fmt) -> tuple[list[int], list[int]]:
-    """(input_ids, labels) of one example: labels[i] == input_ids[i] where trained, else -100."""
+def encode_example(example, tokenizer, fmt, **format_options) -> tuple[list[int], list[int]]:
+    """(input_ids, labels) of one example: labels[i] == input_ids[i] where trained, else -100.
+    format_options go to fmt.render (say, Llama's date_string)."""
     location = example_fields(example)[2]
-    return encode_rendered(render_example(example, fmt), tokenizer, location)
+    return encode_rendered(render_example(example, fmt, **format_options), tokenizer, location)
 
 
 def truncate_at_span_end(ids: list[int], labels: list[int], max_len: int):
@@ -166,14 +172,15 @@ class EncodeReport:
         return "\n".join(lines)
 
 
-def encode_dataset(examples, tokenizer, fmt, max_len: int | None = None, truncate: bool = False):
+def encode_dataset(examples, tokenizer, fmt, max_len: int | None = None, truncate: bool = False,
+                   **format_options):
     """Encode every example; returns (list of (ids, labels), EncodeReport). Nothing is dropped uncounted."""
     encoded, report = [], EncodeReport()
     for n, example in enumerate(examples):
         location = example_fields(example)[2] or f"example {n}"
         try:
-            rendered = render_example(example, fmt)
-        except ValueError as error:  # the format cannot express this conversation (say, parallel calls)
+            rendered = render_example(example, fmt, **format_options)
+        except ValueError as error:  # the format cannot express this conversation (Gemma's strict turns, say)
             report.dropped["cannot render"] += 1
             report.note("cannot render", f"{location}: {error}")
             continue
