@@ -74,6 +74,12 @@ def tok() -> Tokenizer:
     return Tokenizer(hf, bos_token="<s>", eos_token="<|end|>", pad_token="<pad>")
 
 
+def role_table(report: str) -> dict[str, list[str]]:
+    """The inspector's "tokens by role" table: role -> [trained, untrained]."""
+    table = report.split("tokens by role")[1].split("BOS tokens")[0]
+    return {line.split()[0]: line.split()[1:] for line in table.splitlines()[1:] if line.strip()}
+
+
 def trained_ids(ids, labels):
     return [i for i, label in zip(ids, labels) if label != IGNORE_INDEX]
 
@@ -283,7 +289,7 @@ def test_inspector_report(tok):
     assert report.count("⟦") == 2
     assert "BOS tokens: 1" in report
     assert "every assistant turn's end token trained: yes (2/2" in report
-    rows = {line.split()[0]: line.split()[1:] for line in report.splitlines() if line.startswith("  ")}
+    rows = role_table(report)
     answer = tok.encode("<|assistant|>It is sunny and 21 C in Paris.<|end|>")
     call = tok.encode('<|assistant|><|call|>{"name": "get_weather", "arguments": {"city": "Paris"}}<|end|>')
     assert rows["assistant"] == [str(len(answer) + len(call) - 2), "2"]  # the two headers are untrained
@@ -321,7 +327,7 @@ def test_inspector_merges_messages_whose_prefix_cannot_be_rendered(tok):
 
     fmt = ChatFormat("strict", strict_render, lambda t: {}, ("<|end|>",), ())
     report = inspect_example(Example(CONVERSATION, TOOLS), tok, fmt)
-    rows = {line.split()[0]: line.split()[1:] for line in report.splitlines() if line.startswith("  ")}
+    rows = role_table(report)
     preamble = "<s><|tools|>" + json.dumps(TOOLS) + "<|end|><|system|>You are helpful.<|end|><|user|>Weather in Paris?<|end|>"
     assert rows["(format)+system+user"] == ["0", str(len(tok.encode(preamble)))]
 

@@ -16,7 +16,7 @@ from tokenizers import Tokenizer as HFTokenizer
 from tokenizers import decoders, models, pre_tokenizers, trainers
 
 from minifc.chat import FORMATS, get_format
-from minifc.collate import IGNORE_INDEX, encode_example
+from minifc.collate import IGNORE_INDEX, encode_example, inspect_example
 from minifc.data import Example
 from minifc.tokenizer import Tokenizer
 
@@ -160,6 +160,12 @@ def setup(request):
     return name, fmt, tokenizer
 
 
+def role_table(report: str) -> dict[str, list[str]]:
+    """The inspector's "tokens by role" table: role -> [trained, untrained]."""
+    table = report.split("tokens by role")[1].split("BOS tokens")[0]
+    return {line.split()[0]: line.split()[1:] for line in table.splitlines()[1:] if line.strip()}
+
+
 def trained_ids(ids, labels):
     return [i for i, label in zip(ids, labels) if label != IGNORE_INDEX]
 
@@ -216,3 +222,14 @@ def test_train_false_on_every_assistant_message_trains_nothing(setup):
     messages = [dict(m, train=False) if m["role"] == "assistant" else m for m in CONVERSATIONS["call, result, answer"]]
     ids, labels = encode_example(Example(messages, TOOLS), tokenizer, fmt)
     assert trained_ids(ids, labels) == []
+
+
+def test_inspector_on_every_format(setup):
+    name, fmt, tokenizer = setup
+    report = inspect_example(Example(CONVERSATIONS["two rounds of calls"], TOOLS), tokenizer, fmt)
+    assert "BOS tokens: 1 (should be 1)" in report
+    assert "every assistant turn's end token trained: yes (3/3 turns" in report
+    assert report.count("⟦") == 3  # three separate trained runs, one per assistant turn
+    rows = role_table(report)
+    assert rows["tool"][0] == "0" and rows["assistant"][0] != "0"
+    assert all(trained == "0" for role, (trained, _) in rows.items() if role != "assistant")
