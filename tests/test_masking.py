@@ -233,3 +233,22 @@ def test_inspector_on_every_format(setup):
     rows = role_table(report)
     assert rows["tool"][0] == "0" and rows["assistant"][0] != "0"
     assert all(trained == "0" for role, (trained, _) in rows.items() if role != "assistant")
+
+
+def test_builtin_data_encodes_cleanly(setup):
+    """The first 100 built-in training examples: no span misalignment, one BOS, and every trained run
+    ends with a stop token (so the model learns to stop after each turn)."""
+    from minifc.data import BUILTIN_TRAIN, load_examples
+
+    name, fmt, tokenizer = setup
+    if not BUILTIN_TRAIN.is_file():
+        pytest.skip("built-in data not on this branch yet")
+    examples = load_examples(BUILTIN_TRAIN)[0][:100]
+    stop_ids, bos_id = set(tokenizer.stop_ids(fmt)), tokenizer.token_id(BOS[name])
+    for example in examples:
+        ids, labels = encode_example(example, tokenizer, fmt)
+        assert ids.count(bos_id) == 1, example.location
+        run_ends = [i for i in range(len(ids)) if labels[i] != IGNORE_INDEX
+                    and (i + 1 == len(ids) or labels[i + 1] == IGNORE_INDEX)]
+        assistant_turns = sum(m["role"] == "assistant" for m in example.messages)
+        assert len(run_ends) == assistant_turns and all(ids[i] in stop_ids for i in run_ends), example.location
