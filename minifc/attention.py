@@ -19,16 +19,23 @@ Grouped-query attention (Hkv < Hq) is handled by the kernels (enable_gqa), witho
 """
 
 from dataclasses import dataclass
+from functools import cache
 
 import torch
 import torch.nn.functional as F
 
-try:  # torch >= 2.10 ships a varlen flash-attention API (CUDA only)
-    from torch.nn.attention.varlen import varlen_attn
-except ImportError:  # pragma: no cover - depends on the installed torch
-    varlen_attn = None
-
 FLASH_VARLEN = True  # tests flip this to compare (a) and (b) on the same machine
+
+
+@cache
+def varlen_attn():
+    """torch's varlen flash-attention function, or None where this torch has none. Imported on first
+    use on CUDA only: the module pulls in torch._dynamo, which takes seconds to import."""
+    try:
+        from torch.nn.attention.varlen import varlen_attn as function
+    except ImportError:
+        return None
+    return function
 
 
 class KVCache:
@@ -74,9 +81,9 @@ class AttentionPlan:
 
 def varlen_usable(device: torch.device, dtype: torch.dtype, head_dim: int) -> bool:
     """Whether path (b) can run: CUDA flash kernels take fp16/bf16, head_dim <= 256, sm80+."""
-    return (FLASH_VARLEN and varlen_attn is not None and device.type == "cuda"
-            and dtype in (torch.float16, torch.bfloat16) and head_dim <= 256
-            and torch.cuda.get_device_capability(device)[0] >= 8)
+    return (FLASH_VARLEN and device.type == "cuda" and dtype in (torch.float16, torch.bfloat16)
+            and head_dim <= 256 and torch.cuda.get_device_capability(device)[0] >= 8
+            and varlen_attn() is not None)
 
 
 def plan_attention(batch_size: int, seqlen: int, device: torch.device, dtype: torch.dtype, config,
@@ -91,7 +98,7 @@ def plan_attention(batch_size: int, seqlen: int, device: torch.device, dtype: to
     """
     window = config.sliding_window
     layer_types = set(config.layer_types)
-    simple = kv_cache is None and attention_mask is None and config.attn_logit_softcapping is None
+    simple = kv_cache is None and attention_mask is None
     if simple and varlen_usable(device, dtype, config.head_dim):
         total = batch_size * seqlen
         if cu_seqlens is None:  # unpacked: each row is one sequence
@@ -173,7 +180,7 @@ def build_mask(seqlen: int, start: int, device, window: int | None = None,
 
 
 def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, plan: AttentionPlan, layer_idx: int,
-           layer_type: str, scale: float, softcap: float | None = None) -> torch.Tensor:
+           layer_type: str, scale: float) -> torch.Tensor:
     """Attention of one layer: q [B, T, Hq, D], k, v [B, T, Hkv, D] -> [B, T, Hq*D]."""
     batch, seqlen, heads, head_dim = q.shape
     gqa = heads != k.shape[2]
@@ -182,30 +189,17 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, plan: AttentionPla
         # flash window (left, right): key j is seen by query i when i - left <= j <= i + right.
         # A tuple, not a list: varlen_attn recognises plain causal by `window_size == (-1, 0)`.
         window_size = (plan.window - 1, 0) if sliding else (-1, 0)
-        out = varlen_attn(q.reshape(batch * seqlen, heads, head_dim),
-                          k.reshape(batch * seqlen, -1, head_dim), v.reshape(batch * seqlen, -1, head_dim),
-                          plan.cu_seqlens, plan.cu_seqlens, plan.max_seqlen, plan.max_seqlen,
-                          scale=scale, window_size=window_size, enable_gqa=gqa)
+        out = varlen_attn()(q.reshape(batch * seqlen, heads, head_dim),
+                            k.reshape(batch * seqlen, -1, head_dim), v.reshape(batch * seqlen, -1, head_dim),
+                            plan.cu_seqlens, plan.cu_seqlens, plan.max_seqlen, plan.max_seqlen,
+                            scale=scale, window_size=window_size, enable_gqa=gqa)
         return out.reshape(batch, seqlen, heads * head_dim)
 
     q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # [B, H, T, D]
     if plan.cache is not None:
         k, v = plan.cache.update(layer_idx, k, v, plan.start)
     mask = plan.masks[layer_type]
-    if softcap is not None:
-        out = _softcapped_attention(q, k, v, mask, scale, softcap)
-    else:
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None, scale=scale,
-                                             enable_gqa=gqa)
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None, scale=scale,
+                                         enable_gqa=gqa)
     return out.transpose(1, 2).reshape(batch, seqlen, heads * head_dim)
 
-
-def _softcapped_attention(q, k, v, mask, scale, softcap):
-    """Explicit attention with tanh soft-capping of the scores (Gemma 2 style; Gemma 3 has none)."""
-    groups = q.shape[1] // k.shape[1]
-    k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)
-    scores = torch.tanh((q @ k.transpose(-1, -2)) * scale / softcap) * softcap
-    if mask is None:
-        mask = build_mask(q.shape[2], 0, q.device)
-    scores = scores.masked_fill(~mask, float("-inf"))
-    return torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype) @ v

@@ -47,8 +47,7 @@ class ModelConfig:
     query_pre_attn_scalar: float | None = None  # attention scale is this ** -0.5 (None: head_dim)
     attention_bias: bool = False
     mlp_bias: bool = False
-    final_logit_softcapping: float | None = None
-    attn_logit_softcapping: float | None = None
+    final_logit_softcapping: float | None = None  # logits = tanh(logits / cap) * cap when set
     # --- family flags (set by from_hf from model_type) ---
     hidden_act: str = "silu"            # "silu" (Llama SwiGLU) or "gelu_pytorch_tanh" (Gemma GeGLU)
     norm_plus_one: bool = False         # Gemma RMSNorm: fp32 compute, output * (1 + weight)
@@ -104,7 +103,8 @@ def _common(hf: dict, defaults: dict) -> dict:
         tie_word_embeddings=bool(get("tie_word_embeddings")),
         attention_bias=bool(hf.get("attention_bias") or False), mlp_bias=bool(hf.get("mlp_bias") or False),
         final_logit_softcapping=hf.get("final_logit_softcapping"),
-        attn_logit_softcapping=hf.get("attn_logit_softcapping"),
+        # attn_logit_softcapping is deliberately not read: Gemma 3 sets it to null, and transformers'
+        # Gemma3Attention never applies it even when set (only Gemma 2 did), so neither do we.
         extra={k: hf[k] for k in ("bos_token_id", "eos_token_id", "pad_token_id") if k in hf},
     )
 

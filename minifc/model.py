@@ -108,7 +108,7 @@ class Attention(nn.Module):
         hidden, heads, kv_heads, hd = (config.hidden_size, config.num_attention_heads,
                                        config.num_key_value_heads, config.head_dim)
         self.layer_idx, self.layer_type = layer_idx, config.layer_types[layer_idx]
-        self.head_dim, self.scale, self.softcap = hd, config.attention_scale, config.attn_logit_softcapping
+        self.head_dim, self.scale = hd, config.attention_scale
         self.q_proj = nn.Linear(hidden, heads * hd, bias=config.attention_bias)
         self.k_proj = nn.Linear(hidden, kv_heads * hd, bias=config.attention_bias)
         self.v_proj = nn.Linear(hidden, kv_heads * hd, bias=config.attention_bias)
@@ -128,7 +128,7 @@ class Attention(nn.Module):
             q, k = self.q_norm(q), self.k_norm(k)
         cos, sin = rope
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-        out = attend(q, k, v, plan, self.layer_idx, self.layer_type, self.scale, self.softcap)
+        out = attend(q, k, v, plan, self.layer_idx, self.layer_type, self.scale)
         return self.o_proj(out)
 
 

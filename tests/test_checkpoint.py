@@ -206,3 +206,49 @@ def test_offline_without_cache_error(monkeypatch):
     monkeypatch.setattr(huggingface_hub, "snapshot_download", offline)
     with pytest.raises(CheckpointError, match="not in the local Hugging Face cache"):
         load_pretrained("google/some-model")
+
+
+CHILD = """
+import re, sys
+import torch
+from minifc.checkpoint import Transformer, load_config, load_pretrained
+
+def resident(field):  # bytes, from /proc/self/status: VmRSS now, VmHWM the peak since the last reset
+    with open("/proc/self/status") as f:
+        return int(re.search(field + r":\\s+(\\d+) kB", f.read()).group(1)) * 1024
+
+# pay torch's one-time lazy imports first (building modules on the meta device imports torch._dynamo):
+# the test measures loading, not importing
+with torch.device("meta"):
+    Transformer(load_config(sys.argv[1]))
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")  # reset the peak (VmHWM) to the current resident size
+before = resident("VmRSS")
+model = load_pretrained(sys.argv[1])
+print(before, resident("VmHWM"), sum(p.numel() for p in model.parameters()))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="reads the peak resident size from /proc (Linux)")
+def test_peak_memory_while_loading_stays_near_checkpoint_size(tmp_path):
+    import subprocess
+    import sys
+    # ~234 MB fp32, tied; the embedding is 56% of it, so "allocate the model, then copy each tensor in"
+    # (~1.56x) or reading through a memory map (up to 2x) would fail the 1.3x bound.
+    hf = llama_config(vocab_size=32_000, hidden_size=1024, intermediate_size=2816, num_hidden_layers=2,
+                      num_attention_heads=8, num_key_value_heads=8)
+    from minifc.config import ModelConfig
+    with torch.device("meta"):
+        shapes = {n: p.shape for n, p in checkpoint.Transformer(ModelConfig.from_hf(hf.to_dict())).named_parameters()}
+    save_file({n: torch.zeros(s) for n, s in shapes.items()}, tmp_path / "model.safetensors")
+    (tmp_path / "config.json").write_text(json.dumps(hf.to_dict()))
+    size = (tmp_path / "model.safetensors").stat().st_size
+    assert size > 200e6
+
+    repo = __import__("pathlib").Path(checkpoint.__file__).parent.parent
+    out = subprocess.run([sys.executable, "-c", CHILD, str(tmp_path)], cwd=repo, capture_output=True,
+                         text=True, check=True).stdout.split()
+    before, peak, numel = map(int, out)
+    assert numel * 4 == pytest.approx(size, rel=1e-3)
+    assert peak - before <= 1.3 * size, f"loading {size / 1e6:.0f} MB took {(peak - before) / 1e6:.0f} MB"

@@ -174,7 +174,7 @@ def test_gradient_checkpointing_gives_the_same_gradients(pair):
         assert torch.allclose(grads[0][name], grads[1][name], atol=1e-6, rtol=1e-5), name
 
 
-@pytest.mark.skipif(not torch.cuda.is_available() or attention.varlen_attn is None,
+@pytest.mark.skipif(not torch.cuda.is_available() or attention.varlen_attn() is None,
                     reason="varlen flash attention needs CUDA")
 def test_varlen_flash_matches_sdpa_on_cuda(pair, monkeypatch):
     _, ours = pair
@@ -185,10 +185,10 @@ def test_varlen_flash_matches_sdpa_on_cuda(pair, monkeypatch):
             ids, positions, cu = ids.cuda(), positions.cuda(), cu.cuda()
             assert attention.plan_attention(2, 24, ids.device, torch.bfloat16, model.config, cu).varlen
             flash = model(ids, position_ids=positions, cu_seqlens=cu).float()
-            check_packed(model, "cuda", torch.bfloat16, 0.1)  # bf16 kernels differ in rounding
+            check_packed(model, "cuda", torch.bfloat16, 0.25)  # bf16 rounding; a wrong mask is off by >1
             monkeypatch.setattr(attention, "FLASH_VARLEN", False)
             sdpa = model(ids, position_ids=positions, cu_seqlens=cu).float()
-        assert max_diff(flash, sdpa) <= 0.1
+        assert max_diff(flash, sdpa) <= 0.25
         # and the backward pass runs through the flash kernel (GQA, sliding window)
         monkeypatch.setattr(attention, "FLASH_VARLEN", True)
         model(ids, position_ids=positions, cu_seqlens=cu).float().mean().backward()
