@@ -96,6 +96,9 @@ def plan_attention(batch_size: int, seqlen: int, device: torch.device, dtype: to
     attention_mask: [B, Tk] bool, True for real tokens, where Tk = seqlen (or, with a cache, the
     new tokens only or all tokens so far); the cache records it per slot.
     """
+    if kv_cache is not None and cu_seqlens is not None:
+        raise ValueError("cu_seqlens (packed sequences) cannot be combined with a KV cache: decode "
+                         "left-padded rows with attention_mask instead")
     window = config.sliding_window
     layer_types = set(config.layer_types)
     simple = kv_cache is None and attention_mask is None
