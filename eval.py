@@ -24,8 +24,13 @@ import torch
 
 from minifc.bfcl import bfcl_accuracy, format_bfcl, load_bfcl
 from minifc.chat import FORMATS, get_format
+from minifc.checkpoint import CheckpointError, load_pretrained
+from minifc.config import resolve_model_name
+from minifc.data import BUILTIN_TEST, load_examples
 from minifc.evalloop import cases_from_examples, run_eval
 from minifc.evaluate import compute_metrics, format_table
+from minifc.lora import load_adapter
+from minifc.tokenizer import Tokenizer
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
@@ -38,7 +43,9 @@ def parse_args(argv=None):
     parser.add_argument("--data", default=None, help="evaluation examples (default: built-in held-out split)")
     parser.add_argument("--data-format", default=None, help="layout of --data records (default: detected)")
     parser.add_argument("--bfcl", nargs="+", default=None, metavar="FILE",
-                        help="BFCL question files (BFCL_v3_<category>.json; answers in possible_answer/ beside them)")
+                        help="BFCL question files (BFCL_v3_<category>.json)")
+    parser.add_argument("--bfcl-answers", default=None, metavar="DIR",
+                        help="directory of BFCL possible-answer files (default: possible_answer/ beside each file)")
     parser.add_argument("--format", default=None, choices=sorted(FORMATS),
                         help="chat format (default: the model registry's; required for unregistered models)")
     parser.add_argument("--limit", type=int, default=None, help="evaluate only the first N examples")
@@ -71,9 +78,6 @@ def device_and_dtype(device: str, dtype: str) -> tuple[torch.device, torch.dtype
 
 def load_model(name: str, device, dtype, format_name: str | None = None):
     """(model, tokenizer, chat format) for --model: registry short name, hub id or local directory."""
-    from minifc.checkpoint import load_pretrained
-    from minifc.config import resolve_model_name
-    from minifc.tokenizer import Tokenizer
     _, registry_format = resolve_model_name(name)
     format_name = format_name or registry_format
     if format_name is None:
@@ -93,10 +97,10 @@ def load_model(name: str, device, dtype, format_name: str | None = None):
 def load_cases(args) -> tuple[list, str]:
     """[(prompt Example, gold)] and a description of where they came from."""
     if args.bfcl:
-        cases = [case for path in args.bfcl for case in load_bfcl(path)]
+        answers = lambda path: Path(args.bfcl_answers) / Path(path).name if args.bfcl_answers else None
+        cases = [case for path in args.bfcl for case in load_bfcl(path, answers(path))]
         source = ", ".join(args.bfcl)
     else:
-        from minifc.data import BUILTIN_TEST, load_examples
         source = args.data or str(BUILTIN_TEST)
         examples, report = load_examples(source, data_format=args.data_format)
         print(report.summary(), file=sys.stderr)
@@ -166,7 +170,6 @@ def main(argv=None):
     if args.compare or not args.adapter:
         runs["base"] = evaluate_run("base", model, tokenizer, fmt, cases, args, out)
     if args.adapter:
-        from minifc.lora import load_adapter
         load_adapter(model, args.adapter)  # wraps the adapted layers in place; the base weights stay as they are
         runs["adapter"] = evaluate_run("adapter", model, tokenizer, fmt, cases, args, out)
 
@@ -185,4 +188,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (ValueError, OSError, CheckpointError) as error:  # bad input: the message says what to fix
+        sys.exit(f"eval.py: {error}")

@@ -146,7 +146,7 @@ def test_scripted_model_on_bfcl_files(tmp_path, monkeypatch, capsys):
     tokenizer = format_tokenizer(fmt, corpus(fmt))
     bfcl = tmp_path / "bfcl"
     simple = write_jsonl(bfcl / "BFCL_v3_simple.json", [q for q, _ in BFCL_SIMPLE])
-    write_jsonl(bfcl / "possible_answer" / "BFCL_v3_simple.json", [a for _, a in BFCL_SIMPLE])
+    write_jsonl(tmp_path / "answers" / "BFCL_v3_simple.json", [a for _, a in BFCL_SIMPLE])
     irrelevance = write_jsonl(bfcl / "BFCL_v3_irrelevance.json", [BFCL_IRRELEVANCE])
     from minifc.bfcl import convert_function
     tools = [convert_function(BFCL_SIMPLE[0][0]["function"][0])]
@@ -156,7 +156,8 @@ def test_scripted_model_on_bfcl_files(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(eval_cli, "load_model", lambda *args: (ScriptedModel(script, tokenizer.vocab_size),
                                                                tokenizer, fmt))
     out = tmp_path / "out"
-    report = eval_cli.main(["--model", "scripted", "--bfcl", str(simple), str(irrelevance), "--out", str(out)])
+    report = eval_cli.main(["--model", "scripted", "--bfcl", str(simple), str(irrelevance),
+                            "--bfcl-answers", str(tmp_path / "answers"), "--out", str(out)])
     assert report["examples"] == 3
     assert report["runs"]["base"]["bfcl_accuracy"] == {"simple": 0.5, "irrelevance": 0.0, "summary": 0.25}
     printed = capsys.readouterr().out
