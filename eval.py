@@ -182,8 +182,8 @@ def main(argv=None):
     text = tables(runs, bool(args.bfcl))
     (out / "table.txt").write_text(text, encoding="utf-8")
     print(text)
-    print(f"report: {out / 'report.json'}; predictions: {', '.join(str(out / r['predictions']) for r in runs.values())}",
-          file=sys.stderr)
+    predictions = ", ".join(str(out / run["predictions"]) for run in runs.values())
+    print(f"report: {out / 'report.json'}; predictions: {predictions}", file=sys.stderr)
     return report
 
 

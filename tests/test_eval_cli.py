@@ -28,7 +28,8 @@ REMIND = {"type": "function", "function": {
 
 
 def call(name, **arguments):
-    return {"role": "assistant", "tool_calls": [{"type": "function", "function": {"name": name, "arguments": arguments}}]}
+    return {"role": "assistant",
+            "tool_calls": [{"type": "function", "function": {"name": name, "arguments": arguments}}]}
 
 
 EXAMPLES = [  # canonical records as in a data file
@@ -132,7 +133,8 @@ def test_scripted_model_scores_exactly(tmp_path, monkeypatch, capsys, format_nam
     assert [p["stop_reason"] for p in predictions] == ["stop"] * 3
     overall = report["runs"]["base"]["metrics"]["overall"]
     assert (overall["exact"]["count"], overall["exact"]["total"]) == (1, 3)
-    assert (overall["valid_syntax"]["count"], overall["call_recall"]["count"], overall["call_recall"]["total"]) == (3, 2, 2)
+    assert overall["valid_syntax"]["count"] == 3
+    assert (overall["call_recall"]["count"], overall["call_recall"]["total"]) == (2, 2)
     assert (overall["arguments"]["count"], overall["arguments"]["total"]) == (1, 2)
     assert (overall["call_precision"]["count"], overall["call_precision"]["total"]) == (2, 3)
     table = capsys.readouterr().out
