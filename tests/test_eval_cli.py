@@ -13,7 +13,7 @@ from minifc.chat import get_format
 from minifc.data import Example
 from minifc.evalloop import cases_from_examples, run_eval, split_gold
 from minifc.evaluate import compute_metrics, gold_from_message, score_example
-from tests.tiny_checkpoint import format_tokenizer, gemma_hf_config, random_model, save_checkpoint
+from tiny_checkpoint import format_tokenizer, gemma_hf_config, random_model, save_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 

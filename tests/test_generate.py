@@ -5,7 +5,7 @@ import torch
 
 from minifc.generate import Generation, generate, left_pad, next_tokens
 from minifc.tokenizer import Tokenizer
-from tests.tiny_checkpoint import gemma_hf_config, random_model, train_tokenizer
+from tiny_checkpoint import gemma_hf_config, random_model, train_tokenizer
 
 TEXTS = ["The weather in Paris is sunny today.", "Book a table for two at eight pm, please.",
          "Convert 100 EUR to USD and set a reminder for Monday.", "What is the capital of Norway?"] * 5
