@@ -30,6 +30,7 @@ On CUDA, model FLOPs utilisation = the step's matrix-multiply FLOPs (step_flops)
 """
 
 import argparse
+import importlib
 import json
 import os
 import platform
@@ -143,22 +144,22 @@ def fallback_tokenizer(examples, fmt) -> Tokenizer:
     tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tk.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=2048, special_tokens=["<pad>", *fmt.control_tokens],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
     tk.train_from_iterator([render_example(e, fmt).text for e in examples], trainer)
     return Tokenizer(tk, pad_token="<pad>")
 
 
-def load_sequences(chat_format: str, tokenizer_root: Path | None, max_len: int = 4096):
-    """(encoded built-in training examples, tokenizer, a note saying which tokenizer was used)."""
+def load_sequences(chat_format: str, tokenizer_root: Path | None, max_len: int = 4096, limit: int | None = None):
+    """(encoded built-in training examples (the first `limit`), tokenizer, a note saying which tokenizer)."""
     fmt = get_format(chat_format)
     loaded = load_examples(BUILTIN_TRAIN)
-    examples = loaded[0] if isinstance(loaded, tuple) else loaded
+    examples = (loaded[0] if isinstance(loaded, tuple) else loaded)[:limit]
     directory = tokenizer_root / TOKENIZER_DIRS[chat_format] if tokenizer_root else None
     if directory is not None and (directory / "tokenizer.json").is_file():
         tokenizer, note = Tokenizer.from_dir(directory), f"real tokenizer {directory}"
     else:
         tokenizer = fallback_tokenizer(examples, fmt)
-        note = (f"FALLBACK: no {directory}/tokenizer.json, so a {tokenizer.vocab_size}-entry BPE tokenizer "
+        note = (f"FALLBACK: no {directory or '--tokenizers directory'}/tokenizer.json, so a {tokenizer.vocab_size}-entry BPE tokenizer "
                 "trained here on the data (sequence lengths differ from the real tokenizer's)")
     encoded, report = encode_dataset(examples, tokenizer, fmt, max_len=max_len)
     if not encoded:
@@ -376,6 +377,41 @@ def bench_model(args, name: str) -> dict:
     return result
 
 
+def bench_fast_path(args, name: str, flag: str) -> str:
+    """Before/after of one minifc fast path: alternate minifc steps with `flag` (a module-level switch
+    such as loss.FUSED_BACKWARD) on and off, on the same model and examples."""
+    module_name, attribute = flag.rsplit(".", 1)
+    module = importlib.import_module(f"minifc.{module_name}")
+    device, dtype = torch.device(args.device), dtype_of(args)
+    encoded, tokenizer, note = load_sequences(MODELS[name].chat_format, args.tokenizers)
+    steps = step_examples(encoded, args.examples_per_step, args.warmup + args.steps, args.seed)
+    model = configure_minifc(build_minifc(bench_hf_config(name, args.layers), device, dtype, args.lora_r,
+                                          args.lora_alpha, args.seed), args)
+    optimizer = make_optimizer(lora_parameters(model), device)
+    original, times, trained = getattr(module, attribute), {True: [], False: []}, []
+    try:
+        for s, examples in enumerate(steps):
+            batch = to_device(minifc_batch(examples, tokenizer.pad_id), device)
+            if s >= args.warmup:
+                trained.append(batch.num_trained)
+            for value in (True, False) if s % 2 == 0 else (False, True):
+                setattr(module, attribute, value)
+                synchronize(device)
+                start = time.perf_counter()
+                minifc_step(model, optimizer, batch, args.loss_chunk)
+                synchronize(device)
+                if s >= args.warmup:
+                    times[value].append(time.perf_counter() - start)
+    finally:
+        setattr(module, attribute, original)
+    lines = [f"| {name} ({model.config.num_hidden_layers}) | {flag} | s/step | trained tok/s |", "|---|---|---|---|"]
+    for value in (False, True):
+        lines.append(f"| | {'on' if value else 'off'} | {spread(times[value], digits=2)} | "
+                     f"{spread([n / t for n, t in zip(trained, times[value])])} |")
+    ratio = statistics.median(times[False]) / statistics.median(times[True])
+    return "\n".join(lines + [f"| | speed-up (median off / on) | {ratio:.2f}x | |", "", note])
+
+
 def spread(values, scale=1.0, digits=0) -> str:
     values = [v * scale for v in values]
     return f"{statistics.median(values):.{digits}f} ({min(values):.{digits}f}-{max(values):.{digits}f})"
@@ -452,6 +488,8 @@ def build_parser():
     add("--seed", type=int, default=0)
     add("--no-memory", action="store_true", help="skip the peak-memory child processes")
     add("--json", type=Path, help="also write the raw numbers here")
+    add("--fast-path", metavar="MODULE.FLAG", help="instead: time minifc alone with this switch on and off, "
+        "alternating (e.g. loss.FUSED_BACKWARD)")
     add("--memory-child", choices=IMPLEMENTATIONS, help=argparse.SUPPRESS)
     return p
 
@@ -471,6 +509,12 @@ def main(argv=None):
     if args.memory_child:
         args.model_name = args.models[0]
         print(json.dumps(memory_child(args, args.memory_child)))
+        return
+    if args.fast_path:
+        print(f"torch {torch.__version__} | {describe_device(args.device)} | {args.dtype} | "
+              f"{args.examples_per_step} examples/step, {args.warmup} warm-up + {args.steps} timed steps per setting")
+        for name in args.models:
+            print(bench_fast_path(args, name, args.fast_path), flush=True)
         return
     print(f"minifc vs transformers {__import__('transformers').__version__} + peft {__import__('peft').__version__}"
           f" | torch {torch.__version__} | {describe_device(args.device)} | {args.dtype} | "

@@ -1,0 +1,132 @@
+"""Every fast path of the training step gives the results of the plain path it replaces (fp32, CPU).
+
+- loss.FUSED_BACKWARD: with a frozen output projection, the gradient of the trained rows is computed
+  chunk by chunk in forward instead of recomputing each chunk in backward.
+"""
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from minifc import loss as loss_module
+from minifc.config import ModelConfig
+from minifc.lora import apply_lora, lora_parameters, mark_only_lora_trainable
+from minifc.loss import IGNORE_INDEX, trained_token_loss
+from minifc.model import Transformer
+
+D, V = 16, 97
+
+
+class CountingHead(nn.Module):
+    """A frozen lm_head (optionally soft-capped) that counts the rows it is given."""
+
+    def __init__(self, softcap=None, dtype=torch.float32):
+        super().__init__()
+        self.lm_head = nn.Linear(D, V, bias=False, dtype=dtype).requires_grad_(False)
+        self.softcap, self.rows_seen = softcap, 0
+
+    def forward(self, h):
+        self.rows_seen += h.shape[0]
+        logits = self.lm_head(h)
+        return logits if self.softcap is None else self.softcap * torch.tanh(logits / self.softcap)
+
+
+def batch(seed, shape=(3, 20), frac_trained=0.4):
+    g = torch.Generator().manual_seed(seed)
+    hidden = torch.randn(*shape, D, generator=g)
+    targets = torch.randint(0, V, shape, generator=g)
+    targets[torch.rand(shape, generator=g) > frac_trained] = IGNORE_INDEX
+    return hidden, targets
+
+
+def loss_and_grad(hidden, targets, head, fused, monkeypatch, **kwargs):
+    monkeypatch.setattr(loss_module, "FUSED_BACKWARD", fused)
+    h = hidden.clone().requires_grad_()
+    head.rows_seen = 0
+    loss = trained_token_loss(h, targets, head, **kwargs)
+    (loss * 3.0).backward()  # an upstream factor: backward must scale the stored gradient by it
+    return loss.detach(), h.grad, head.rows_seen
+
+
+@pytest.mark.parametrize("softcap", [None, 5.0])
+@pytest.mark.parametrize("chunk_size", [1, 7, 1024])
+def test_fused_loss_equals_checkpointed_and_full_logits(softcap, chunk_size, monkeypatch):
+    torch.manual_seed(0)
+    head = CountingHead(softcap)
+    hidden, targets = batch(1)
+    n = int((targets != IGNORE_INDEX).sum())
+    fused = loss_and_grad(hidden, targets, head, True, monkeypatch, chunk_size=chunk_size)
+    plain = loss_and_grad(hidden, targets, head, False, monkeypatch, chunk_size=chunk_size)
+
+    h = hidden.clone().requires_grad_()  # the oracle: full logits, mean cross-entropy
+    oracle = F.cross_entropy(head(h).reshape(-1, V), targets.reshape(-1), ignore_index=IGNORE_INDEX)
+    (oracle * 3.0).backward()
+
+    assert abs(fused[0].item() - oracle.item()) <= 1e-6 and abs(plain[0].item() - oracle.item()) <= 1e-6
+    assert (fused[1] - h.grad).abs().max().item() <= 1e-6
+    assert (fused[1] - plain[1]).abs().max().item() <= 1e-6
+    assert h.grad.abs().max().item() > 1e-3  # the gradients compared are not trivially zero
+    # the fast path runs each trained row through the output projection once, the plain path twice
+    assert (fused[2], plain[2]) == (n, 2 * n)
+
+
+def test_fused_loss_with_a_step_normalizer(monkeypatch):
+    head = CountingHead()
+    hidden, targets = batch(2)
+    fused = loss_and_grad(hidden, targets, head, True, monkeypatch, chunk_size=5, normalizer=1000)
+    plain = loss_and_grad(hidden, targets, head, False, monkeypatch, chunk_size=5, normalizer=1000)
+    assert abs(fused[0].item() - plain[0].item()) <= 1e-7
+    assert (fused[1] - plain[1]).abs().max().item() <= 1e-8
+
+
+def test_a_trained_output_projection_takes_the_checkpointed_path(monkeypatch):
+    head = CountingHead()
+    head.lm_head.weight.requires_grad_(True)  # full fine-tuning: lm_head needs its own gradient
+    hidden, targets = batch(3)
+    n = int((targets != IGNORE_INDEX).sum())
+    _, _, rows_seen = loss_and_grad(hidden, targets, head, True, monkeypatch)
+    assert rows_seen == 2 * n
+    assert head.lm_head.weight.grad is not None and head.lm_head.weight.grad.abs().max() > 0
+
+
+def test_fused_loss_in_bf16_matches_the_checkpointed_path(monkeypatch):
+    head = CountingHead(dtype=torch.bfloat16)
+    hidden, targets = batch(4)
+    fused = loss_and_grad(hidden.bfloat16(), targets, head, True, monkeypatch)
+    plain = loss_and_grad(hidden.bfloat16(), targets, head, False, monkeypatch)
+    assert fused[0].dtype == torch.float32 and fused[1].dtype == torch.bfloat16
+    assert abs(fused[0].item() - plain[0].item()) <= 1e-6
+    scale = plain[1].float().abs().max().item()
+    assert (fused[1].float() - plain[1].float()).abs().max().item() <= 1e-2 * scale
+
+
+def tiny_gemma() -> ModelConfig:
+    return ModelConfig.from_hf(dict(
+        model_type="gemma3_text", vocab_size=300, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, head_dim=8, sliding_window=6, max_position_embeddings=128,
+        layer_types=["sliding_attention", "full_attention"]))
+
+
+def test_fused_loss_gives_the_same_lora_gradients_on_the_model(monkeypatch):
+    torch.manual_seed(0)
+    model = Transformer(tiny_gemma())
+    apply_lora(model, r=4, alpha=8)
+    mark_only_lora_trainable(model)
+    with torch.no_grad():
+        for p in lora_parameters(model):
+            p.normal_(0.0, 0.1)  # B != 0: every adapter is on the gradient's path
+    ids = torch.randint(0, 300, (2, 24), generator=torch.Generator().manual_seed(1))
+    targets = torch.randint(0, 300, (2, 24), generator=torch.Generator().manual_seed(2))
+    targets[:, :16] = IGNORE_INDEX
+
+    grads = {}
+    for fused in (True, False):
+        monkeypatch.setattr(loss_module, "FUSED_BACKWARD", fused)
+        model.zero_grad(set_to_none=True)
+        trained_token_loss(model.hidden_states(ids), targets, model.output, chunk_size=5).backward()
+        grads[fused] = [p.grad.clone() for p in lora_parameters(model)]
+    assert model.lm_head.weight.grad is None  # the tied embedding stays frozen either way
+    for fast, plain in zip(grads[True], grads[False]):
+        assert (fast - plain).abs().max().item() <= 1e-6 * max(1.0, plain.abs().max().item())
+    assert max(g.abs().max().item() for g in grads[False]) > 1e-4
