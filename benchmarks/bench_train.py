@@ -24,7 +24,7 @@ Reported per implementation, over the timed steps after warm-up: trained tokens 
 with a target), total tokens per second (real tokens, padding not counted), both as median and
 min-max; peak memory; the ratios minifc / reference. Peak memory is measured in a fresh child process
 per implementation (this script with --memory-child), because peak RSS on CPU only ever grows within a
-process: CPU: peak RSS of the child (getrusage ru_maxrss), CUDA: torch.cuda.max_memory_allocated; the
+process: CPU: peak RSS of the child (VmHWM in /proc/self/status), CUDA: torch.cuda.max_memory_allocated; the
 table gives the absolute peak and the peak above the memory held before the first step ("step").
 On CUDA, model FLOPs utilisation = the step's matrix-multiply FLOPs (step_flops) / time / --peak-tflops.
 """
@@ -34,7 +34,6 @@ import importlib
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -250,9 +249,15 @@ def step_flops(config: ModelConfig, segment_lengths: list[int], num_trained: int
 
 # -------------------------------------------------------------------------------------------- memory
 
-def current_rss_bytes() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+def rss_bytes(field: str = "VmRSS") -> int:
+    """This process's resident memory now (VmRSS) or at its peak (VmHWM), from /proc/self/status.
+    Not getrusage's ru_maxrss: Linux carries that across fork + exec, so a child started by a big
+    parent would report the parent's peak."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no {field} in /proc/self/status (peak RSS is measured on Linux only)")
 
 
 def memory_child(args, impl: str) -> dict:
@@ -275,12 +280,12 @@ def memory_child(args, impl: str) -> dict:
         torch.cuda.reset_peak_memory_stats()
         baseline = torch.cuda.memory_allocated()
     else:
-        baseline = current_rss_bytes()
+        baseline = rss_bytes("VmRSS")
     for batch in batches:
         run(optimizer, batch)
     synchronize(device)
     peak = (torch.cuda.max_memory_allocated() if device.type == "cuda"
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+            else rss_bytes("VmHWM"))
     return {"peak_bytes": peak, "baseline_bytes": baseline}
 
 
@@ -338,24 +343,35 @@ def bench_model(args, name: str) -> dict:
                   "reference": make_optimizer(trainable(theirs), device)}
     times = {impl: [] for impl in IMPLEMENTATIONS}
     losses = {impl: [] for impl in IMPLEMENTATIONS}
-    counts = []
+    counts, out_of_memory = [], set()
     for s, examples in enumerate(steps):
         ours_batch, theirs_batch = minifc_batch(examples, tokenizer.pad_id), reference_batch(examples, tokenizer.pad_id)
         counts.append((ours_batch.num_tokens, ours_batch.num_trained, theirs_batch["input_ids"].numel(),
                        [len(ids) for ids, _ in examples]))
         for impl in IMPLEMENTATIONS if s % 2 == 0 else IMPLEMENTATIONS[::-1]:  # alternate who goes first
+            if impl in out_of_memory:
+                continue
             batch = to_device(ours_batch if impl == "minifc" else theirs_batch, device)
             synchronize(device)
             start = time.perf_counter()
-            loss = (minifc_step(ours, optimizers[impl], batch, args.loss_chunk) if impl == "minifc"
-                    else reference_step(theirs, optimizers[impl], batch))
-            synchronize(device)
+            try:
+                loss = (minifc_step(ours, optimizers[impl], batch, args.loss_chunk) if impl == "minifc"
+                        else reference_step(theirs, optimizers[impl], batch))
+                synchronize(device)
+            except torch.OutOfMemoryError:  # reported as such; the other implementation goes on
+                out_of_memory.add(impl)
+                optimizers[impl].zero_grad(set_to_none=True)
+                torch.cuda.empty_cache()
+                continue
             if s >= args.warmup:
                 times[impl].append(time.perf_counter() - start)
             losses[impl].append(float(loss))
         print(f"  step {s + 1}/{len(steps)}{' (warm-up)' if s < args.warmup else ''}: " + ", ".join(
-            f"{impl} {times[impl][-1] if s >= args.warmup else float('nan'):.2f}s loss {losses[impl][-1]:.4f}"
+            "{} {}".format(impl, "out of memory" if impl in out_of_memory else
+                           f"{times[impl][-1] if s >= args.warmup else float('nan'):.2f}s loss {losses[impl][-1]:.4f}")
             for impl in IMPLEMENTATIONS), flush=True)
+    if len(out_of_memory) == len(IMPLEMENTATIONS):
+        raise SystemExit(f"{name}: both implementations ran out of memory; pass fewer --examples-per-step")
 
     timed = counts[args.warmup:]
     config = ours.config
@@ -365,6 +381,9 @@ def bench_model(args, name: str) -> dict:
               "trained_per_step": statistics.mean(c[1] for c in timed),
               "padded_slots_per_step": statistics.mean(c[2] for c in timed)}
     for impl in IMPLEMENTATIONS:
+        if impl in out_of_memory:
+            result[impl] = None
+            continue
         trained_rate = [c[1] / t for c, t in zip(timed, times[impl])]
         total_rate = [c[0] / t for c, t in zip(timed, times[impl])]
         result[impl] = {"seconds": times[impl], "trained_per_s": trained_rate, "tokens_per_s": total_rate}
@@ -429,6 +448,9 @@ def markdown_table(results: list[dict], device: str) -> str:
     for r in results:
         for impl in IMPLEMENTATIONS:
             m, mem = r[impl], r["memory"].get(impl, {})
+            if m is None:
+                lines.append(f"| {r['model']} ({r['layers']}) | {impl} | out of memory |" + " |" * (len(header) - 3))
+                continue
             peak = gib(mem["peak_bytes"]) if "peak_bytes" in mem else "-"
             step = gib(mem["peak_bytes"] - mem["baseline_bytes"]) if "peak_bytes" in mem else "-"
             row = [f"{r['model']} ({r['layers']})", impl, spread(m["trained_per_s"]), spread(m["tokens_per_s"]),
@@ -437,6 +459,8 @@ def markdown_table(results: list[dict], device: str) -> str:
                 row.append(spread(m["mfu"], 100, 1))
             lines.append("| " + " | ".join(row) + " |")
         ours, theirs = r["minifc"], r["reference"]
+        if ours is None or theirs is None:
+            continue
         ratio = statistics.median(ours["trained_per_s"]) / statistics.median(theirs["trained_per_s"])
         mem = r["memory"]
         mem_ratio = step_ratio = "-"
@@ -473,7 +497,7 @@ def build_parser():
         "functiongemma-270m and llama-3.1-8b)")
     add("--layers", type=int, help="keep only this many layers (default: 2 on CPU, all on CUDA)")
     add("--dtype", help="float32 (CPU default) or bfloat16 (CUDA default)")
-    add("--examples-per-step", type=int, help="examples per optimiser step (default: 2 on CPU, 16 on CUDA)")
+    add("--examples-per-step", type=int, help="examples per optimiser step (default: 2 on CPU, 8 on CUDA)")
     add("--warmup", type=int, default=None, help="untimed steps first (default: 1 on CPU, 3 on CUDA)")
     add("--steps", type=int, default=None, help="timed steps (default: 5 on CPU, 10 on CUDA)")
     add("--lora-r", type=int, default=16)
@@ -502,7 +526,7 @@ def main(argv=None):
     args.dtype = args.dtype or ("bfloat16" if cuda else "float32")
     args.layers = args.layers if args.layers is not None else (None if cuda else 2)
     args.layers = args.layers or None
-    args.examples_per_step = args.examples_per_step or (16 if cuda else 2)
+    args.examples_per_step = args.examples_per_step or (8 if cuda else 2)
     args.warmup = args.warmup if args.warmup is not None else (3 if cuda else 1)
     args.steps = args.steps if args.steps is not None else (10 if cuda else 5)
     args.models = args.models or DEFAULT_MODELS["cuda" if cuda else "cpu"]

@@ -36,6 +36,7 @@ TARGETS = {
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 ADAPTER_CONFIG = "adapter_config.json"
 PEFT_PREFIX = "base_model.model."  # PeftModel wraps the *ForCausalLM as .base_model.model
+FUSED_UPDATE = True  # LoRALinear.forward's addmm fast path; tests and benchmarks flip it to compare
 
 
 class LoRALinear(nn.Module):
@@ -89,8 +90,16 @@ class LoRALinear(nn.Module):
         out = F.linear(x, self.weight, self.bias)
         if self.merged:  # the update is already inside self.weight
             return out
-        a, b = self.lora_A.weight.to(x.dtype), self.lora_B.weight.to(x.dtype)
-        return out + F.linear(F.linear(self.dropout(x), a), b) * self.scale
+        # The scale rides on B ([out, r], tiny) and the matmul adds the low-rank product to the frozen
+        # layer's output itself (addmm): no separate scale and add passes over the [tokens, out] result,
+        # forward or backward. Same value as out + B(A(x)) * scale (tests/test_fast_paths.py).
+        if not FUSED_UPDATE:
+            a, b = self.lora_A.weight.to(x.dtype), self.lora_B.weight.to(x.dtype)
+            return out + F.linear(F.linear(self.dropout(x), a), b) * self.scale
+        a = self.lora_A.weight.to(x.dtype)
+        b = (self.lora_B.weight * self.scale).to(x.dtype)
+        low = F.linear(self.dropout(x), a)
+        return torch.addmm(out.reshape(-1, self.out_features), low.reshape(-1, self.r), b.t()).view(out.shape)
 
     @torch.no_grad()
     def delta_weight(self) -> torch.Tensor:

@@ -2,6 +2,8 @@
 
 - loss.FUSED_BACKWARD: with a frozen output projection, the gradient of the trained rows is computed
   chunk by chunk in forward instead of recomputing each chunk in backward.
+- lora.FUSED_UPDATE: LoRALinear adds scale * B(A(x)) to the frozen output inside one addmm instead of
+  separate matmul, scale and add passes.
 """
 
 import pytest
@@ -130,3 +132,29 @@ def test_fused_loss_gives_the_same_lora_gradients_on_the_model(monkeypatch):
     for fast, plain in zip(grads[True], grads[False]):
         assert (fast - plain).abs().max().item() <= 1e-6 * max(1.0, plain.abs().max().item())
     assert max(g.abs().max().item() for g in grads[False]) > 1e-4
+
+
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("fused", [True, False])
+def test_lora_linear_update_equals_the_plain_formula(bias, fused, monkeypatch):
+    """LoRALinear (the addmm fast path and the plain path) against y = W x + b + scale * B(A(x))."""
+    from minifc import lora
+
+    monkeypatch.setattr(lora, "FUSED_UPDATE", fused)
+    torch.manual_seed(0)
+    layer = lora.LoRALinear(nn.Linear(12, 20, bias=bias), r=3, alpha=7.0)
+    nn.init.normal_(layer.lora_B.weight)  # B = 0 at init would hide the update
+    x = torch.randn(2, 5, 12, requires_grad=True)
+    out = layer(x)
+    grad_out = torch.randn_like(out)
+    out.backward(grad_out)
+    got = (out.detach(), x.grad.clone(), layer.lora_A.weight.grad.clone(), layer.lora_B.weight.grad.clone())
+
+    x.grad = None
+    layer.zero_grad()
+    a, b = layer.lora_A.weight, layer.lora_B.weight
+    oracle = x @ layer.weight.T + (0 if layer.bias is None else layer.bias) + (x @ a.T @ b.T) * (7.0 / 3)
+    oracle.backward(grad_out)
+    assert out.shape == (2, 5, 20)
+    for mine, want in zip(got, (oracle.detach(), x.grad, a.grad, b.grad)):
+        assert (mine - want).abs().max().item() <= 1e-5 * max(1.0, want.abs().max().item())
