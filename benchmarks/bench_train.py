@@ -38,6 +38,7 @@ import statistics
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).absolute().parent.parent
@@ -56,6 +57,7 @@ from minifc.loss import trained_token_loss  # noqa: E402
 from minifc.model import Transformer  # noqa: E402
 from minifc.tokenizer import Tokenizer  # noqa: E402
 
+warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")  # peft on transformers 5; harmless
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 # chat format -> the reference tokenizer directory it is written for (Llama 3.1 and 3.2 share one)
 TOKENIZER_DIRS = {"gemma3": "gemma-3", "functiongemma": "functiongemma", "llama3.2": "llama-3.2",
