@@ -19,6 +19,16 @@ SMALL = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_atte
              num_key_value_heads=1, head_dim=16, max_position_embeddings=1024)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """These models are so small that every op is tiny: with several threads, each op would mostly wait
+    for the threads to synchronise (badly so on a shared machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def write_jsonl(path, examples):
     with open(path, "w") as f:
         for e in examples:
