@@ -63,7 +63,8 @@ class Tokenizer:
         return encoding.ids, encoding.offsets
 
     def decode(self, ids, skip_special_tokens: bool = False) -> str:
-        return self.tk.decode(list(ids), skip_special_tokens=skip_special_tokens)
+        """Text of `ids` (a list, or a 1-D tensor / array: each id goes through int())."""
+        return self.tk.decode([int(i) for i in ids], skip_special_tokens=skip_special_tokens)
 
     def token_id(self, token: str) -> int:
         """The id of a single token (a control string such as `<end_of_turn>`); KeyError if absent."""
@@ -82,6 +83,9 @@ class Tokenizer:
 
     @property
     def pad_id(self) -> int:
+        if self.pad_token is None:
+            raise ValueError("this tokenizer has no pad token (none in tokenizer_config.json, no <pad>-like token, "
+                             "no eos): pass pad_token= to Tokenizer()")
         return self.token_id(self.pad_token)
 
     def stop_ids(self, fmt) -> list[int]:

@@ -1,0 +1,247 @@
+"""Loading and validation: locations, normalisation, every rule of validate_example, strict mode, the report."""
+
+import json
+import sys
+import types
+
+import pytest
+
+from minifc.data import DataError, Example, load_examples, validate_example
+
+WEATHER = {"type": "function", "function": {
+    "name": "get_weather", "description": "Weather for a city.",
+    "parameters": {"type": "object", "properties": {
+        "city": {"type": "string"},
+        "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
+        "days": {"type": "integer"},
+        "threshold": {"type": "number"},
+        "alerts": {"type": "boolean"},
+        "tags": {"type": "array", "items": {"type": "string"}},
+        "where": {"type": "object", "properties": {"lat": {"type": "number"}}, "required": ["lat"]}},
+        "required": ["city"]}}}
+
+
+def call(name, arguments):
+    return {"type": "function", "function": {"name": name, "arguments": arguments}}
+
+
+def example(messages, tools=(WEATHER,)):
+    return Example(messages=messages, tools=list(tools), location="f.jsonl:7")
+
+
+def asking(arguments, name="get_weather"):
+    return example([{"role": "user", "content": "weather?"}, {"role": "assistant", "tool_calls": [call(name, arguments)]}])
+
+
+def reasons(ex):
+    return [(p.reason, p.field) for p in validate_example(ex)]
+
+
+def write_jsonl(path, records):
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+GOOD = {"messages": [{"role": "user", "content": "Weather in Oslo?"},
+                     {"role": "assistant", "tool_calls": [call("get_weather", {"city": "Oslo"})]}],
+        "tools": [WEATHER]}
+
+
+# --- validation rules ------------------------------------------------------------------------------------
+
+def test_a_full_conversation_is_valid():
+    ex = example([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Oslo and Rome?"},
+                  {"role": "assistant", "tool_calls": [call("get_weather", {"city": "Oslo"}),
+                                                       call("get_weather", {"city": "Rome", "days": 3})]},
+                  {"role": "tool", "name": "get_weather", "content": "{\"t\": 3}"},
+                  {"role": "tool", "content": "{\"t\": 20}"},  # no name: answers the next pending call
+                  {"role": "assistant", "content": "3 and 20 degrees."}])
+    assert validate_example(ex) == []
+
+
+@pytest.mark.parametrize("arguments, expected", [
+    ({"city": "Oslo", "threshold": 3}, []),                     # an integer is a number
+    ({"city": "Oslo", "threshold": 2.5, "alerts": True, "tags": ["a"], "where": {"lat": 1}}, []),
+    ({}, [("schema_violation", "messages[1].tool_calls[0].function.arguments.city")]),
+    ({"city": 3}, [("schema_violation", "messages[1].tool_calls[0].function.arguments.city")]),
+    ({"city": "Oslo", "days": 2.5}, [("schema_violation", "messages[1].tool_calls[0].function.arguments.days")]),
+    ({"city": "Oslo", "days": True}, [("schema_violation", "messages[1].tool_calls[0].function.arguments.days")]),
+    ({"city": "Oslo", "unit": "kelvin"}, [("schema_violation", "messages[1].tool_calls[0].function.arguments.unit")]),
+    ({"city": "Oslo", "tags": ["a", 1]}, [("schema_violation",
+                                          "messages[1].tool_calls[0].function.arguments.tags[1]")]),
+    ({"city": "Oslo", "where": {}}, [("schema_violation", "messages[1].tool_calls[0].function.arguments.where.lat")]),
+    ({"city": "Oslo", "colour": "red"}, [("schema_violation",
+                                          "messages[1].tool_calls[0].function.arguments.colour")]),
+    ("{not json", [("bad_arguments", "messages[1].tool_calls[0].function.arguments")]),
+])
+def test_arguments_are_checked_against_the_schema(arguments, expected):
+    assert reasons(asking(arguments)) == expected
+
+
+def test_undeclared_function_names_the_declared_ones():
+    [problem] = validate_example(asking({"city": "Oslo"}, name="get_wether"))
+    assert (problem.reason, problem.field) == ("undeclared_function", "messages[1].tool_calls[0].function.name")
+    assert str(problem) == ("f.jsonl:7: messages[1].tool_calls[0].function.name: calls 'get_wether', which is not "
+                            "in the example's tools (declared: get_weather); declare it in \"tools\" or fix the name")
+
+
+@pytest.mark.parametrize("messages, expected", [
+    ([{"role": "narrator", "content": "x"}, {"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}],
+     [("unknown_role", "messages[0].role")]),
+    ([{"role": "assistant", "content": "hi"}, {"role": "user", "content": "hi"}, {"role": "assistant", "content": "x"}],
+     [("role_order", "messages[0]")]),
+    ([{"role": "user", "content": "hi"}, {"role": "system", "content": "x"}, {"role": "assistant", "content": "x"}],
+     [("role_order", "messages[1].role")]),
+    ([{"role": "user", "content": "hi"}, {"role": "tool", "content": "x"}, {"role": "assistant", "content": "x"}],
+     [("orphan_tool_result", "messages[1]")]),
+    ([{"role": "user", "content": "hi"}, {"role": "assistant", "tool_calls": [call("get_weather", {"city": "A"})]},
+      {"role": "tool", "name": "get_time", "content": "x"}], [("orphan_tool_result", "messages[2].name")]),
+    ([{"role": "user", "content": "hi"}, {"role": "assistant", "tool_calls": [call("get_weather", {"city": "A"})]},
+      {"role": "user", "content": "and?"}, {"role": "assistant", "content": "x"}], [("role_order", "messages[2]")]),
+    ([{"role": "user", "content": "hi"}], [("nothing_to_train", "messages")]),
+    ([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "x", "train": False}],
+     [("nothing_to_train", "messages")]),
+    ([{"role": "user", "content": "hi", "train": True}, {"role": "assistant", "content": "x", "train": False}], []),
+    ([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "x", "train": "yes"}],
+     [("bad_structure", "messages[1].train")]),
+    ([{"role": "user", "content": "hi"}, {"role": "assistant", "content": ""}], [("bad_structure", "messages[1]")]),
+    ([{"role": "user", "content": ["hi"]}, {"role": "assistant", "content": "x"}],
+     [("bad_structure", "messages[0].content")]),
+    ([], [("bad_structure", "messages")]),
+])
+def test_conversation_order_and_structure(messages, expected):
+    assert reasons(example(messages)) == expected
+
+
+def test_bad_tool_definition_is_reported():
+    ex = example([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "x"}], tools=[{"name": 3}])
+    assert reasons(ex) == [("bad_structure", "tools[0]")]
+
+
+# --- loading ---------------------------------------------------------------------------------------------
+
+def test_canonical_records_are_normalised(tmp_path):
+    bare_tool = {"name": "get_weather", "description": "d", "parameters": WEATHER["function"]["parameters"]}
+    record = {"category": "single_call", "tools": [bare_tool], "messages": [
+        {"role": "user", "content": "Oslo?", "train": True},
+        {"role": "assistant", "tool_calls": [{"id": "c1", "type": "function", "function": {
+            "name": "get_weather", "arguments": "{\"city\": \"Oslo\"}"}}]},
+        {"role": "tool", "name": "get_weather", "content": "cold"},
+        {"role": "assistant", "content": "Cold.", "train": False}]}
+    path = write_jsonl(tmp_path / "a.jsonl", ["", json.dumps(record)])  # a blank first line keeps line numbers true
+    [ex], report = load_examples(path)
+    assert ex.location == f"{path}:2"
+    assert ex.category == "single_call"
+    assert ex.tools == [{"type": "function", "function": bare_tool}]
+    assert ex.messages[1] == {"role": "assistant", "tool_calls": [call("get_weather", {"city": "Oslo"})]}
+    assert ex.messages[0]["train"] is True and ex.messages[3]["train"] is False
+    assert (report.read, report.kept) == (1, 1)
+
+
+def test_invalid_examples_are_skipped_and_counted(tmp_path):
+    bad_call = dict(GOOD, messages=[GOOD["messages"][0], {"role": "assistant", "tool_calls": [call("nope", {})]}])
+    path = write_jsonl(tmp_path / "a.jsonl", [GOOD, "{broken", bad_call, GOOD])
+    examples, report = load_examples(path)
+    assert [e.location for e in examples] == [f"{path}:1", f"{path}:4"]
+    assert (report.read, report.kept) == (4, 2)
+    assert dict(report.skipped) == {"invalid_json": 1, "undeclared_function": 1}
+    summary = report.summary()
+    assert summary.splitlines()[0] == f"data {path}: read 4, kept 2, skipped 2"
+    assert f"{path}:2: line: invalid JSON" in summary
+    assert f"{path}:3: messages[1].tool_calls[0].function.name: calls 'nope'" in summary
+    assert "every example was skipped" not in summary
+
+
+def test_strict_raises_on_the_first_invalid_example(tmp_path):
+    bad = dict(GOOD, messages=[GOOD["messages"][0], {"role": "assistant", "tool_calls": [
+        call("get_weather", {"city": "Oslo", "unit": "kelvin"})]}])
+    path = write_jsonl(tmp_path / "a.jsonl", [GOOD, bad])
+    with pytest.raises(DataError) as error:
+        load_examples(path, strict=True)
+    assert str(error.value) == (f"{path}:2: messages[1].tool_calls[0].function.arguments.unit: \"kelvin\" is not one "
+                                "of [\"celsius\", \"fahrenheit\"] (function 'get_weather'); fix the value or the "
+                                "tool's parameters schema")
+
+
+def test_summary_helps_when_everything_is_skipped(tmp_path):
+    path = write_jsonl(tmp_path / "a.jsonl", [{"messages": [{"role": "user", "content": "hi"}]}])
+    examples, report = load_examples(path)
+    assert examples == [] and report.skipped == {"nothing_to_train": 1}
+    assert "every example was skipped" in report.summary()
+
+
+def test_json_list_items_get_their_line(tmp_path):
+    path = tmp_path / "a.json"
+    path.write_text("[\n" + json.dumps(GOOD) + ",\n\n  " + json.dumps(GOOD) + "\n]\n", encoding="utf-8")
+    examples, _ = load_examples(path)
+    assert [e.location for e in examples] == [f"{path}:2", f"{path}:4"]
+
+
+def test_a_single_json_object_and_a_directory(tmp_path):
+    (tmp_path / "b.json").write_text(json.dumps(GOOD), encoding="utf-8")
+    write_jsonl(tmp_path / "a.jsonl", [GOOD, GOOD])
+    (tmp_path / "notes.txt").write_text("ignored", encoding="utf-8")
+    examples, report = load_examples(tmp_path)
+    assert [e.location for e in examples] == [f"{tmp_path}/a.jsonl:1", f"{tmp_path}/a.jsonl:2", f"{tmp_path}/b.json:1"]
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("empty.jsonl", "\n\n", "no examples found"),
+    ("x.parquet", "", "parquet is not supported"),
+    ("x.csv", "", "expected a .jsonl or .json file"),
+])
+def test_unusable_sources_raise(tmp_path, name, content, message):
+    (tmp_path / name).write_text(content)
+    with pytest.raises(DataError, match=message):
+        load_examples(tmp_path / name)
+
+
+def test_missing_file_and_unknown_format(tmp_path):
+    with pytest.raises(DataError, match="no such file or directory"):
+        load_examples(tmp_path / "nope.jsonl")
+    path = write_jsonl(tmp_path / "a.jsonl", [GOOD])
+    with pytest.raises(DataError, match="unknown --data-format 'sharegpt'; known formats: canonical, glaive"):
+        load_examples(path, data_format="sharegpt")
+    weird = write_jsonl(tmp_path / "w.jsonl", [{"prompt": "x", "completion": "y"}])
+    with pytest.raises(DataError, match=r"w.jsonl:1: cannot tell the data format .*keys: prompt, completion"):
+        load_examples(weird)
+
+
+def fake_hub(monkeypatch, files, local):
+    calls = []
+    module = types.SimpleNamespace(
+        list_repo_files=lambda repo_id, repo_type: files,
+        hf_hub_download=lambda repo_id, filename, repo_type: calls.append((repo_id, filename, repo_type)) or str(local))
+    monkeypatch.setitem(sys.modules, "huggingface_hub", module)
+    return calls
+
+
+def test_hub_dataset_file_is_downloaded_as_a_dataset(tmp_path, monkeypatch):
+    local = write_jsonl(tmp_path / "train.jsonl", [GOOD])
+    calls = fake_hub(monkeypatch, [], local)
+    examples, _ = load_examples("hf:someone/tools/data/train.jsonl")
+    assert calls == [("someone/tools", "data/train.jsonl", "dataset")]
+    assert examples[0].location == f"{local}:1"
+
+
+def test_hub_dataset_without_file_picks_its_only_json_file(tmp_path, monkeypatch):
+    local = write_jsonl(tmp_path / "train.jsonl", [GOOD])
+    calls = fake_hub(monkeypatch, [".gitattributes", "README.md", "x.json"], local)
+    load_examples("hf:someone/tools")
+    assert calls == [("someone/tools", "x.json", "dataset")]
+
+
+@pytest.mark.parametrize("files, message", [
+    (["data/train-00000-of-00001.parquet"], "no JSON/JSONL files .* parquet is not supported"),
+    (["a.json", "b.json"], "several JSON/JSONL files .*name one as hf:someone/tools/FILE"),
+])
+def test_hub_dataset_without_a_usable_file_raises(tmp_path, monkeypatch, files, message):
+    fake_hub(monkeypatch, files, tmp_path / "unused")
+    with pytest.raises(DataError, match=message):
+        load_examples("hf:someone/tools")
+
+
+def test_hub_parquet_file_raises(tmp_path, monkeypatch):
+    fake_hub(monkeypatch, [], tmp_path / "unused")
+    with pytest.raises(DataError, match="parquet is not supported"):
+        load_examples("hf:someone/tools/train.parquet")
