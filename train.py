@@ -28,6 +28,7 @@ from minifc.checkpoint import load_pretrained, resolve_checkpoint_dir
 from minifc.collate import encode_dataset, epoch_batches, epoch_rows, num_batches
 from minifc.config import resolve_model_name
 from minifc.data import BUILTIN_TEST, BUILTIN_TRAIN, DataError, load_examples
+from minifc.evaluate import compute_metrics, format_table
 from minifc.export import read_chat_format, save_hf_model
 from minifc.lora import apply_lora, load_adapter, lora_parameters, mark_only_lora_trainable, save_adapter
 from minifc.loss import trained_token_loss
@@ -38,10 +39,10 @@ from minifc.trainstate import (checkpoints, latest_checkpoint, load_trainer_stat
                                rng_state, save_checkpoint, set_rng_state, step_dir)
 
 # The offline demo learns from scratch: full fine-tuning, a higher learning rate, shorter rows.
-TINY_DEFAULTS = dict(full=True, lr=3e-3, max_len=1024, batch_tokens=8192, epochs=3, eval_interval=25,
-                     save_interval=50, format="gemma3", warmup_steps=10)
+TINY_DEFAULTS = dict(full=True, lr=3e-3, max_len=1024, batch_tokens=8192, epochs=2, eval_interval=25,
+                     save_interval=50, format="gemma3", warmup_steps=10, eval_examples=64)
 DEFAULTS = dict(full=False, lr=2e-4, max_len=2048, batch_tokens=16384, epochs=3, eval_interval=50,
-                save_interval=100, format=None, warmup_steps=None)
+                save_interval=100, format=None, warmup_steps=None, eval_examples=256)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--out", help="output directory (default: out/<model name>)")
     add("--resume", metavar="OUT", help="continue the run in OUT from its latest checkpoint")
     add("--overwrite", action="store_true", help="delete OUT's previous checkpoints and start over")
-    add("--epochs", type=float, help="passes over the data (default 3)")
+    add("--epochs", type=float, help="passes over the data (default 3; tiny: 2)")
     add("--max-steps", type=int, help="optimizer steps (overrides --epochs)")
     add("--lr", type=float, help="peak learning rate (default 2e-4; tiny: 3e-3)")
     add("--schedule", default="cosine", choices=["cosine", "linear", "constant"], help="decay after warmup")
@@ -78,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--full", action="store_true", default=None, help="full fine-tune instead of LoRA (small models)")
     add("--seed", type=int, default=0)
     add("--eval-interval", type=int, help="held-out loss every N steps (default 50)")
-    add("--eval-examples", type=int, default=256, help="at most this many held-out examples for the loss")
+    add("--eval-examples", type=int, help="at most this many held-out examples (default 256; tiny: 64)")
     add("--check-examples", type=int, default=8, help="held-out examples for the before/after tool-call check")
     add("--save-interval", type=int, help="checkpoint every N steps (default 100)")
     add("--keep-checkpoints", type=int, default=3, help="keep the latest N step-* checkpoints")
@@ -96,8 +97,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.resume:
-        saved = json.loads((Path(args.resume) / "args.json").read_text()) if (Path(args.resume) / "args.json").is_file() \
-            else sys.exit(f"--resume {args.resume}: no args.json there; is it the output directory of a train.py run?")
+        saved_path = Path(args.resume) / "args.json"
+        if not saved_path.is_file():
+            sys.exit(f"--resume {args.resume}: no args.json there; is it the output directory of a train.py run?")
+        saved = json.loads(saved_path.read_text())
         for action in parser._actions:  # which flags were given now: parse again with no defaults
             action.default = argparse.SUPPRESS
         given = vars(parser.parse_args(argv))
@@ -111,6 +114,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.dtype == "float16":
         sys.exit("--dtype float16 is refused: Gemma 3's activations exceed float16's range (65504) and "
                  "overflow to inf/NaN. Use bfloat16 (same memory, float32's range) or float32.")
+    for name in ("grad_accum", "max_len", "batch_tokens", "lora_r", "eval_interval", "save_interval",
+                 "keep_checkpoints", "max_steps"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            sys.exit(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
     if args.model != "tiny":
         try:
             resolve_model_name(args.model)  # an unknown name lists the known ones
@@ -269,24 +276,14 @@ def heldout_loss(model, batches, args, autocast) -> float:
     return total.item() / max(count, 1)
 
 
-def tool_call_check(model, tokenizer, fmt, examples) -> str | None:
-    """HOOK (until geneval's evaluation loop lands): exact tool-call answers on a few held-out examples."""
-    try:
-        from minifc.evaluate import gold_from_message, score_example
-        from minifc.generate import generate
-    except ImportError:
-        return None
-    cases = [e for e in examples if e.messages[-1]["role"] == "assistant"]
+def tool_call_check(model, tokenizer, fmt, examples) -> dict | None:
+    """Tool-calling metrics on a few held-out examples: generate, parse, check, as eval.py does."""
+    from minifc.evalloop import cases_from_examples, run_eval  # HOOK: top-level import once geneval is on main
+    cases = cases_from_examples([e for e in examples if e.messages[-1]["role"] == "assistant"])
     if not cases:
         return None
-    model.eval()
-    prompts = [tokenizer.encode(fmt.render(e.messages[:-1], e.tools or None, add_generation_prompt=True).text)
-               for e in cases]
-    generations = generate(model, tokenizer, prompts, tokenizer.stop_ids(fmt), max_new_tokens=128)
-    model.train()
-    exact = sum(score_example(fmt.parse(g.text), gold_from_message(e.messages[-1]), e.tools, e.category,
-                              g.stop_reason)["exact"] for g, e in zip(generations, cases))
-    return f"{exact}/{len(cases)} exact"
+    records, _ = run_eval(model, tokenizer, fmt, cases, batch_size=8, max_new_tokens=192)
+    return compute_metrics(records)
 
 
 def weights_writer(args, model, base_name, hf_config, tokenizer, fmt, base_dir):
@@ -373,7 +370,8 @@ def main(argv=None):
     log = MetricsLog(Path(args.out) / "metrics.jsonl", resume_step=step if resume_dir else None)
     heldout_batches = list(epoch_batches(heldout_set, args.rows_per_batch, tokenizer.pad_id,
                                          None if args.no_packing else args.max_len))
-    check_before = tool_call_check(model, tokenizer, fmt, heldout[:args.check_examples]) if step == 0 else None
+    check = step == 0 and args.check_examples > 0  # not for a resumed run: "before" was long ago
+    check_before = tool_call_check(model, tokenizer, fmt, heldout[:args.check_examples]) if check else None
     if heldout_batches and step == 0:
         log.write({"step": 0, "heldout_loss": heldout_loss(model, heldout_batches, args, autocast)})
         print(f"step 0 | held-out loss {log.read()[-1]['heldout_loss']:.4f}")
@@ -433,9 +431,12 @@ def main(argv=None):
         save_hf_model(model, Path(args.out) / "merged", hf_config, tokenizer, fmt, base_dir,
                       extra_info={"base_model": base_name})
         print(f"merged Hugging Face model: {Path(args.out) / 'merged'}")
+    elif args.export:
+        print(f"--export: with --full, {final} is already a Hugging Face model directory")
     if check_before is not None:
         check_after = tool_call_check(model, tokenizer, fmt, heldout[:args.check_examples])
-        print(f"tool-call check on {args.check_examples} held-out examples: before {check_before} | after {check_after}")
+        print(f"tool-call check on {len(heldout[:args.check_examples])} held-out examples, before and after training:")
+        print(format_table(check_after, compare=check_before, labels=("before", "after")))
     plot_losses(Path(args.out) / "metrics.jsonl", Path(args.out) / "loss.png")
     return model
 

@@ -9,9 +9,12 @@ import pytest
 import torch
 
 import train
-from minifc import tiny, trainstate
+from minifc import export, tiny, trainstate
 from minifc.chat import get_format
+from minifc.checkpoint import load_pretrained
 from minifc.data import BUILTIN_TEST, BUILTIN_TRAIN, load_examples
+from minifc.export import read_chat_format
+from minifc.tokenizer import Tokenizer
 from minifc.trainlog import MetricsLog
 
 # A model small enough that a step takes milliseconds; the demo's real size is tested in the slow test.
@@ -136,6 +139,35 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(data, tmp_path, small, mo
     assert trainstate.load_trainer_state(out / "step-2")["step"] == 2
 
 
+@pytest.mark.parametrize("fmt_name", ["gemma3", "llama3.2"])
+def test_tiny_final_is_a_model_directory(data, tmp_path, small, fmt_name):
+    """OUT/final of the demo loads like any checkpoint: same logits as the trained model, its tokenizer,
+    and the chat format it was trained with."""
+    out = tmp_path / "run"
+    model = train.main(args_for(data, out, "--model", "tiny", "--format", fmt_name, "--max-steps", 2))
+    loaded = load_pretrained(str(out / "final"))
+    assert loaded.config.model_type == ("llama" if fmt_name == "llama3.2" else "gemma3_text")
+    ids = torch.arange(40)[None]
+    with torch.no_grad():
+        assert torch.equal(loaded(ids), model.eval()(ids))
+    assert read_chat_format(out / "final") == fmt_name
+    tokenizer = Tokenizer.from_dir(out / "final")
+    assert tokenizer.stop_ids(get_format(fmt_name)) and tokenizer.pad_token == "<pad>"
+
+
+def test_export_flag_and_command_merge_the_adapter(data, base_dir, tmp_path):
+    """--export and `python -m minifc.export` both write a merged model computing what base + adapter does."""
+    out = tmp_path / "run"
+    model = train.main(args_for(data, out, "--model", base_dir, "--max-steps", 2, "--lr", 1e-2, "--export"))
+    export.main(["--model", str(base_dir), "--adapter", str(out / "final"), "--out", str(tmp_path / "cli"),
+                 "--dtype", "float32"])
+    ids = torch.arange(40)[None]
+    with torch.no_grad():
+        expected = model.eval()(ids)
+        for directory in (out / "merged", tmp_path / "cli"):
+            torch.testing.assert_close(load_pretrained(str(directory))(ids), expected, rtol=0, atol=1e-5)
+
+
 def test_checkpoint_is_atomic(tmp_path):
     """A save that fails half-way leaves neither step-N nor a partial directory behind."""
     def write_weights(directory):
@@ -199,11 +231,15 @@ def test_bad_data_stops_before_any_model_is_loaded(data, base_dir, tmp_path, no_
 
 
 @pytest.mark.slow
-def test_tiny_demo_learns(data, tmp_path):
-    """The offline demo at its real size: 30 steps on 40 conversations cut the held-out loss by 40%."""
+def test_tiny_demo_learns(data, tmp_path, capsys):
+    """The offline demo at its real size: 30 steps on 40 conversations cut the held-out loss by 40%;
+    the before/after tool-call check runs (a model this small is not expected to pass it)."""
     out = tmp_path / "tiny"
     train.main(args_for(data, out, "--model", "tiny", "--max-steps", 30, "--eval-interval", 30,
-                        "--batch-tokens", 2048))
+                        "--batch-tokens", 2048, "--check-examples", 2))
     heldout = [r["heldout_loss"] for r in MetricsLog(out / "metrics.jsonl").read() if "heldout_loss" in r]
     assert heldout[0] == pytest.approx(math.log(1024), abs=0.1)  # a random model: uniform over the vocabulary
     assert heldout[-1] < 0.6 * heldout[0]
+    printed = capsys.readouterr().out
+    assert "tool-call check on 2 held-out examples, before and after training" in printed
+    assert "exact answer" in printed
