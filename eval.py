@@ -1,24 +1,194 @@
-"""Measure tool-calling quality: python eval.py --model gemma-3-1b [--adapter OUT/final]
+"""Measure tool-calling quality: python eval.py --model gemma-3-1b [--adapter OUT/final] [--compare]
 
-(Foundation stub: the flags below exist; evaluation lands with the evaluation issue.)
+Reads the evaluation examples (default: the built-in held-out split; --data FILE; or Berkeley Function
+Calling Leaderboard files with --bfcl), renders each prompt in the model's chat format, generates an
+answer (greedy, KV cache), parses it and checks it against the gold answer (minifc/evaluate.py).
+Prints the metrics table and writes into --out (default eval_out/<model>[-<adapter>]-<timestamp>/):
+
+    report.json               settings and, per run ("base", "adapter"), the metrics of compute_metrics()
+    table.txt                 the printed table
+    predictions_<run>.jsonl   one line per example: prompt, output, parsed calls, gold, verdict, reason
+
+--compare evaluates the base model, then the same model with --adapter loaded, and shows them side by
+side with the change of every metric.
 """
 
 import argparse
+import json
 import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import torch
+
+from minifc.bfcl import bfcl_accuracy, format_bfcl, load_bfcl
+from minifc.chat import FORMATS, get_format
+from minifc.checkpoint import CheckpointError, load_pretrained
+from minifc.config import resolve_model_name
+from minifc.data import BUILTIN_TEST, load_examples
+from minifc.evalloop import cases_from_examples, run_eval
+from minifc.evaluate import compute_metrics, format_table
+from minifc.lora import load_adapter
+from minifc.tokenizer import Tokenizer
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description="Evaluate function calling of a model, with or without an adapter.")
     parser.add_argument("--model", default="gemma-3-1b", help="short name, hub id or local directory")
-    parser.add_argument("--adapter", default=None, help="adapter directory written by train.py")
+    parser.add_argument("--adapter", default=None, help="adapter directory written by train.py (PEFT layout)")
+    parser.add_argument("--compare", action="store_true", help="evaluate the base model and the adapter, side by side")
     parser.add_argument("--data", default=None, help="evaluation examples (default: built-in held-out split)")
-    return parser.parse_args(argv)
+    parser.add_argument("--data-format", default=None, help="layout of --data records (default: detected)")
+    parser.add_argument("--bfcl", nargs="+", default=None, metavar="FILE",
+                        help="BFCL question files (BFCL_v3_<category>.json)")
+    parser.add_argument("--bfcl-answers", default=None, metavar="DIR",
+                        help="directory of BFCL possible-answer files (default: possible_answer/ beside each file)")
+    parser.add_argument("--format", default=None, choices=sorted(FORMATS),
+                        help="chat format (default: the model registry's; required for unregistered models)")
+    parser.add_argument("--limit", type=int, default=None, help="evaluate only the first N examples")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--max-new-tokens", type=int, default=256)
+    parser.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
+    parser.add_argument("--top-p", type=float, default=1.0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of sampling (unused when greedy)")
+    parser.add_argument("--device", default="auto", help="cuda, cpu, ... (default: cuda if available)")
+    parser.add_argument("--dtype", default="auto", choices=["auto", *DTYPES],
+                        help="default: bfloat16 on CUDA, float32 on CPU")
+    parser.add_argument("--out", default=None, help="report directory (default: eval_out/<model>-<timestamp>)")
+    args = parser.parse_args(argv)
+    if args.compare and not args.adapter:
+        parser.error("--compare needs --adapter (it compares the base model with the adapter)")
+    if args.bfcl and args.data:
+        parser.error("give either --data or --bfcl, not both")
+    if args.limit is not None and args.limit < 1 or args.batch_size < 1 or args.max_new_tokens < 1:
+        parser.error("--limit, --batch-size and --max-new-tokens must be at least 1")
+    return args
+
+
+def device_and_dtype(device: str, dtype: str) -> tuple[torch.device, torch.dtype]:
+    device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
+                          "cpu" if device == "auto" else device)
+    if dtype == "auto":
+        return device, torch.bfloat16 if device.type == "cuda" else torch.float32
+    return device, DTYPES[dtype]
+
+
+def load_model(name: str, device, dtype, format_name: str | None = None):
+    """(model, tokenizer, chat format) for --model: registry short name, hub id or local directory."""
+    _, registry_format = resolve_model_name(name)
+    format_name = format_name or registry_format
+    if format_name is None:
+        sys.exit(f"eval.py: the chat format of --model {name} is unknown (not a registry model): "
+                 f"pass --format, one of {', '.join(sorted(FORMATS))}")
+    fmt = get_format(format_name)
+    model = load_pretrained(name, device=device, dtype=dtype)
+    tokenizer = Tokenizer.from_dir(model.checkpoint_dir)
+    try:
+        tokenizer.stop_ids(fmt)
+    except KeyError as error:
+        sys.exit(f"eval.py: {model.checkpoint_dir}/tokenizer.json does not fit chat format {fmt.name}: "
+                 f"{error.args[0]}; pass the --format this model was trained with")
+    return model, tokenizer, fmt
+
+
+def load_cases(args) -> tuple[list, str]:
+    """[(prompt Example, gold)] and a description of where they came from."""
+    if args.bfcl:
+        answers = lambda path: Path(args.bfcl_answers) / Path(path).name if args.bfcl_answers else None
+        cases = [case for path in args.bfcl for case in load_bfcl(path, answers(path))]
+        source = ", ".join(args.bfcl)
+    else:
+        source = args.data or str(BUILTIN_TEST)
+        examples, report = load_examples(source, data_format=args.data_format)
+        print(report.summary(), file=sys.stderr)
+        cases = cases_from_examples(examples)
+    return cases[:args.limit] if args.limit else cases, source
+
+
+def default_out_dir(args) -> Path:
+    name = Path(args.model).name if Path(args.model).is_dir() else args.model.replace("/", "_")
+    if args.adapter:
+        name += "-" + Path(args.adapter).resolve().name
+    return Path("eval_out") / f"{name}-{datetime.now():%Y%m%d-%H%M%S}"
+
+
+def progress_printer(label: str):
+    """progress(done, total) -> one line per batch on stderr, with the elapsed time and an ETA."""
+    start = time.time()
+
+    def progress(done: int, total: int):
+        elapsed = time.time() - start
+        eta = elapsed / done * (total - done)
+        print(f"[{label}] {done}/{total} examples, {elapsed:.0f} s, ETA {eta:.0f} s", file=sys.stderr, flush=True)
+    return progress
+
+
+def evaluate_run(label, model, tokenizer, fmt, cases, args, out: Path) -> dict:
+    """Run the loop once, write predictions_<label>.jsonl, return this run's part of the report."""
+    start = time.time()
+    records, predictions = run_eval(model, tokenizer, fmt, cases, args.batch_size, args.max_new_tokens,
+                                    args.temperature, args.top_p, args.seed, progress_printer(label))
+    path = out / f"predictions_{label}.jsonl"
+    with open(path, "w", encoding="utf-8") as file:
+        for prediction in predictions:
+            file.write(json.dumps(prediction, ensure_ascii=False) + "\n")
+    metrics = compute_metrics(records)
+    run = {"predictions": path.name, "seconds": round(time.time() - start, 1), "metrics": metrics}
+    if args.bfcl:
+        run["bfcl_accuracy"] = bfcl_accuracy(metrics)
+    return run
+
+
+def tables(runs: dict, bfcl: bool) -> str:
+    """The metrics table (side by side with the change when there are two runs), then BFCL's view."""
+    labels = list(runs)
+    if len(runs) == 2:
+        text = format_table(runs[labels[1]]["metrics"], compare=runs[labels[0]]["metrics"], labels=tuple(labels))
+    else:
+        text = format_table(runs[labels[0]]["metrics"])
+    if bfcl:
+        for label in labels:
+            text += f"\nBFCL accuracy ({label})\n" + format_bfcl(runs[label]["metrics"])
+    return text
 
 
 def main(argv=None):
-    parse_args(argv)
-    sys.exit("eval.py: evaluation is not built yet")
+    args = parse_args(argv)
+    torch.manual_seed(args.seed)
+    cases, source = load_cases(args)
+    device, dtype = device_and_dtype(args.device, args.dtype)
+    model, tokenizer, fmt = load_model(args.model, device, dtype, args.format)
+    out = Path(args.out) if args.out else default_out_dir(args)
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"evaluating {args.model}{' + ' + args.adapter if args.adapter else ''} ({fmt.name} format) on "
+          f"{len(cases)} examples from {source}", file=sys.stderr)
+
+    runs = {}
+    if args.compare or not args.adapter:
+        runs["base"] = evaluate_run("base", model, tokenizer, fmt, cases, args, out)
+    if args.adapter:
+        load_adapter(model, args.adapter)  # wraps the adapted layers in place; the base weights stay as they are
+        runs["adapter"] = evaluate_run("adapter", model, tokenizer, fmt, cases, args, out)
+
+    settings = {k: getattr(args, k) for k in ("limit", "batch_size", "max_new_tokens", "temperature", "top_p",
+                                               "seed")}
+    report = {"model": args.model, "adapter": args.adapter, "format": fmt.name, "data": source,
+              "examples": len(cases), "device": str(device), "dtype": str(dtype).removeprefix("torch."),
+              "settings": settings, "runs": runs}
+    (out / "report.json").write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    text = tables(runs, bool(args.bfcl))
+    (out / "table.txt").write_text(text, encoding="utf-8")
+    print(text)
+    predictions = ", ".join(str(out / run["predictions"]) for run in runs.values())
+    print(f"report: {out / 'report.json'}; predictions: {predictions}", file=sys.stderr)
+    return report
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (ValueError, OSError, CheckpointError) as error:  # bad input: the message says what to fix
+        sys.exit(f"eval.py: {error}")

@@ -1,0 +1,208 @@
+"""Attention kernels behind one function, `attend`, and the KV cache used for decoding.
+
+Every layer of a forward pass shares one `AttentionPlan`, made once by `plan_attention`:
+
+(a) SDPA with an explicit boolean mask: the reference path, used on CPU and wherever (b) does not
+    apply. The mask combines causality, the sliding window (a query sees itself and the window-1
+    tokens before it, as in HF), the block diagonal of packed sequences (cu_seqlens) and the validity
+    of key slots (left padding, unfilled cache slots). A query always sees itself, so a padding
+    query never has an empty row (which would give NaN).
+(b) Packed variable-length flash attention on CUDA: torch.nn.attention.varlen.varlen_attn, with
+    window_size=(window-1, 0) for sliding layers, over the flattened B*T tokens. Used for fp16/bf16
+    without a KV cache, padding mask or attention soft-capping; an unpacked batch is treated as B
+    sequences of length T. Set FLASH_VARLEN = False to force (a).
+(c) Decoding with a KV cache: keys/values of each call are written into preallocated slots, and the
+    queries attend (with the mask of (a)) to every slot filled so far.
+
+Layouts: q [B, T, Hq, D] and k, v [B, T, Hkv, D] (after RoPE); `attend` returns [B, T, Hq*D].
+Grouped-query attention (Hkv < Hq) is handled by the kernels (enable_gqa), without copying k, v.
+"""
+
+from dataclasses import dataclass
+from functools import cache
+
+import torch
+import torch.nn.functional as F
+
+FLASH_VARLEN = True  # tests flip this to compare (a) and (b) on the same machine
+
+
+@cache
+def varlen_attn():
+    """torch's varlen flash-attention function, or None where this torch has none. Imported on first
+    use on CUDA only: the module pulls in torch._dynamo, which takes seconds to import."""
+    try:
+        from torch.nn.attention.varlen import varlen_attn as function
+    except ImportError:
+        return None
+    return function
+
+
+class KVCache:
+    """Preallocated keys and values of every layer, for batched decoding.
+
+    k, v: [num_layers, B, Hkv, max_len, D]. `valid` [B, max_len] marks slots that hold a real token
+    (False for left padding and for slots not filled yet). `length` is how many slots every row has
+    filled: all rows advance together, so prompts of different lengths are left-padded.
+    Sliding-window layers keep all slots too; the mask limits what they see to the window.
+    """
+
+    def __init__(self, num_layers: int, batch_size: int, max_len: int, num_kv_heads: int, head_dim: int,
+                 device=None, dtype=None):
+        shape = (num_layers, batch_size, num_kv_heads, max_len, head_dim)
+        self.k = torch.zeros(shape, device=device, dtype=dtype)
+        self.v = torch.zeros(shape, device=device, dtype=dtype)
+        self.valid = torch.zeros(batch_size, max_len, dtype=torch.bool, device=device)
+        self.length = 0
+
+    @property
+    def max_len(self) -> int:
+        return self.k.shape[3]
+
+    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor, start: int):
+        """Write k, v [B, Hkv, T, D] into slots start..start+T; return all keys/values up to there."""
+        end = start + k.shape[2]
+        self.k[layer, :, :, start:end] = k
+        self.v[layer, :, :, start:end] = v
+        return self.k[layer, :, :, :end], self.v[layer, :, :, :end]
+
+
+@dataclass
+class AttentionPlan:
+    """What all layers of one forward pass share."""
+    varlen: bool                          # path (b)
+    cu_seqlens: torch.Tensor | None       # int32 [S+1] over the flattened tokens (path b)
+    max_seqlen: int                       # longest sequence (path b)
+    window: int | None                    # sliding window of sliding layers
+    masks: dict                           # layer type -> bool [B, 1, Tq, Tk] or None = plain causal
+    cache: KVCache | None = None          # path (c)
+    start: int = 0                        # first cache slot of this call's tokens
+
+
+def varlen_usable(device: torch.device, dtype: torch.dtype, head_dim: int) -> bool:
+    """Whether path (b) can run: CUDA flash kernels take fp16/bf16, head_dim <= 256, sm80+."""
+    return (FLASH_VARLEN and device.type == "cuda" and dtype in (torch.float16, torch.bfloat16)
+            and head_dim <= 256 and torch.cuda.get_device_capability(device)[0] >= 8
+            and varlen_attn() is not None)
+
+
+def plan_attention(batch_size: int, seqlen: int, device: torch.device, dtype: torch.dtype, config,
+                   cu_seqlens: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
+                   kv_cache: KVCache | None = None) -> AttentionPlan:
+    """Decide the kernel and build what it needs, once per forward pass.
+
+    cu_seqlens: cumulative lengths of the sequences packed into the flattened B*T tokens (each row
+    must hold whole sequences; tokens after the last boundary form one more sequence).
+    attention_mask: [B, Tk] bool, True for real tokens, where Tk = seqlen (or, with a cache, the
+    new tokens only or all tokens so far); the cache records it per slot.
+    """
+    if kv_cache is not None and cu_seqlens is not None:
+        raise ValueError("cu_seqlens (packed sequences) cannot be combined with a KV cache: decode "
+                         "left-padded rows with attention_mask instead")
+    window = config.sliding_window
+    layer_types = set(config.layer_types)
+    simple = kv_cache is None and attention_mask is None
+    if simple and varlen_usable(device, dtype, config.head_dim):
+        total = batch_size * seqlen
+        if cu_seqlens is None:  # unpacked: each row is one sequence
+            cu_seqlens = torch.arange(0, total + 1, seqlen, device=device, dtype=torch.int32)
+        bounds = cu_seqlens.tolist()  # one host sync per forward: the kernel takes max_seqlen as an int
+        if bounds[-1] != total:
+            bounds.append(total)
+        cu = torch.tensor(bounds, device=device, dtype=torch.int32)
+        max_seqlen = max(b - a for a, b in zip(bounds[:-1], bounds[1:]))
+        return AttentionPlan(True, cu, max_seqlen, window, {t: None for t in layer_types})
+
+    start = kv_cache.length if kv_cache is not None else 0
+    key_valid = None
+    if kv_cache is not None:
+        if start + seqlen > kv_cache.max_len:
+            raise ValueError(f"KV cache full: {start} + {seqlen} tokens > max_len {kv_cache.max_len}")
+        new_valid = _new_token_mask(attention_mask, batch_size, seqlen, start, device)
+        kv_cache.valid[:, start:start + seqlen] = new_valid
+        key_valid = kv_cache.valid[:, :start + seqlen]
+    elif attention_mask is not None:
+        if attention_mask.shape != (batch_size, seqlen):
+            raise ValueError(f"attention_mask has shape {tuple(attention_mask.shape)}, expected "
+                             f"{(batch_size, seqlen)}")
+        key_valid = attention_mask.bool()
+    segments = _segment_ids(cu_seqlens, batch_size, seqlen) if cu_seqlens is not None else None
+
+    masks = {}
+    for layer_type in layer_types:
+        layer_window = window if layer_type == "sliding_attention" else None
+        plain_causal = (key_valid is None and segments is None and start == 0
+                        and (layer_window is None or seqlen <= layer_window))
+        masks[layer_type] = None if plain_causal else build_mask(
+            seqlen, start, device, layer_window, key_valid, segments)
+    return AttentionPlan(False, None, seqlen, window, masks, kv_cache, start)
+
+
+def _new_token_mask(attention_mask, batch_size, seqlen, start, device) -> torch.Tensor:
+    if attention_mask is None:
+        return torch.ones(batch_size, seqlen, dtype=torch.bool, device=device)
+    if attention_mask.shape == (batch_size, start + seqlen):  # HF style: the mask of all tokens so far
+        attention_mask = attention_mask[:, start:]
+    if attention_mask.shape != (batch_size, seqlen):
+        raise ValueError(f"attention_mask has shape {tuple(attention_mask.shape)}, expected "
+                         f"{(batch_size, seqlen)} (new tokens) or {(batch_size, start + seqlen)} (all tokens)")
+    return attention_mask.to(device=device, dtype=torch.bool)
+
+
+def _segment_ids(cu_seqlens: torch.Tensor, batch_size: int, seqlen: int) -> torch.Tensor:
+    """[B, T] index of the packed sequence each token belongs to; checks no sequence spans two rows."""
+    cu = cu_seqlens.to(torch.int64)
+    tokens = torch.arange(batch_size * seqlen, device=cu.device)
+    segments = (torch.searchsorted(cu, tokens, right=True) - 1).view(batch_size, seqlen)
+    if batch_size > 1 and bool((segments[1:, 0] == segments[:-1, -1]).any()):
+        raise ValueError("cu_seqlens has a sequence that continues from one row into the next; "
+                         "each row of a packed batch must hold whole sequences")
+    return segments
+
+
+def build_mask(seqlen: int, start: int, device, window: int | None = None,
+               key_valid: torch.Tensor | None = None, segments: torch.Tensor | None = None) -> torch.Tensor:
+    """Boolean [B or 1, 1, Tq, Tk] mask, True where a query may attend to a key.
+
+    Queries sit in slots start..start+seqlen-1, keys in slots 0..start+seqlen-1. Slot distance equals
+    position distance for the real tokens of a row (padding is only on the left), so the window is
+    measured in slots.
+    """
+    q_slot = torch.arange(start, start + seqlen, device=device)[:, None]
+    k_slot = torch.arange(start + seqlen, device=device)[None, :]
+    mask = k_slot <= q_slot
+    if window is not None:
+        mask = mask & (q_slot - k_slot < window)
+    mask = mask[None]  # [1, Tq, Tk]
+    if key_valid is not None:
+        mask = mask & key_valid[:, None, :]
+    if segments is not None:  # packed sequences: block diagonal (only without a cache, start == 0)
+        mask = mask & (segments[:, :, None] == segments[:, None, :])
+    mask = mask | (k_slot == q_slot)[None]  # a query always sees itself: no empty rows
+    return mask[:, None]
+
+
+def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, plan: AttentionPlan, layer_idx: int,
+           layer_type: str, scale: float) -> torch.Tensor:
+    """Attention of one layer: q [B, T, Hq, D], k, v [B, T, Hkv, D] -> [B, T, Hq*D]."""
+    batch, seqlen, heads, head_dim = q.shape
+    gqa = heads != k.shape[2]
+    if plan.varlen:
+        sliding = layer_type == "sliding_attention" and plan.window is not None
+        # flash window (left, right): key j is seen by query i when i - left <= j <= i + right.
+        # A tuple, not a list: varlen_attn recognises plain causal by `window_size == (-1, 0)`.
+        window_size = (plan.window - 1, 0) if sliding else (-1, 0)
+        out = varlen_attn()(q.reshape(batch * seqlen, heads, head_dim),
+                            k.reshape(batch * seqlen, -1, head_dim), v.reshape(batch * seqlen, -1, head_dim),
+                            plan.cu_seqlens, plan.cu_seqlens, plan.max_seqlen, plan.max_seqlen,
+                            scale=scale, window_size=window_size, enable_gqa=gqa)
+        return out.reshape(batch, seqlen, heads * head_dim)
+
+    q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # [B, H, T, D]
+    if plan.cache is not None:
+        k, v = plan.cache.update(layer_idx, k, v, plan.start)
+    mask = plan.masks[layer_type]
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None, scale=scale,
+                                         enable_gqa=gqa)
+    return out.transpose(1, 2).reshape(batch, seqlen, heads * head_dim)
+

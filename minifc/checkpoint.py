@@ -1,0 +1,171 @@
+"""Find a checkpoint (short name, hub id or local directory) and load its safetensors into a Transformer.
+
+    model = load_pretrained("gemma-3-1b", device="cuda", dtype=torch.bfloat16)
+
+Resolution: a short name from config.MODELS or a hub id goes through huggingface_hub.snapshot_download,
+limited to the files minifc needs (config, weights, tokenizer); a local directory is used as is, and
+the network is never touched for it (nor with HF_HUB_OFFLINE=1 and a filled cache).
+
+Loading: the model is built on the meta device (no memory), then each tensor is read from its
+safetensors file straight into a fresh CPU tensor (our own reader: no mmap, so the page cache never
+counts towards the process's memory), converted to the target dtype/device and installed as the
+parameter. Peak host memory is therefore about the model's size plus one tensor when converting.
+Tensor names are HF's (model.py mirrors them); multimodal Gemma 3 checkpoints prefix the decoder with
+`language_model.model.` (hub files) or `model.language_model.` (newer transformers), and their vision
+tower and projector are skipped by design.
+"""
+
+import json
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from .config import ModelConfig, resolve_model_name
+from .model import Transformer
+
+# what snapshot_download fetches: nothing else from the repo (no original/*.pth, no onnx, no gguf)
+ALLOW_PATTERNS = ["config.json", "generation_config.json", "model.safetensors", "model-*.safetensors",
+                  "model.safetensors.index.json", "tokenizer.json", "tokenizer_config.json",
+                  "special_tokens_map.json", "chat_template.jinja"]
+
+_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+           "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
+           "BOOL": torch.bool}
+
+# (prefix in the file, prefix in minifc) for the decoder of multimodal Gemma 3 checkpoints
+_RENAMES = (("model.language_model.", "model."), ("language_model.model.", "model."),
+            ("language_model.lm_head.", "lm_head."))
+# tensors of a multimodal checkpoint that are not part of the text decoder
+_NOT_TEXT = ("vision_tower.", "model.vision_tower.", "multi_modal_projector.", "model.multi_modal_projector.")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint cannot be found, downloaded or loaded; the message says what to do."""
+
+
+def resolve_checkpoint_dir(name_or_path: str) -> Path:
+    """Short name, hub id or local directory -> local directory holding config.json and weights."""
+    target, _ = resolve_model_name(name_or_path)
+    if Path(target).is_dir():
+        return Path(target)
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import (GatedRepoError, HfHubHTTPError, LocalEntryNotFoundError,
+                                        RepositoryNotFoundError)
+    gated = (f"{target} is a gated repository: accept its license on https://huggingface.co/{target} "
+             "(logged in with the same account), then create a read token at "
+             "https://huggingface.co/settings/tokens and set HF_TOKEN=<token> (or run `hf auth login`).")
+    try:
+        return Path(snapshot_download(target, allow_patterns=ALLOW_PATTERNS))
+    except GatedRepoError as error:
+        raise CheckpointError(gated) from error
+    except RepositoryNotFoundError as error:
+        raise CheckpointError(f"{target} was not found on the Hugging Face hub (or it is private: set HF_TOKEN "
+                              "to a token that can read it).") from error
+    except LocalEntryNotFoundError as error:
+        raise CheckpointError(f"{target} is not in the local Hugging Face cache and cannot be downloaded "
+                              "(offline, or HF_HUB_OFFLINE=1): download it once with network access, or pass "
+                              "a local directory holding config.json, the safetensors and tokenizer.json.") from error
+    except HfHubHTTPError as error:
+        status = getattr(getattr(error, "response", None), "status_code", None)
+        if status in (401, 403):
+            raise CheckpointError(gated) from error
+        raise
+
+
+def load_config(directory) -> ModelConfig:
+    path = Path(directory) / "config.json"
+    if not path.is_file():
+        raise CheckpointError(f"{path} not found: a model directory needs config.json and model.safetensors "
+                              "(or model.safetensors.index.json with its shards)")
+    try:
+        hf = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise CheckpointError(f"{path} line {error.lineno}: invalid JSON ({error.msg})") from error
+    return ModelConfig.from_hf(hf, source=str(path))
+
+
+def safetensors_files(directory) -> list[Path]:
+    """The weight files: the shards listed by model.safetensors.index.json, or model.safetensors."""
+    directory = Path(directory)
+    index = directory / "model.safetensors.index.json"
+    if index.is_file():
+        weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+        return [directory / name for name in sorted(set(weight_map.values()))]
+    if (directory / "model.safetensors").is_file():
+        return [directory / "model.safetensors"]
+    raise CheckpointError(f"{directory} has neither model.safetensors nor model.safetensors.index.json")
+
+
+def read_safetensors_header(path) -> tuple[dict, int]:
+    """(header: tensor name -> {dtype, shape, data_offsets}, byte offset where the data starts)."""
+    with open(path, "rb") as f:
+        size = int.from_bytes(f.read(8), "little")
+        header = json.loads(f.read(size))
+    header.pop("__metadata__", None)
+    return header, 8 + size
+
+
+def read_tensor(f, entry: dict, data_start: int) -> torch.Tensor:
+    """Read one tensor from an open safetensors file straight into a new CPU tensor (no extra copy)."""
+    begin, end = entry["data_offsets"]
+    raw = torch.empty(end - begin, dtype=torch.uint8)
+    f.seek(data_start + begin)
+    if f.readinto(raw.numpy()) != end - begin:
+        raise CheckpointError(f"{f.name}: file is truncated (download it again)")
+    return raw.view(_DTYPES[entry["dtype"]]).reshape(entry["shape"])
+
+
+def minifc_name(hf_name: str) -> str | None:
+    """HF tensor name -> parameter name in Transformer, or None for tensors that are not the decoder's."""
+    for old, new in _RENAMES:
+        if hf_name.startswith(old):
+            return new + hf_name[len(old):]
+    if hf_name.startswith(_NOT_TEXT) or hf_name.endswith("rotary_emb.inv_freq"):
+        return None
+    return hf_name
+
+
+def load_pretrained(name_or_path: str, device="cpu", dtype: torch.dtype = torch.float32) -> Transformer:
+    """Load a checkpoint into a Transformer (eval mode) in `dtype` on `device`.
+
+    `name_or_path`: a short name (config.MODELS), a hub id, or a local directory with config.json and
+    model.safetensors / model.safetensors.index.json. The returned model has `.checkpoint_dir` (the
+    resolved directory, which also holds tokenizer.json).
+    """
+    directory = resolve_checkpoint_dir(name_or_path)
+    config = load_config(directory)
+    with torch.device("meta"):
+        model = Transformer(config)
+    expected = {name: tuple(p.shape) for name, p in model.named_parameters()}  # tied lm_head listed once
+    loaded = set()
+    for path in safetensors_files(directory):
+        header, data_start = read_safetensors_header(path)
+        with open(path, "rb") as f:
+            for hf_name, entry in header.items():
+                name = minifc_name(hf_name)
+                if name is None or (name == "lm_head.weight" and config.tie_word_embeddings):
+                    continue  # vision tower / projector, or a copy of the tied embedding
+                if name not in expected:
+                    raise CheckpointError(f"{path}: unexpected tensor {hf_name!r}: it is not part of a "
+                                          f"{config.model_type} model as described by config.json")
+                if tuple(entry["shape"]) != expected[name]:
+                    raise CheckpointError(
+                        f"{path}: tensor {hf_name!r} has shape {tuple(entry['shape'])} but config.json "
+                        f"implies {expected[name]}: config.json and the weights do not match")
+                tensor = read_tensor(f, entry, data_start).to(device=device, dtype=dtype)
+                _set_parameter(model, name, tensor)
+                loaded.add(name)
+    missing = [name for name in expected if name not in loaded]
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise CheckpointError(f"{directory}: tensor {missing[0]!r} (shape {expected[missing[0]]}) is missing "
+                              f"from the safetensors files{more}: config.json and the weights do not match")
+    model.tie_weights()
+    model.checkpoint_dir = directory
+    return model.eval()
+
+
+def _set_parameter(model: nn.Module, name: str, tensor: torch.Tensor):
+    module_name, _, leaf = name.rpartition(".")
+    setattr(model.get_submodule(module_name), leaf, nn.Parameter(tensor))

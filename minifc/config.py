@@ -1,0 +1,277 @@
+"""Model configuration: one dataclass for both families, and the registry of supported checkpoints.
+
+`ModelConfig` holds every number the decoder in model.py needs. Llama 3.x and Gemma 3 differ only by
+the flags at the bottom of the dataclass (norm style, embedding scale, QK-norm, sandwich norms,
+activation, sliding-window layers), never by subclasses.
+
+`ModelConfig.from_hf(config_json_dict)` reads a Hugging Face config.json. It understands both the key
+names found in the hub's files (`rope_theta`, `rope_scaling`, `rope_local_base_freq`,
+`sliding_window_pattern`, a multimodal `gemma3` config with a nested `text_config`) and the names that
+newer transformers versions write (`rope_parameters`, `layer_types`).
+
+`MODELS` maps the short names accepted by `--model` to a hub id, a chat format and the real
+architecture numbers (copied from each checkpoint's config.json, linked in a comment), so that
+`config_for(name)` gives the full-size configuration offline (benchmarks build random-weight models
+from it; nothing is downloaded).
+"""
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# rope types model.py implements (see model.rope_inv_freq)
+SUPPORTED_ROPE_TYPES = ("default", "linear", "llama3")
+SUPPORTED_MODEL_TYPES = ("llama (Llama 3.x)", "gemma3_text (Gemma 3 1B/270M, FunctionGemma)",
+                         "gemma3 (Gemma 3 4B/12B/27B, text part only)")
+
+
+@dataclass
+class ModelConfig:
+    model_type: str                     # "llama" or "gemma3_text" (after unwrapping a multimodal config)
+    vocab_size: int
+    hidden_size: int
+    intermediate_size: int
+    num_hidden_layers: int
+    num_attention_heads: int
+    num_key_value_heads: int
+    head_dim: int
+    rms_norm_eps: float
+    max_position_embeddings: int
+    tie_word_embeddings: bool
+    # RoPE per layer type, HF's newer layout: {"full_attention": {"rope_type": "llama3", "rope_theta": ...,
+    # "factor": ...}, "sliding_attention": {...}}. Llama has only "full_attention".
+    rope_parameters: dict
+    # one entry per layer: "full_attention" or "sliding_attention"
+    layer_types: tuple[str, ...]
+    sliding_window: int | None = None   # a sliding layer's query sees itself and the window-1 tokens before it
+    query_pre_attn_scalar: float | None = None  # attention scale is this ** -0.5 (None: head_dim)
+    attention_bias: bool = False
+    mlp_bias: bool = False
+    final_logit_softcapping: float | None = None  # logits = tanh(logits / cap) * cap when set
+    # --- family flags (set by from_hf from model_type) ---
+    hidden_act: str = "silu"            # "silu" (Llama SwiGLU) or "gelu_pytorch_tanh" (Gemma GeGLU)
+    norm_plus_one: bool = False         # Gemma RMSNorm: fp32 compute, output * (1 + weight)
+    scale_embeddings: bool = False      # Gemma: embeddings * sqrt(hidden_size), scale cast to compute dtype
+    qk_norm: bool = False               # Gemma 3: RMSNorm on each query and key head
+    sandwich_norm: bool = False         # Gemma: post-attention and pre/post-feedforward norms too
+    extra: dict = field(default_factory=dict, repr=False)  # bos/eos/pad ids, for reference
+
+    @property
+    def attention_scale(self) -> float:
+        scalar = self.query_pre_attn_scalar if self.query_pre_attn_scalar is not None else self.head_dim
+        return scalar ** -0.5
+
+    @classmethod
+    def from_hf(cls, hf: dict, source: str = "config.json") -> "ModelConfig":
+        """Build from a Hugging Face config.json dict. `source` names the file in error messages."""
+        model_type = hf.get("model_type")
+        if model_type == "gemma3":
+            # multimodal checkpoint (4B/12B/27B): the decoder is described by text_config
+            text = dict(hf.get("text_config") or {})
+            text.setdefault("tie_word_embeddings", hf.get("tie_word_embeddings", True))
+            return cls.from_hf({**text, "model_type": "gemma3_text"}, source)
+        if model_type == "gemma3_text":
+            return _gemma3_from_hf(hf, source)
+        if model_type == "llama":
+            return _llama_from_hf(hf, source)
+        raise ValueError(
+            f"{source}: unsupported architecture model_type={model_type!r} "
+            f"(architectures={hf.get('architectures')}). minifc supports: {', '.join(SUPPORTED_MODEL_TYPES)}.")
+
+
+def _rope_entry(params: dict | None, theta: float, source: str) -> dict:
+    """Normalise one rope dict (old `rope_scaling` or new `rope_parameters` entry) and check its type."""
+    entry = {"rope_type": "default", "rope_theta": float(theta)}
+    for key, value in (params or {}).items():
+        entry["rope_type" if key == "type" else key] = value  # very old configs wrote "type"
+    entry["rope_theta"] = float(entry["rope_theta"])
+    if entry["rope_type"] not in SUPPORTED_ROPE_TYPES:
+        raise ValueError(f"{source}: rope_type {entry['rope_type']!r} is not supported "
+                         f"(supported: {', '.join(SUPPORTED_ROPE_TYPES)})")
+    return entry
+
+
+def _common(hf: dict, defaults: dict) -> dict:
+    get = lambda key: hf[key] if hf.get(key) is not None else defaults.get(key)
+    heads = get("num_attention_heads")
+    return dict(
+        vocab_size=get("vocab_size"), hidden_size=get("hidden_size"),
+        intermediate_size=get("intermediate_size"), num_hidden_layers=get("num_hidden_layers"),
+        num_attention_heads=heads, num_key_value_heads=get("num_key_value_heads") or heads,
+        head_dim=get("head_dim") or get("hidden_size") // heads, rms_norm_eps=float(get("rms_norm_eps")),
+        max_position_embeddings=get("max_position_embeddings"),
+        tie_word_embeddings=bool(get("tie_word_embeddings")),
+        attention_bias=bool(hf.get("attention_bias") or False), mlp_bias=bool(hf.get("mlp_bias") or False),
+        final_logit_softcapping=hf.get("final_logit_softcapping"),
+        # attn_logit_softcapping is deliberately not read: Gemma 3 sets it to null, and transformers'
+        # Gemma3Attention never applies it even when set (only Gemma 2 did), so neither do we.
+        extra={k: hf[k] for k in ("bos_token_id", "eos_token_id", "pad_token_id") if k in hf},
+    )
+
+
+# transformers' LlamaConfig defaults, used where a config.json leaves a key out
+_LLAMA_DEFAULTS = dict(vocab_size=32000, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
+                       num_attention_heads=32, rms_norm_eps=1e-6, max_position_embeddings=2048,
+                       tie_word_embeddings=False, rope_theta=10000.0, hidden_act="silu")
+
+
+def _llama_from_hf(hf: dict, source: str) -> ModelConfig:
+    common = _common(hf, _LLAMA_DEFAULTS)
+    if hf.get("hidden_act", "silu") != "silu":
+        raise ValueError(f"{source}: hidden_act {hf['hidden_act']!r} is not supported for llama (only silu)")
+    if "rope_parameters" in hf and hf["rope_parameters"]:  # newer transformers
+        rope = _rope_entry(hf["rope_parameters"], hf.get("rope_theta", _LLAMA_DEFAULTS["rope_theta"]), source)
+    else:  # hub files: rope_theta + rope_scaling
+        rope = _rope_entry(hf.get("rope_scaling"), hf.get("rope_theta", _LLAMA_DEFAULTS["rope_theta"]), source)
+    return ModelConfig(model_type="llama", **common, rope_parameters={"full_attention": rope},
+                       layer_types=("full_attention",) * common["num_hidden_layers"], hidden_act="silu")
+
+
+# transformers' Gemma3TextConfig defaults. The multimodal configs (4B/12B/27B) rely on them: their
+# text_config lists only the keys that differ (e.g. 4B has no num_attention_heads: 8 comes from here).
+_GEMMA3_DEFAULTS = dict(vocab_size=262_208, hidden_size=2304, intermediate_size=9216, num_hidden_layers=26,
+                        num_attention_heads=8, num_key_value_heads=4, head_dim=256, rms_norm_eps=1e-6,
+                        max_position_embeddings=131_072, tie_word_embeddings=True, rope_theta=1_000_000.0,
+                        rope_local_base_freq=10_000.0, query_pre_attn_scalar=256, sliding_window=4096,
+                        sliding_window_pattern=6)
+
+
+def _gemma3_from_hf(hf: dict, source: str) -> ModelConfig:
+    if hf.get("use_bidirectional_attention"):
+        raise ValueError(f"{source}: use_bidirectional_attention=true (an embedding model) is not supported")
+    if hf.get("hidden_activation", "gelu_pytorch_tanh") != "gelu_pytorch_tanh":
+        raise ValueError(f"{source}: hidden_activation {hf['hidden_activation']!r} is not supported "
+                         "(Gemma 3 uses gelu_pytorch_tanh)")
+    common = _common(hf, _GEMMA3_DEFAULTS)
+    n = common["num_hidden_layers"]
+    get = lambda key: hf[key] if hf.get(key) is not None else _GEMMA3_DEFAULTS[key]
+
+    layer_types = hf.get("layer_types")
+    if layer_types is None:  # hub files: every `pattern`-th layer is global, the rest slide
+        pattern = hf.get("sliding_window_pattern") or hf.get("_sliding_window_pattern") or 6
+        layer_types = ["sliding_attention" if (i + 1) % pattern else "full_attention" for i in range(n)]
+    if len(layer_types) != n or set(layer_types) - {"sliding_attention", "full_attention"}:
+        raise ValueError(f"{source}: layer_types must list {n} entries of 'sliding_attention'/'full_attention'")
+
+    new = hf.get("rope_parameters")
+    if new and "full_attention" in new:  # newer transformers: one rope dict per layer type
+        rope = {"full_attention": _rope_entry(new["full_attention"], get("rope_theta"), source),
+                "sliding_attention": _rope_entry(new.get("sliding_attention"), get("rope_local_base_freq"),
+                                                 source)}
+    else:  # hub files: rope_theta (+ rope_scaling, e.g. linear x8 on 4B+) for global layers,
+        # rope_local_base_freq (10k, never scaled) for sliding layers
+        rope = {"full_attention": _rope_entry(hf.get("rope_scaling"), get("rope_theta"), source),
+                "sliding_attention": _rope_entry(None, get("rope_local_base_freq"), source)}
+    return ModelConfig(
+        model_type="gemma3_text", **common, rope_parameters=rope, layer_types=tuple(layer_types),
+        sliding_window=get("sliding_window"), query_pre_attn_scalar=get("query_pre_attn_scalar"),
+        hidden_act="gelu_pytorch_tanh", norm_plus_one=True, scale_embeddings=True, qk_norm=True,
+        sandwich_norm=True)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Registry. Numbers are those of each checkpoint's config.json (the linked file); keys a file leaves
+# out fall back to transformers' defaults exactly as above.
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    hub_id: str
+    chat_format: str
+    hf_config: dict  # the architecture keys of the hub's config.json
+
+
+def _gemma3_text(**kw) -> dict:
+    base = dict(model_type="gemma3_text", head_dim=256, query_pre_attn_scalar=256, rms_norm_eps=1e-6,
+                rope_theta=1_000_000.0, rope_local_base_freq=10_000.0, sliding_window_pattern=6,
+                tie_word_embeddings=True, bos_token_id=2, eos_token_id=[1, 106], pad_token_id=0)
+    return {**base, **kw}
+
+
+def _gemma3_multimodal(**text) -> dict:
+    # 4B/12B/27B: Gemma3ForConditionalGeneration; only the text decoder is used. vocab 262208 includes
+    # the image tokens; global layers use linear RoPE scaling x8.
+    text = dict(vocab_size=262_208, max_position_embeddings=131_072, sliding_window=1024,
+                rope_scaling={"rope_type": "linear", "factor": 8.0}, **text)
+    return {"model_type": "gemma3", "text_config": _gemma3_text(**text)}
+
+
+def _llama3(**kw) -> dict:
+    base = dict(model_type="llama", vocab_size=128_256, rms_norm_eps=1e-5, rope_theta=500_000.0,
+                max_position_embeddings=131_072, num_key_value_heads=8, bos_token_id=128_000,
+                eos_token_id=[128_001, 128_008, 128_009])
+    return {**base, **kw}
+
+
+def _llama3_rope(factor: float) -> dict:
+    return {"rope_type": "llama3", "factor": factor, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+            "original_max_position_embeddings": 8192}
+
+
+MODELS: dict[str, ModelInfo] = {
+    # https://huggingface.co/google/functiongemma-270m-it/blob/main/config.json (same decoder as gemma-3-270m)
+    "functiongemma-270m": ModelInfo("google/functiongemma-270m-it", "functiongemma", _gemma3_text(
+        vocab_size=262_144, hidden_size=640, intermediate_size=2048, num_hidden_layers=18,
+        num_attention_heads=4, num_key_value_heads=1, max_position_embeddings=32_768, sliding_window=512)),
+    # https://huggingface.co/google/gemma-3-270m-it/blob/main/config.json
+    "gemma-3-270m": ModelInfo("google/gemma-3-270m-it", "gemma3", _gemma3_text(
+        vocab_size=262_144, hidden_size=640, intermediate_size=2048, num_hidden_layers=18,
+        num_attention_heads=4, num_key_value_heads=1, max_position_embeddings=32_768, sliding_window=512)),
+    # https://huggingface.co/google/gemma-3-1b-it/blob/main/config.json
+    "gemma-3-1b": ModelInfo("google/gemma-3-1b-it", "gemma3", _gemma3_text(
+        vocab_size=262_144, hidden_size=1152, intermediate_size=6912, num_hidden_layers=26,
+        num_attention_heads=4, num_key_value_heads=1, max_position_embeddings=32_768, sliding_window=512)),
+    # https://huggingface.co/google/gemma-3-4b-it/blob/main/config.json (text_config)
+    "gemma-3-4b": ModelInfo("google/gemma-3-4b-it", "gemma3", _gemma3_multimodal(
+        hidden_size=2560, intermediate_size=10240, num_hidden_layers=34, num_attention_heads=8,
+        num_key_value_heads=4)),
+    # https://huggingface.co/google/gemma-3-12b-it/blob/main/config.json (text_config)
+    "gemma-3-12b": ModelInfo("google/gemma-3-12b-it", "gemma3", _gemma3_multimodal(
+        hidden_size=3840, intermediate_size=15360, num_hidden_layers=48, num_attention_heads=16,
+        num_key_value_heads=8)),
+    # https://huggingface.co/google/gemma-3-27b-it/blob/main/config.json (text_config; head_dim 128 and
+    # query_pre_attn_scalar 168 = hidden_size / num_attention_heads, unlike the smaller models)
+    "gemma-3-27b": ModelInfo("google/gemma-3-27b-it", "gemma3", _gemma3_multimodal(
+        hidden_size=5376, intermediate_size=21504, num_hidden_layers=62, num_attention_heads=32,
+        num_key_value_heads=16, head_dim=128, query_pre_attn_scalar=168)),
+    # https://huggingface.co/meta-llama/Llama-3.2-1B-Instruct/blob/main/config.json
+    "llama-3.2-1b": ModelInfo("meta-llama/Llama-3.2-1B-Instruct", "llama3.2", _llama3(
+        hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, num_attention_heads=32, head_dim=64,
+        tie_word_embeddings=True, rope_scaling=_llama3_rope(32.0))),
+    # https://huggingface.co/meta-llama/Llama-3.2-3B-Instruct/blob/main/config.json
+    "llama-3.2-3b": ModelInfo("meta-llama/Llama-3.2-3B-Instruct", "llama3.2", _llama3(
+        hidden_size=3072, intermediate_size=8192, num_hidden_layers=28, num_attention_heads=24, head_dim=128,
+        tie_word_embeddings=True, rope_scaling=_llama3_rope(32.0))),
+    # https://huggingface.co/meta-llama/Llama-3.1-8B-Instruct/blob/main/config.json (untied lm_head)
+    "llama-3.1-8b": ModelInfo("meta-llama/Llama-3.1-8B-Instruct", "llama3.1", _llama3(
+        hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32,
+        tie_word_embeddings=False, rope_scaling=_llama3_rope(8.0))),
+}
+
+
+def config_for(short_name: str) -> ModelConfig:
+    """The full-size architecture of a registry entry, offline (no download)."""
+    if short_name not in MODELS:
+        raise KeyError(f"unknown model {short_name!r}; known: {', '.join(MODELS)}")
+    return ModelConfig.from_hf(MODELS[short_name].hf_config, source=f"registry entry {short_name!r}")
+
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def resolve_model_name(name: str) -> tuple[str, str | None]:
+    """--model value -> (hub id or local directory, chat format name or None when unknown).
+
+    A short name from MODELS maps to its hub id and format; an existing directory is used as is; a
+    hub id ("org/name") is passed through (with its format if it is a registry checkpoint). Anything
+    else raises, listing the known short names.
+    """
+    if name in MODELS:
+        return MODELS[name].hub_id, MODELS[name].chat_format
+    if Path(name).expanduser().is_dir():
+        return str(Path(name).expanduser()), None
+    if _HUB_ID.match(name):
+        fmt = next((info.chat_format for info in MODELS.values() if info.hub_id == name), None)
+        return name, fmt
+    raise ValueError(f"--model {name!r} is neither a known short name, an existing directory, nor a hub id "
+                     f"like 'org/name'. Known short names: {', '.join(MODELS)}")

@@ -1,0 +1,268 @@
+"""The decoder: Llama 3.x and Gemma 3 (text) in one implementation; the differences are config flags.
+
+Module names mirror Hugging Face's *ForCausalLM exactly, so `Transformer.state_dict()` keys equal
+HF's keys and checkpoints load without renaming:
+
+    model.embed_tokens                          nn.Embedding
+    model.layers.{i}.input_layernorm            RMSNorm
+    model.layers.{i}.self_attn.{q,k,v,o}_proj   nn.Linear (LoRA wraps these by name)
+    model.layers.{i}.self_attn.{q,k}_norm       RMSNorm per head (Gemma 3 only)
+    model.layers.{i}.post_attention_layernorm   RMSNorm
+    model.layers.{i}.pre_feedforward_layernorm  RMSNorm (Gemma only)
+    model.layers.{i}.post_feedforward_layernorm RMSNorm (Gemma only)
+    model.layers.{i}.mlp.{gate,up,down}_proj    nn.Linear
+    model.norm                                  RMSNorm
+    lm_head                                     nn.Linear; its weight IS model.embed_tokens.weight
+                                                when config.tie_word_embeddings
+
+Calling conventions (all tensors on the model's device):
+
+    model(input_ids, position_ids=None, cu_seqlens=None, attention_mask=None, kv_cache=None)
+        -> logits [B, T, vocab] (in the model's dtype)
+    model.hidden_states(<same arguments>) -> [B, T, hidden] after the final norm
+    model.output(hidden) -> logits (lm_head, then soft-capping if the config sets it)
+
+- Training / scoring: input_ids [B, T]. Packed rows pass cu_seqlens (int32 cumulative lengths over
+  the flattened B*T tokens, each row holding whole sequences) and position_ids that restart at 0 per
+  sequence; attention never crosses sequences. position_ids default to 0..T-1 per row (per packed
+  sequence when cu_seqlens is given; counted over real tokens when attention_mask is given).
+- `model.gradient_checkpointing = True` recomputes each block in the backward pass
+  (torch.utils.checkpoint, use_reentrant=False); ignored under no_grad and with a KV cache.
+- Decoding (generate.py): `cache = model.new_kv_cache(batch_size, max_len)` preallocates keys and
+  values. Prefill with left-padded prompts: `model(ids [B, T], attention_mask=mask [B, T] bool,
+  kv_cache=cache)`; then one token at a time: `model(next_ids [B, 1], kv_cache=cache)`. Each call
+  appends to the cache (cache.length counts the slots filled; every row advances together) and
+  attends to all valid slots so far. position_ids default to the count of real tokens before each
+  one (left padding does not shift positions). Sliding-window layers see only the last `window`
+  slots in decoding too.
+"""
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
+
+from .attention import KVCache, attend, plan_attention
+from .config import ModelConfig
+
+
+class RMSNorm(nn.Module):
+    """RMSNorm in fp32. Llama: weight * normed.to(dtype). Gemma (plus_one): (normed * (1 + weight))
+    in fp32, then cast; Gemma stores the weight as an offset from 1, so it is initialised to zeros."""
+
+    def __init__(self, dim: int, eps: float, plus_one: bool):
+        super().__init__()
+        self.eps, self.plus_one = eps, plus_one
+        self.weight = nn.Parameter(torch.zeros(dim) if plus_one else torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x32 = x.float()
+        normed = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
+        if self.plus_one:
+            return (normed * (1.0 + self.weight.float())).type_as(x)
+        return self.weight * normed.type_as(x)
+
+
+def rope_inv_freq(head_dim: int, params: dict) -> torch.Tensor:
+    """RoPE inverse frequencies (fp32, CPU) for one rope dict: default, linear or llama3 scaling."""
+    inv_freq = 1.0 / (params["rope_theta"] ** (torch.arange(0, head_dim, 2, dtype=torch.int64).float()
+                                               / head_dim))
+    kind = params["rope_type"]
+    if kind == "linear":  # Gemma 3 4B+ global layers: positions divided by `factor`
+        return inv_freq / params["factor"]
+    if kind == "llama3":
+        # Llama 3.1+: keep high frequencies (short wavelengths), divide low frequencies by `factor`,
+        # and interpolate smoothly in between (wavelengths relative to the original context length).
+        factor, old_len = params["factor"], params["original_max_position_embeddings"]
+        low, high = params["low_freq_factor"], params["high_freq_factor"]
+        wavelen = 2 * math.pi / inv_freq
+        scaled = torch.where(wavelen > old_len / low, inv_freq / factor, inv_freq)
+        smooth = (old_len / wavelen - low) / (high - low)
+        smoothed = (1 - smooth) * scaled / factor + smooth * scaled
+        medium = ~(wavelen < old_len / high) & ~(wavelen > old_len / low)
+        return torch.where(medium, smoothed, scaled)
+    if kind != "default":
+        raise ValueError(f"rope_type {kind!r} is not supported")
+    return inv_freq
+
+
+def rope_cos_sin(position_ids: torch.Tensor, inv_freq: torch.Tensor, dtype: torch.dtype):
+    """cos, sin [B, T, 1, D], computed in fp32 and cast to the compute dtype (as HF does)."""
+    freqs = position_ids[..., None].float() * inv_freq.to(position_ids.device)
+    emb = torch.cat((freqs, freqs), dim=-1)[:, :, None, :]
+    return emb.cos().to(dtype), emb.sin().to(dtype)
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate x [B, T, H, D] (HF's half-split layout: pairs are (i, i + D/2))."""
+    half = x.shape[-1] // 2
+    rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+    return x * cos + rotated * sin
+
+
+class Attention(nn.Module):
+    def __init__(self, config: ModelConfig, layer_idx: int):
+        super().__init__()
+        hidden, heads, kv_heads, hd = (config.hidden_size, config.num_attention_heads,
+                                       config.num_key_value_heads, config.head_dim)
+        self.layer_idx, self.layer_type = layer_idx, config.layer_types[layer_idx]
+        self.head_dim, self.scale = hd, config.attention_scale
+        self.q_proj = nn.Linear(hidden, heads * hd, bias=config.attention_bias)
+        self.k_proj = nn.Linear(hidden, kv_heads * hd, bias=config.attention_bias)
+        self.v_proj = nn.Linear(hidden, kv_heads * hd, bias=config.attention_bias)
+        self.o_proj = nn.Linear(heads * hd, hidden, bias=config.attention_bias)
+        if config.qk_norm:  # Gemma 3: normalise each query/key head before RoPE
+            self.q_norm = RMSNorm(hd, config.rms_norm_eps, config.norm_plus_one)
+            self.k_norm = RMSNorm(hd, config.rms_norm_eps, config.norm_plus_one)
+        else:
+            self.q_norm = self.k_norm = None
+
+    def forward(self, x: torch.Tensor, rope, plan) -> torch.Tensor:
+        batch, seqlen, _ = x.shape
+        q = self.q_proj(x).view(batch, seqlen, -1, self.head_dim)
+        k = self.k_proj(x).view(batch, seqlen, -1, self.head_dim)
+        v = self.v_proj(x).view(batch, seqlen, -1, self.head_dim)
+        if self.q_norm is not None:
+            q, k = self.q_norm(q), self.k_norm(k)
+        cos, sin = rope
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        out = attend(q, k, v, plan, self.layer_idx, self.layer_type, self.scale)
+        return self.o_proj(out)
+
+
+class MLP(nn.Module):
+    """Gated MLP: down(act(gate(x)) * up(x)); SiLU for Llama (SwiGLU), tanh-GELU for Gemma (GeGLU)."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        hidden, inner, bias = config.hidden_size, config.intermediate_size, config.mlp_bias
+        self.gate_proj = nn.Linear(hidden, inner, bias=bias)
+        self.up_proj = nn.Linear(hidden, inner, bias=bias)
+        self.down_proj = nn.Linear(inner, hidden, bias=bias)
+        self.gelu = config.hidden_act == "gelu_pytorch_tanh"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate = self.gate_proj(x)
+        gate = F.gelu(gate, approximate="tanh") if self.gelu else F.silu(gate)
+        return self.down_proj(gate * self.up_proj(x))
+
+
+class Block(nn.Module):
+    def __init__(self, config: ModelConfig, layer_idx: int):
+        super().__init__()
+        norm = lambda: RMSNorm(config.hidden_size, config.rms_norm_eps, config.norm_plus_one)
+        self.layer_type = config.layer_types[layer_idx]
+        self.self_attn = Attention(config, layer_idx)
+        self.mlp = MLP(config)
+        self.input_layernorm = norm()
+        self.post_attention_layernorm = norm()
+        self.sandwich = config.sandwich_norm
+        if self.sandwich:
+            self.pre_feedforward_layernorm = norm()
+            self.post_feedforward_layernorm = norm()
+
+    def forward(self, x: torch.Tensor, rope, plan) -> torch.Tensor:
+        if self.sandwich:  # Gemma: norms before AND after attention and MLP, inside the residual branch
+            x = x + self.post_attention_layernorm(self.self_attn(self.input_layernorm(x), rope, plan))
+            return x + self.post_feedforward_layernorm(self.mlp(self.pre_feedforward_layernorm(x)))
+        # Llama: the norm HF calls post_attention_layernorm is the one *before* the MLP
+        x = x + self.self_attn(self.input_layernorm(x), rope, plan)
+        return x + self.mlp(self.post_attention_layernorm(x))
+
+
+class Decoder(nn.Module):
+    """HF's *Model: embeddings, blocks, final norm (the `model.` prefix of the state dict)."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size)
+        self.layers = nn.ModuleList(Block(config, i) for i in range(config.num_hidden_layers))
+        self.norm = RMSNorm(config.hidden_size, config.rms_norm_eps, config.norm_plus_one)
+
+
+class Transformer(nn.Module):
+    """Decoder-only LM; see the module docstring for names and calling conventions."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.model = Decoder(config)
+        self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        self.gradient_checkpointing = False
+        self.init_weights()
+        self.tie_weights()
+
+    def tie_weights(self):
+        """Share the embedding with lm_head when the config says so (Gemma 3, Llama 3.2 1B/3B)."""
+        if self.config.tie_word_embeddings:
+            self.lm_head.weight = self.model.embed_tokens.weight
+
+    @torch.no_grad()
+    def init_weights(self, std: float = 0.02):
+        """Random weights as HF initialises them (normal(0, std), norms at identity); for models built
+        without a checkpoint (tests, benchmarks). load_pretrained overwrites everything."""
+        for module in self.modules():
+            if isinstance(module, (nn.Linear, nn.Embedding)):
+                module.weight.normal_(0.0, std)
+                if getattr(module, "bias", None) is not None:
+                    module.bias.zero_()
+            elif isinstance(module, RMSNorm):
+                module.weight.fill_(0.0 if module.plus_one else 1.0)
+
+    def new_kv_cache(self, batch_size: int, max_len: int, device=None, dtype=None) -> KVCache:
+        weight = self.model.embed_tokens.weight
+        return KVCache(self.config.num_hidden_layers, batch_size, max_len, self.config.num_key_value_heads,
+                       self.config.head_dim, device or weight.device, dtype or weight.dtype)
+
+    def forward(self, input_ids, position_ids=None, cu_seqlens=None, attention_mask=None, kv_cache=None):
+        return self.output(self.hidden_states(input_ids, position_ids, cu_seqlens, attention_mask, kv_cache))
+
+    def output(self, hidden: torch.Tensor) -> torch.Tensor:
+        logits = self.lm_head(hidden)
+        cap = self.config.final_logit_softcapping
+        if cap is not None:
+            logits = torch.tanh(logits / cap) * cap
+        return logits
+
+    def hidden_states(self, input_ids, position_ids=None, cu_seqlens=None, attention_mask=None,
+                      kv_cache=None) -> torch.Tensor:
+        config = self.config
+        batch, seqlen = input_ids.shape
+        x = self.model.embed_tokens(input_ids)
+        if config.scale_embeddings:
+            # Gemma: multiply by sqrt(hidden) rounded to the compute dtype first, as HF does
+            # (in bf16, sqrt(640) = 25.30 becomes 25.25)
+            x = x * torch.tensor(config.hidden_size ** 0.5).to(x.dtype).item()
+        plan = plan_attention(batch, seqlen, x.device, x.dtype, config, cu_seqlens, attention_mask, kv_cache)
+        if position_ids is None:
+            position_ids = default_position_ids(batch, seqlen, x.device, cu_seqlens, attention_mask, kv_cache)
+        rope = {kind: rope_cos_sin(position_ids, rope_inv_freq(config.head_dim, params), x.dtype)
+                for kind, params in config.rope_parameters.items() if kind in config.layer_types}
+
+        recompute = self.gradient_checkpointing and torch.is_grad_enabled() and kv_cache is None
+        for layer in self.model.layers:
+            if recompute:
+                x = checkpoint(layer, x, rope[layer.layer_type], plan, use_reentrant=False)
+            else:
+                x = layer(x, rope[layer.layer_type], plan)
+        if kv_cache is not None:
+            kv_cache.length += seqlen
+        return self.model.norm(x)
+
+
+def default_position_ids(batch, seqlen, device, cu_seqlens=None, attention_mask=None, kv_cache=None):
+    """Positions when the caller gives none: per packed sequence, per real token, or per row."""
+    if kv_cache is not None:  # plan_attention has already recorded this call's tokens in kv_cache.valid
+        start = kv_cache.length
+        counted = kv_cache.valid[:, :start + seqlen].long().cumsum(-1) - 1
+        return counted[:, start:].clamp(min=0)
+    if attention_mask is not None:
+        return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+    if cu_seqlens is not None:
+        cu = cu_seqlens.to(device=device, dtype=torch.int64)
+        tokens = torch.arange(batch * seqlen, device=device)
+        seq = torch.searchsorted(cu, tokens, right=True) - 1
+        return (tokens - cu[seq]).view(batch, seqlen)  # tokens after the last bound: one more sequence
+    return torch.arange(seqlen, device=device).expand(batch, seqlen)

@@ -1,0 +1,110 @@
+"""LoRA and the loss on minifc's own Transformer, with peft + transformers as the oracles (fp32, CPU).
+
+A tiny random Hugging Face model is saved with save_pretrained and loaded by minifc's load_pretrained,
+so both sides hold the same weights; adapters then travel in both directions through the PEFT files.
+"""
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+transformers = pytest.importorskip("transformers")
+peft = pytest.importorskip("peft")
+
+import tiny_models  # noqa: E402
+from minifc.checkpoint import load_pretrained  # noqa: E402
+from minifc.lora import apply_lora, load_adapter, lora_layers, mark_only_lora_trainable, save_adapter  # noqa: E402
+from minifc.loss import trained_token_loss  # noqa: E402
+
+TOL = 1e-5
+VOCAB = tiny_models.VOCAB
+
+
+@pytest.fixture(params=["llama", "gemma3"], scope="module")
+def pair(request, tmp_path_factory):
+    """(HF model with every weight random, directory it was saved to); see tests/tiny_models.py."""
+    config = tiny_models.llama_config() if request.param == "llama" else tiny_models.gemma_config()
+    hf = tiny_models.hf_model(config)
+    return hf, tiny_models.save(hf, tmp_path_factory.mktemp(request.param))
+
+
+@pytest.fixture(scope="module")
+def input_ids():
+    return torch.randint(0, VOCAB, (2, 9), generator=torch.Generator().manual_seed(1))
+
+
+def hf_logits(model, ids):
+    with torch.no_grad():
+        return model(ids).logits
+
+
+def our_logits(model, ids):
+    with torch.no_grad():
+        return model(ids)
+
+
+def randomize_b(model, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for layer in lora_layers(model).values():
+            layer.lora_B.weight.copy_(torch.randn(layer.lora_B.weight.shape, generator=g) * 0.2)
+
+
+def max_diff(a, b):
+    return (a - b).abs().max().item()
+
+
+def test_base_models_agree(pair, input_ids):
+    hf, directory = pair
+    assert max_diff(our_logits(load_pretrained(directory), input_ids), hf_logits(hf, input_ids)) <= TOL
+
+
+def test_peft_adapter_loads_into_minifc_model(pair, input_ids, tmp_path):
+    hf, directory = pair
+    torch.manual_seed(3)
+    peft_model = peft.get_peft_model(copy.deepcopy(hf), peft.LoraConfig(
+        r=4, lora_alpha=8, target_modules="all-linear", use_rslora=True, task_type="CAUSAL_LM",
+        init_lora_weights=False)).eval()  # random A and B
+    peft_model.save_pretrained(tmp_path / "peft")
+
+    model = load_pretrained(directory)
+    load_adapter(model, tmp_path / "peft")
+    expected = hf_logits(peft_model, input_ids)
+    assert max_diff(expected, hf_logits(hf, input_ids)) > 1e-2  # the adapter does something
+    assert max_diff(our_logits(model, input_ids), expected) <= TOL
+
+
+def test_minifc_adapter_loads_into_peft(pair, input_ids, tmp_path):
+    hf, directory = pair
+    model = load_pretrained(directory)
+    apply_lora(model, r=4, alpha=16, targets=("q", "k", "v", "o", "down"))
+    randomize_b(model)
+    save_adapter(model, tmp_path / "ours", str(directory))
+
+    peft_model = peft.PeftModel.from_pretrained(copy.deepcopy(hf), tmp_path / "ours").eval()
+    ours = our_logits(model, input_ids)
+    assert max_diff(ours, hf_logits(hf, input_ids)) > 1e-2
+    assert max_diff(ours, hf_logits(peft_model, input_ids)) <= TOL
+
+
+def test_trained_token_loss_on_the_model_matches_full_logits(pair, input_ids):
+    """Through model.hidden_states + model.output (tied lm_head on Gemma): loss and LoRA grads."""
+    _, directory = pair
+    model = load_pretrained(directory).train()
+    apply_lora(model, r=4, alpha=8)
+    randomize_b(model)  # so that A gets a gradient too
+    mark_only_lora_trainable(model)
+    targets = input_ids.roll(-1, dims=1)
+    targets[:, :4] = -100
+    targets[:, -1] = -100
+
+    loss = trained_token_loss(model.hidden_states(input_ids), targets, model.output, chunk_size=3)
+    loss.backward()
+    grads = [p.grad.clone() for p in model.parameters() if p.requires_grad]
+    model.zero_grad()
+    ref = F.cross_entropy(model(input_ids).flatten(0, 1), targets.flatten(), ignore_index=-100)
+    ref.backward()
+    assert abs(loss.item() - ref.item()) <= TOL
+    assert max(max_diff(g, p.grad) for g, p in zip(grads, (p for p in model.parameters() if p.requires_grad))) <= TOL

@@ -1,0 +1,198 @@
+"""The decoder against transformers (the oracle): logits, KV-cache decoding, packing, checkpointing."""
+
+import pytest
+import torch
+
+from minifc import attention
+from minifc.checkpoint import load_pretrained
+from tiny_models import VOCAB, gemma_config, hf_model, llama_config, save
+
+TOL = 1e-4
+
+
+@pytest.fixture(scope="module")
+def gemma(tmp_path_factory):
+    ref = hf_model(gemma_config())
+    return ref, load_pretrained(save(ref, tmp_path_factory.mktemp("gemma")))
+
+
+@pytest.fixture(scope="module")
+def llama(tmp_path_factory):
+    ref = hf_model(llama_config())
+    return ref, load_pretrained(save(ref, tmp_path_factory.mktemp("llama")))
+
+
+@pytest.fixture(params=["gemma", "llama"])
+def pair(request, gemma, llama):
+    return {"gemma": gemma, "llama": llama}[request.param]
+
+
+def max_diff(a, b):
+    return (a - b).abs().max().item()
+
+
+@torch.no_grad()
+def test_gemma_logits_match_transformers(gemma):
+    ref, ours = gemma
+    assert {"sliding_attention", "full_attention"} <= set(ours.config.layer_types)
+    ids = torch.randint(0, VOCAB, (2, 24), generator=torch.Generator().manual_seed(1))  # 6x the window
+    expected = ref(ids).logits
+    assert expected.abs().max() > 1.0  # logits are not trivially small
+    assert max_diff(ours(ids), expected) <= TOL
+
+
+@pytest.mark.parametrize("tied", [True, False])
+@torch.no_grad()
+def test_llama_logits_match_transformers(tmp_path, tied):
+    ref = hf_model(llama_config(tie_word_embeddings=tied))
+    ours = load_pretrained(save(ref, tmp_path))
+    assert (ours.lm_head.weight is ours.model.embed_tokens.weight) == tied
+    ids = torch.randint(0, VOCAB, (2, 80), generator=torch.Generator().manual_seed(2))  # past 64
+    expected = ref(ids).logits
+    assert expected.abs().max() > 1.0
+    assert max_diff(ours(ids), expected) <= TOL
+
+
+@torch.no_grad()
+def test_softcapping_fields_are_honoured(tmp_path):
+    # Gemma 3 checkpoints leave both null; a config that sets them must still match transformers
+    # (which applies the final-logit cap and, for Gemma 3, ignores the attention one).
+    ref = hf_model(gemma_config(final_logit_softcapping=3.0, attn_logit_softcapping=2.0))
+    ours = load_pretrained(save(ref, tmp_path))
+    ids = torch.randint(0, VOCAB, (1, 16), generator=torch.Generator().manual_seed(3))
+    expected = ref(ids).logits
+    assert expected.abs().max() <= 3.0
+    assert max_diff(ours(ids), expected) <= TOL
+
+
+def test_state_dict_keys_equal_transformers(pair):
+    ref, ours = pair
+    assert sorted(ours.state_dict()) == sorted(ref.state_dict())
+    for name, tensor in ref.state_dict().items():
+        assert ours.state_dict()[name].shape == tensor.shape, name
+
+
+@torch.no_grad()
+def test_kv_cache_decoding_matches_full_forward(pair):
+    _, ours = pair
+    ids = torch.randint(0, VOCAB, (2, 20), generator=torch.Generator().manual_seed(4))
+    full = ours(ids)
+    cache = ours.new_kv_cache(batch_size=2, max_len=24)
+    steps = [ours(ids[:, :6], kv_cache=cache)]  # prefill
+    for t in range(6, 20):  # then one token at a time (past the sliding window of 4)
+        steps.append(ours(ids[:, t:t + 1], kv_cache=cache))
+    assert cache.length == 20
+    assert max_diff(torch.cat(steps, dim=1), full) <= TOL
+
+
+@torch.no_grad()
+def test_left_padded_batch_decoding_matches_each_prompt_alone(pair):
+    _, ours = pair
+    gen = torch.Generator().manual_seed(5)
+    long, short = torch.randint(0, VOCAB, (14,), generator=gen), torch.randint(0, VOCAB, (9,), generator=gen)
+    pad = 5
+    prompts = torch.stack([long, torch.cat([torch.zeros(pad, dtype=torch.long), short])])
+    mask = torch.ones(2, 14, dtype=torch.bool)
+    mask[1, :pad] = False
+    cont = torch.randint(0, VOCAB, (2, 6), generator=gen)  # tokens fed during decoding
+
+    cache = ours.new_kv_cache(2, 20)
+    outs = [ours(prompts, attention_mask=mask, kv_cache=cache)[:, -1:]]
+    for t in range(6):
+        outs.append(ours(cont[:, t:t + 1], kv_cache=cache))
+    got = torch.cat(outs, dim=1)  # logits after the prompt and after each decoded token
+
+    for row, prompt in enumerate([long, short]):
+        alone = ours(torch.cat([prompt, cont[row]])[None])[0, len(prompt) - 1:]
+        assert max_diff(got[row], alone) <= TOL, row
+
+
+@torch.no_grad()
+def test_left_padded_full_forward_matches_transformers(pair):
+    ref, ours = pair
+    ids = torch.randint(0, VOCAB, (2, 12), generator=torch.Generator().manual_seed(6))
+    mask = torch.ones(2, 12, dtype=torch.long)
+    mask[0, :3] = 0
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    expected = ref(ids, attention_mask=mask, position_ids=positions).logits
+    got = ours(ids, attention_mask=mask.bool())
+    assert max_diff(got[0, 3:], expected[0, 3:]) <= TOL and max_diff(got[1], expected[1]) <= TOL
+
+
+def packed_inputs(lengths, rows=2):
+    """`rows` packed rows, each holding sequences of `lengths`; returns pieces to compare against."""
+    gen = torch.Generator().manual_seed(7)
+    seqs = [[torch.randint(0, VOCAB, (n,), generator=gen) for n in lengths] for _ in range(rows)]
+    ids = torch.stack([torch.cat(row) for row in seqs])
+    positions = torch.stack([torch.cat([torch.arange(n) for n in lengths])] * rows)
+    bounds = torch.tensor([0] + lengths).cumsum(0)
+    total = sum(lengths)
+    cu = torch.cat([bounds[:-1] + r * total for r in range(rows)] + [torch.tensor([rows * total])])
+    return ids, positions, cu.to(torch.int32), seqs
+
+
+def check_packed(model, device, dtype, tol):
+    lengths = [5, 11, 8]  # 11 > window, and the sliding window must not leak across sequences
+    ids, positions, cu, seqs = packed_inputs(lengths)
+    ids, positions, cu = ids.to(device), positions.to(device), cu.to(device)
+    packed = model(ids, position_ids=positions, cu_seqlens=cu)
+    assert max_diff(model(ids, cu_seqlens=cu), packed) == 0  # default positions restart per sequence
+    for row, row_seqs in enumerate(seqs):
+        start = 0
+        for seq in row_seqs:
+            alone = model(seq[None].to(device))[0]
+            assert max_diff(packed[row, start:start + len(seq)].float(), alone.float()) <= tol
+            start += len(seq)
+
+
+@torch.no_grad()
+def test_packed_batch_matches_each_example_alone(pair):
+    _, ours = pair
+    check_packed(ours, "cpu", torch.float32, TOL)
+
+
+def test_packing_rejects_a_sequence_spanning_two_rows(gemma):
+    _, ours = gemma
+    ids = torch.zeros(2, 6, dtype=torch.long)
+    with pytest.raises(ValueError, match="continues from one row into the next"):
+        ours(ids, cu_seqlens=torch.tensor([0, 4, 12], dtype=torch.int32))
+
+
+def test_gradient_checkpointing_gives_the_same_gradients(pair):
+    _, ours = pair
+    ids = torch.randint(0, VOCAB, (2, 16), generator=torch.Generator().manual_seed(8))
+    grads = []
+    for flag in (False, True):
+        ours.zero_grad(set_to_none=True)
+        ours.gradient_checkpointing = flag
+        ours(ids).float().logsumexp(-1).mean().backward()
+        grads.append({n: p.grad.clone() for n, p in ours.named_parameters()})
+    ours.gradient_checkpointing = False
+    ours.zero_grad(set_to_none=True)
+    assert grads[0].keys() == grads[1].keys()
+    for name in grads[0]:
+        assert torch.allclose(grads[0][name], grads[1][name], atol=1e-6, rtol=1e-5), name
+
+
+@pytest.mark.skipif(not torch.cuda.is_available() or attention.varlen_attn() is None,
+                    reason="varlen flash attention needs CUDA")
+def test_varlen_flash_matches_sdpa_on_cuda(pair, monkeypatch):
+    _, ours = pair
+    model = ours.to("cuda", torch.bfloat16)
+    try:
+        with torch.no_grad():
+            ids, positions, cu, _ = packed_inputs([5, 11, 8])
+            ids, positions, cu = ids.cuda(), positions.cuda(), cu.cuda()
+            assert attention.plan_attention(2, 24, ids.device, torch.bfloat16, model.config, cu).varlen
+            flash = model(ids, position_ids=positions, cu_seqlens=cu).float()
+            check_packed(model, "cuda", torch.bfloat16, 0.25)  # bf16 rounding; a wrong mask is off by >1
+            monkeypatch.setattr(attention, "FLASH_VARLEN", False)
+            sdpa = model(ids, position_ids=positions, cu_seqlens=cu).float()
+        assert max_diff(flash, sdpa) <= 0.25
+        # and the backward pass runs through the flash kernel (GQA, sliding window)
+        monkeypatch.setattr(attention, "FLASH_VARLEN", True)
+        model(ids, position_ids=positions, cu_seqlens=cu).float().mean().backward()
+        assert all(p.grad is not None and p.grad.isfinite().all() for p in model.parameters())
+    finally:
+        model.zero_grad(set_to_none=True)
+        model.to("cpu", torch.float32)

@@ -1,0 +1,44 @@
+"""Tiny random Gemma 3 / Llama 3 models built with transformers (the oracle) and saved to disk."""
+
+import torch
+
+VOCAB = 128
+
+
+def gemma_config(**overrides):
+    from transformers import Gemma3TextConfig
+    # 7 layers: sliding 0-4, full 5, sliding 6; window 4 (sequences are several times longer);
+    # query_pre_attn_scalar != head_dim; linear RoPE scaling on full layers as on Gemma 3 4B+.
+    kwargs = dict(vocab_size=VOCAB, hidden_size=64, intermediate_size=96, num_hidden_layers=7,
+                  num_attention_heads=4, num_key_value_heads=2, head_dim=16, sliding_window=4,
+                  query_pre_attn_scalar=24, rope_scaling={"rope_type": "linear", "factor": 8.0},
+                  max_position_embeddings=256, attn_implementation="eager")
+    return Gemma3TextConfig(**{**kwargs, **overrides})
+
+
+def llama_config(**overrides):
+    from transformers import LlamaConfig
+    # GQA 4/2; llama3 scaling with original context 64 so that the three frequency bands
+    # (kept, interpolated, divided) all occur for head_dim 16, and tests run past position 64.
+    kwargs = dict(vocab_size=VOCAB, hidden_size=64, intermediate_size=96, num_hidden_layers=3,
+                  num_attention_heads=4, num_key_value_heads=2, rope_theta=500000.0, rms_norm_eps=1e-5,
+                  rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                                "high_freq_factor": 4.0, "original_max_position_embeddings": 64},
+                  max_position_embeddings=256, tie_word_embeddings=True, attn_implementation="eager")
+    return LlamaConfig(**{**kwargs, **overrides})
+
+
+def hf_model(config, seed=0, std=0.2):
+    """An HF model with every parameter random (norm weights too, so 1+w vs w matters)."""
+    from transformers import AutoModelForCausalLM
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(config).eval()
+    with torch.no_grad():
+        for param in model.parameters():
+            param.normal_(0.0, std)
+    return model
+
+
+def save(model, directory, **kwargs):
+    model.save_pretrained(directory, **kwargs)
+    return directory
