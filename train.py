@@ -28,6 +28,7 @@ from minifc.checkpoint import load_pretrained, resolve_checkpoint_dir
 from minifc.collate import encode_dataset, epoch_batches, epoch_rows, num_batches
 from minifc.config import resolve_model_name
 from minifc.data import BUILTIN_TEST, BUILTIN_TRAIN, DataError, load_examples
+from minifc.evalloop import cases_from_examples, run_eval
 from minifc.evaluate import compute_metrics, format_table
 from minifc.export import read_chat_format, save_hf_model
 from minifc.lora import apply_lora, load_adapter, lora_parameters, mark_only_lora_trainable, save_adapter
@@ -278,12 +279,11 @@ def heldout_loss(model, batches, args, autocast) -> float:
 
 def tool_call_check(model, tokenizer, fmt, examples) -> dict | None:
     """Tool-calling metrics on a few held-out examples: generate, parse, check, as eval.py does."""
-    from minifc.evalloop import cases_from_examples, run_eval  # HOOK: top-level import once geneval is on main
     cases = cases_from_examples([e for e in examples if e.messages[-1]["role"] == "assistant"])
     if not cases:
         return None
     records, _ = run_eval(model, tokenizer, fmt, cases, batch_size=8, max_new_tokens=192)
-    return compute_metrics(records)
+    return {"overall": compute_metrics(records)["overall"], "by_category": {}}  # eval.py has the details
 
 
 def weights_writer(args, model, base_name, hf_config, tokenizer, fmt, base_dir):
