@@ -24,20 +24,20 @@ import numpy as np
 import torch
 
 from minifc.chat import get_format
-from minifc.checkpoint import load_pretrained, resolve_checkpoint_dir
+from minifc.checkpoint import CheckpointError, load_pretrained, resolve_checkpoint_dir
 from minifc.collate import encode_dataset, epoch_batches, epoch_rows, num_batches
 from minifc.config import resolve_model_name
 from minifc.data import BUILTIN_TEST, BUILTIN_TRAIN, DataError, load_examples
 from minifc.evalloop import cases_from_examples, run_eval
 from minifc.evaluate import compute_metrics, format_table
 from minifc.export import read_chat_format, save_hf_model
-from minifc.lora import apply_lora, load_adapter, lora_parameters, mark_only_lora_trainable, save_adapter
+from minifc.lora import apply_lora, load_adapter, lora_parameters, mark_only_lora_trainable
 from minifc.loss import trained_token_loss
 from minifc.tiny import save_tiny, tokenizer_for_examples
 from minifc.tokenizer import Tokenizer
-from minifc.trainlog import MetricsLog, peak_memory_gb, plot_losses, step_line
-from minifc.trainstate import (checkpoints, latest_checkpoint, load_trainer_state, remove_checkpoints,
-                               rng_state, save_checkpoint, set_rng_state, step_dir)
+from minifc.trainlog import MetricsLog, plot_losses, step_line, step_record
+from minifc.trainstate import (checkpoints, latest_checkpoint, remove_checkpoints, restore, save_checkpoint,
+                               step_dir, trainer_state, weights_writer)
 
 # The offline demo learns from scratch: full fine-tuning, a higher learning rate, shorter rows.
 TINY_DEFAULTS = dict(full=True, lr=3e-3, max_len=1024, batch_tokens=8192, epochs=2, eval_interval=25,
@@ -105,7 +105,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         for action in parser._actions:  # which flags were given now: parse again with no defaults
             action.default = argparse.SUPPRESS
         given = vars(parser.parse_args(argv))
-        args = argparse.Namespace(**{**saved, **given, "out": args.resume, "resume": args.resume})
+        args = argparse.Namespace(**{**vars(args), **saved, **given, "out": args.resume})
     for key, value in (TINY_DEFAULTS if args.model == "tiny" else DEFAULTS).items():
         if getattr(args, key) is None:
             setattr(args, key, value)
@@ -123,21 +123,22 @@ def parse_args(argv=None) -> argparse.Namespace:
         try:
             resolve_model_name(args.model)  # an unknown name lists the known ones
         except ValueError as error:
-            sys.exit(str(error))
+            sys.exit(f"{error}, or tiny (the offline demo)")
     return args
 
 
 def prepare_out_dir(args):
     """Refuse to mix two runs in one directory; record the flags so that --resume can reuse them."""
     out = Path(args.out)
-    if checkpoints(out) or (out / "final").exists():
+    if (checkpoints(out) or (out / "final").exists()) and not args.resume:
         if args.overwrite:
             remove_checkpoints(out)
-        elif not args.resume:
+        else:
             sys.exit(f"{out} holds another run's checkpoints ({', '.join(p.name for p in checkpoints(out)) or 'final'}):"
                      f" continue it with --resume {out}, start over with --overwrite, or choose another --out")
     out.mkdir(parents=True, exist_ok=True)
-    (out / "args.json").write_text(json.dumps({k: v for k, v in vars(args).items() if k != "resume"}, indent=2))
+    saved = {k: v for k, v in vars(args).items() if k not in ("resume", "overwrite")}  # one-off choices
+    (out / "args.json").write_text(json.dumps(saved, indent=2))
 
 
 # --------------------------------------------------------------------------------------------- data
@@ -169,7 +170,10 @@ def tokenizer_and_format(args, examples):
         fmt = get_format(args.format)
         tokenizer = Tokenizer.from_dir(init) if init.is_dir() else tokenizer_for_examples(examples, fmt)
         return init, tokenizer, fmt
-    base_dir = resolve_checkpoint_dir(args.model)  # downloads config, weights and tokenizer once
+    try:
+        base_dir = resolve_checkpoint_dir(args.model)  # downloads config, weights and tokenizer once
+    except CheckpointError as error:
+        sys.exit(f"model: {error}")
     name = args.format or resolve_model_name(args.model)[1] or read_chat_format(base_dir)
     if name is None:
         sys.exit(f"{args.model}: which chat format does this model use? pass --format")
@@ -286,22 +290,9 @@ def tool_call_check(model, tokenizer, fmt, examples) -> dict | None:
     return {"overall": compute_metrics(records)["overall"], "by_category": {}}  # eval.py has the details
 
 
-def weights_writer(args, model, base_name, hf_config, tokenizer, fmt, base_dir):
-    """directory -> writes the weights: the adapter in PEFT layout, or (--full) an HF model directory."""
-    def write(directory):
-        if args.full:
-            save_hf_model(model, directory, hf_config, tokenizer, fmt, None if args.model == "tiny" else base_dir)
-        else:
-            save_adapter(model, directory, base_name)
-            (Path(directory) / "minifc.json").write_text(json.dumps({"chat_format": fmt.name}) + "\n")
-    return write
-
-
 def save(args, write_weights, optimizer, step, position):
     """Checkpoint OUT/step-N: the weights and everything needed to resume; keep the latest few."""
-    state = {"step": step, "epoch": position[0], "batch": position[1], "optimizer": optimizer.state_dict(),
-             "rng": rng_state()}
-    path = save_checkpoint(step_dir(args.out, step), write_weights, state)
+    path = save_checkpoint(step_dir(args.out, step), write_weights, trainer_state(step, position, optimizer))
     for old in checkpoints(args.out)[:-args.keep_checkpoints]:
         shutil.rmtree(old)
     print(f"saved {path}")
@@ -355,16 +346,11 @@ def main(argv=None):
     # --full keeps fp32 weights and computes in bf16 on CUDA; LoRA's base weights are bf16 already.
     use_autocast = args.full and args.dtype == "bfloat16" and args.device.startswith("cuda")
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if use_autocast else nullcontext()
-    step, position = 0, (0, 0)
-    if resume_dir:
-        state = load_trainer_state(resume_dir)
-        optimizer.load_state_dict(state["optimizer"])
-        set_rng_state(state["rng"])
-        step, position = state["step"], (state["epoch"], state["batch"])
-        print(f"resumed from {resume_dir} at step {step}")
+    step, position = restore(resume_dir, optimizer) if resume_dir else (0, (0, 0))
     hf_config = json.loads((Path(base_dir) / "config.json").read_text())
     base_name = str(base_dir) if args.model == "tiny" else resolve_model_name(args.model)[0]
-    write_weights = weights_writer(args, model, base_name, hf_config, tokenizer, fmt, base_dir)
+    tokenizer_dir = None if args.model == "tiny" else base_dir  # the demo's tokenizer is written from memory
+    write_weights = weights_writer(model, args.full, base_name, hf_config, tokenizer, fmt, tokenizer_dir)
 
     # 3. Before training: held-out loss and the tool-call check.
     log = MetricsLog(Path(args.out) / "metrics.jsonl", resume_step=step if resume_dir else None)
@@ -403,11 +389,8 @@ def main(argv=None):
             step, position = step + 1, (epoch, done)
             tokens += sum(b.num_tokens for b in batches)
             trained += sum(b.num_trained for b in batches)
-            elapsed = time.time() - start_time
-            record = {"step": step, "loss": loss, "lr": lr, "grad_norm": norm, "tokens_per_s": tokens / elapsed,
-                      "trained_tokens_per_s": trained / elapsed, "elapsed_s": elapsed,
-                      "eta_s": elapsed / (step - start_step) * (total - step),
-                      "peak_memory_gb": peak_memory_gb(torch.device(args.device))}
+            record = step_record(step, total, loss, lr, norm, tokens, trained, time.time() - start_time,
+                                 step - start_step, torch.device(args.device))
             log.write(record)
             print(step_line(record, total), flush=True)
             if heldout_batches and (step % args.eval_interval == 0 or step == total):

@@ -1,7 +1,7 @@
 """What a training run reports: one line per step, `metrics.jsonl`, and a loss-curve PNG at the end.
 
     log = MetricsLog(out / "metrics.jsonl", resume_step=120)   # drops lines past a resumed checkpoint
-    log.write({"step": 121, "loss": 1.23, ...})
+    log.write(step_record(step, total, loss, lr, grad_norm, tokens, trained, elapsed, steps_done, device))
     print(step_line(record, total_steps))
     plot_losses(out / "metrics.jsonl", out / "loss.png")       # only if matplotlib is installed
 """
@@ -46,6 +46,14 @@ def duration(seconds: float) -> str:
     minutes, seconds = divmod(int(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds:02d}s"
+
+
+def step_record(step, total, loss, lr, grad_norm, tokens, trained, elapsed, steps_done, device) -> dict:
+    """One line of metrics.jsonl. tokens / trained: counted since this process started, over
+    `steps_done` steps and `elapsed` seconds (so rates and ETA are this run's, resumed or not)."""
+    return {"step": step, "loss": loss, "lr": lr, "grad_norm": grad_norm, "tokens_per_s": tokens / elapsed,
+            "trained_tokens_per_s": trained / elapsed, "elapsed_s": elapsed,
+            "eta_s": elapsed / steps_done * (total - step), "peak_memory_gb": peak_memory_gb(device)}
 
 
 def step_line(r: dict, total_steps: int) -> str:

@@ -5,8 +5,9 @@
       or config.json + model.safetensors + tokenizer...    (--full: an HF model directory)
         trainer_state.pt    step, data position, optimizer state, RNG states, the run's arguments
 
-    save_checkpoint(OUT / "step-N", write_weights, state)   # write_weights(tmp_dir) creates tmp_dir
-    state = load_trainer_state(latest_checkpoint(OUT))
+    write = weights_writer(model, full, base_name, hf_config, tokenizer, fmt, tokenizer_dir)
+    save_checkpoint(OUT / "step-N", write, trainer_state(step, (epoch, batches_done), optimizer))
+    step, (epoch, batches_done) = restore(latest_checkpoint(OUT), optimizer)   # also sets the RNG
 
 Everything goes into `OUT/.step-N.partial` first and is renamed to `OUT/step-N` only once complete,
 so a crash or a full disk mid-save never leaves a directory that looks like a checkpoint but is not.
@@ -16,13 +17,15 @@ The data order depends only on (seed, epoch) (collate.epoch_batches), so the dat
 (epoch, batches done in that epoch). The torch RNG states are kept for dropout.
 """
 
+import json
 import re
 import shutil
 from pathlib import Path
 
 import torch
 
-from .export import replace_directory
+from .export import replace_directory, save_hf_model
+from .lora import save_adapter
 
 STATE_FILE = "trainer_state.pt"
 _STEP_DIR = re.compile(r"^step-(\d+)$")
@@ -73,6 +76,32 @@ def save_checkpoint(directory, write_weights, state: dict) -> Path:
         raise
     replace_directory(tmp, directory)
     return directory
+
+
+def weights_writer(model, full: bool, base_name: str, hf_config: dict, tokenizer, fmt, tokenizer_dir=None):
+    """directory -> writes the weights there: the LoRA adapter in PEFT layout (+ minifc.json naming the
+    chat format), or with `full` the whole model as an HF directory (export.save_hf_model)."""
+    def write(directory):
+        if full:
+            save_hf_model(model, directory, hf_config, tokenizer, fmt, tokenizer_dir)
+        else:
+            save_adapter(model, directory, base_name)
+            (Path(directory) / "minifc.json").write_text(json.dumps({"chat_format": fmt.name}) + "\n")
+    return write
+
+
+def trainer_state(step: int, position: tuple[int, int], optimizer) -> dict:
+    return {"step": step, "epoch": position[0], "batch": position[1], "optimizer": optimizer.state_dict(),
+            "rng": rng_state()}
+
+
+def restore(directory, optimizer) -> tuple[int, tuple[int, int]]:
+    """Load the optimizer and RNG states of checkpoint `directory`; returns (step, data position)."""
+    state = load_trainer_state(directory)
+    optimizer.load_state_dict(state["optimizer"])
+    set_rng_state(state["rng"])
+    print(f"resumed from {directory} at step {state['step']}")
+    return state["step"], (state["epoch"], state["batch"])
 
 
 def load_trainer_state(directory) -> dict:

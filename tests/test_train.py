@@ -110,7 +110,7 @@ def test_ctrl_c_saves_then_resume_continues(data, tmp_path, small, monkeypatch):
         return lr_at(step, total, args)
     monkeypatch.setattr(train, "lr_at", interrupt_at_step_3)
     with pytest.raises(SystemExit, match="stopped at step 3"):
-        train.main(args_for(data, tmp_path / "split", *common))
+        train.main(args_for(data, tmp_path / "split", *common, "--overwrite"))  # not reused by --resume
     assert [p.name for p in trainstate.checkpoints(tmp_path / "split")] == ["step-3"]
     monkeypatch.setattr(train, "lr_at", lr_at)
     train.main(["--resume", str(tmp_path / "split")])
