@@ -27,12 +27,13 @@ Command line (merge a trained adapter into its base model):
 
 import argparse
 import json
-import os
 import shutil
 from pathlib import Path
 
 import torch
 from safetensors.torch import save_file
+
+from .checkpoint import atomic_directory
 
 from .lora import lora_layers
 
@@ -88,21 +89,18 @@ def save_hf_model(model, directory, hf_config: dict, tokenizer, fmt, tokenizer_d
     hf_config: the base model's config.json as a dict. tokenizer_dir: copy the base's tokenizer files
     from there (keeps its chat template); without it, `tokenizer` is written (the tiny demo's)."""
     directory = Path(directory)
-    tmp = directory.with_name(f".{directory.name}.partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
     state = merged_state_dict(model)
     dtype = next(iter(state.values())).dtype
-    save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
     config = {**hf_text_config(hf_config), "torch_dtype": _DTYPE_NAMES.get(dtype, str(dtype))}
-    _write_json(tmp / "config.json", config)
     base_generation = None
     if tokenizer_dir is not None and (Path(tokenizer_dir) / "generation_config.json").is_file():
         base_generation = json.loads((Path(tokenizer_dir) / "generation_config.json").read_text())
-    _write_json(tmp / "generation_config.json", generation_config(tokenizer, fmt, base_generation))
-    write_tokenizer(tmp, tokenizer, tokenizer_dir)
-    _write_json(tmp / MINIFC_FILE, {"chat_format": fmt.name, **(extra_info or {})})
-    replace_directory(tmp, directory)
+    with atomic_directory(directory) as tmp:
+        save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+        _write_json(tmp / "config.json", config)
+        _write_json(tmp / "generation_config.json", generation_config(tokenizer, fmt, base_generation))
+        write_tokenizer(tmp, tokenizer, tokenizer_dir)
+        _write_json(tmp / MINIFC_FILE, {"chat_format": fmt.name, **(extra_info or {})})
     return directory
 
 
@@ -123,17 +121,6 @@ def read_chat_format(directory) -> str | None:
     """The chat format recorded by save_hf_model in a local model directory, or None."""
     path = Path(directory) / MINIFC_FILE
     return json.loads(path.read_text())["chat_format"] if path.is_file() else None
-
-
-def replace_directory(tmp: Path, directory: Path):
-    """Rename a finished `tmp` to `directory`; an existing `directory` stays whole until the swap."""
-    if directory.exists():
-        old = directory.with_name(f".{directory.name}.old{os.getpid()}")
-        directory.rename(old)
-        tmp.rename(directory)
-        shutil.rmtree(old)
-    else:
-        tmp.rename(directory)
 
 
 def _write_json(path: Path, value: dict):

@@ -24,7 +24,8 @@ from pathlib import Path
 
 import torch
 
-from .export import replace_directory, save_hf_model
+from .checkpoint import atomic_directory
+from .export import save_hf_model
 from .lora import save_adapter
 
 STATE_FILE = "trainer_state.pt"
@@ -64,17 +65,10 @@ def set_rng_state(state: dict):
 
 
 def save_checkpoint(directory, write_weights, state: dict) -> Path:
-    """Write weights (by `write_weights(tmp)`, which creates `tmp`) and `state` into `directory`, atomically."""
-    directory = Path(directory)
-    tmp = directory.with_name(f".{directory.name}.partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
+    """Write weights (by `write_weights(tmp)`) and `state` into `directory`, atomically."""
+    with atomic_directory(directory) as tmp:
         write_weights(tmp)
         torch.save(state, tmp / STATE_FILE)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)  # nothing half-written is left behind
-        raise
-    replace_directory(tmp, directory)
     return directory
 
 

@@ -170,14 +170,13 @@ def test_export_flag_and_command_merge_the_adapter(data, base_dir, tmp_path):
 
 def test_checkpoint_is_atomic(tmp_path):
     """A save that fails half-way leaves neither step-N nor a partial directory behind."""
-    def write_weights(directory):
-        directory.mkdir()
+    def write_weights(directory):  # save_checkpoint hands it an empty temporary directory
         (directory / "model.safetensors").write_bytes(b"half")
         raise OSError("disk full")
     with pytest.raises(OSError, match="disk full"):
         trainstate.save_checkpoint(tmp_path / "step-5", write_weights, {"step": 5})
     assert list(tmp_path.iterdir()) == []
-    trainstate.save_checkpoint(tmp_path / "step-5", lambda d: d.mkdir(), {"step": 5})
+    trainstate.save_checkpoint(tmp_path / "step-5", lambda d: None, {"step": 5})
     assert [p.name for p in tmp_path.iterdir()] == ["step-5"]
     assert trainstate.latest_checkpoint(tmp_path) == tmp_path / "step-5"
 
@@ -203,7 +202,7 @@ def test_refuses_fp16_and_unknown_model():
 
 def test_refuses_to_overwrite_another_run(data, tmp_path):
     out = tmp_path / "run"
-    trainstate.save_checkpoint(out / "step-7", lambda d: d.mkdir(parents=True), {"step": 7})
+    trainstate.save_checkpoint(out / "step-7", lambda d: None, {"step": 7})
     with pytest.raises(SystemExit, match=r"holds another run's checkpoints \(step-7\).*--resume.*--overwrite"):
         train.main(args_for(data, out, "--model", "tiny"))
     assert (out / "step-7").is_dir()
