@@ -29,6 +29,7 @@ from minifc.config import resolve_model_name
 from minifc.data import BUILTIN_TEST, load_examples
 from minifc.evalloop import cases_from_examples, run_eval
 from minifc.evaluate import compute_metrics, format_table
+from minifc.export import read_chat_format
 from minifc.lora import load_adapter
 from minifc.tokenizer import Tokenizer
 
@@ -76,10 +77,13 @@ def device_and_dtype(device: str, dtype: str) -> tuple[torch.device, torch.dtype
     return device, DTYPES[dtype]
 
 
-def load_model(name: str, device, dtype, format_name: str | None = None):
-    """(model, tokenizer, chat format) for --model: registry short name, hub id or local directory."""
+def load_model(name: str, device, dtype, format_name: str | None = None, adapter: str | None = None):
+    """(model, tokenizer, chat format) for --model: registry short name, hub id or local directory.
+    The format is --format, else the registry's, else the one train.py recorded (minifc.json) in the
+    local model directory or in the adapter directory."""
     _, registry_format = resolve_model_name(name)
-    format_name = format_name or registry_format
+    recorded = [read_chat_format(d) for d in (name, adapter) if d and Path(d).is_dir()]
+    format_name = format_name or registry_format or next((f for f in recorded if f), None)
     if format_name is None:
         sys.exit(f"eval.py: the chat format of --model {name} is unknown (not a registry model): "
                  f"pass --format, one of {', '.join(sorted(FORMATS))}")
@@ -160,7 +164,7 @@ def main(argv=None):
     torch.manual_seed(args.seed)
     cases, source = load_cases(args)
     device, dtype = device_and_dtype(args.device, args.dtype)
-    model, tokenizer, fmt = load_model(args.model, device, dtype, args.format)
+    model, tokenizer, fmt = load_model(args.model, device, dtype, args.format, args.adapter)
     out = Path(args.out) if args.out else default_out_dir(args)
     out.mkdir(parents=True, exist_ok=True)
     print(f"evaluating {args.model}{' + ' + args.adapter if args.adapter else ''} ({fmt.name} format) on "

@@ -1,23 +1,427 @@
-"""Fine-tune a model for function calling: python train.py --model gemma-3-1b
+"""Fine-tune a model to call functions (tools), in plain PyTorch.
 
-(Foundation stub: the flags below exist; the training loop lands with the training issue.)
+    python train.py --model gemma-3-1b            # LoRA on the built-in data -> out/gemma-3-1b/final
+    python train.py --model tiny                  # offline demo: tiny random model, trained fully on CPU
+    python train.py --resume out/gemma-3-1b       # continue a stopped run exactly where it stopped
+    python train.py --model gemma-3-1b --export   # also write a merged HF model to OUT/merged
+
+Read top to bottom: settings, data, tokenizer and chat format, model, optimizer and schedule, the
+loop, checkpoints. The method lives in the library: rendering and masking in minifc/chat and
+minifc/collate.py, LoRA in minifc/lora.py, the loss in minifc/loss.py.
 """
 
 import argparse
+import json
+import math
+import shutil
+import signal
 import sys
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from minifc.chat import get_format
+from minifc.checkpoint import CheckpointError, load_pretrained, resolve_checkpoint_dir
+from minifc.collate import encode_dataset, epoch_batches, epoch_rows, num_batches
+from minifc.config import resolve_model_name
+from minifc.data import BUILTIN_TEST, BUILTIN_TRAIN, DataError, load_examples
+from minifc.evalloop import cases_from_examples, run_eval
+from minifc.evaluate import compute_metrics, format_table
+from minifc.export import read_chat_format, save_hf_model
+from minifc.lora import apply_lora, load_adapter, lora_parameters, mark_only_lora_trainable
+from minifc.loss import trained_token_loss
+from minifc.tiny import save_tiny, tokenizer_for_examples
+from minifc.tokenizer import Tokenizer
+from minifc.trainlog import MetricsLog, plot_losses, step_line, step_record
+from minifc.trainstate import (checkpoints, latest_checkpoint, remove_checkpoints, restore, save_checkpoint,
+                               step_dir, trainer_state, weights_writer)
+
+# The offline demo learns from scratch: full fine-tuning, a higher learning rate, shorter rows.
+TINY_DEFAULTS = dict(full=True, lr=3e-3, max_len=1024, batch_tokens=8192, epochs=2, eval_interval=25,
+                     save_interval=50, format="gemma3", warmup_steps=10, eval_examples=64)
+DEFAULTS = dict(full=False, lr=2e-4, max_len=2048, batch_tokens=16384, epochs=3, eval_interval=50,
+                save_interval=100, format=None, warmup_steps=None, eval_examples=256)
 
 
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description="Fine-tune Gemma 3 / FunctionGemma / Llama 3.x for function calling.")
-    parser.add_argument("--model", default="gemma-3-1b", help="short name, hub id or local directory")
-    parser.add_argument("--data", default=None, help="JSONL/JSON file, directory, or hf:OWNER/NAME[/FILE]")
-    parser.add_argument("--out", default="out", help="output directory")
-    return parser.parse_args(argv)
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description="Fine-tune Gemma 3 / FunctionGemma / Llama 3.x for function calling.")
+    add = p.add_argument
+    add("--model", default="gemma-3-1b", help="short name (see minifc/config.py), hub id, local directory, "
+        "or 'tiny' (the offline demo)")
+    add("--format", help="chat format (default: the model's): functiongemma, gemma3, llama3.1, llama3.2")
+    add("--data", help="training data: JSONL/JSON file, directory or hf:OWNER/NAME[/FILE] (default: built-in)")
+    add("--data-format", help="record layout of --data (default: detected): canonical, glaive, hermes, xlam, simple")
+    add("--strict", action="store_true", help="stop at the first invalid example instead of skipping it")
+    add("--eval-data", help="held-out data (default: the built-in test split, or 5%% of --data)")
+    add("--out", help="output directory (default: out/<model name>)")
+    add("--resume", metavar="OUT", help="continue the run in OUT from its latest checkpoint")
+    add("--overwrite", action="store_true", help="delete OUT's previous checkpoints and start over")
+    add("--epochs", type=float, help="passes over the data (default 3; tiny: 2)")
+    add("--max-steps", type=int, help="optimizer steps (overrides --epochs)")
+    add("--lr", type=float, help="peak learning rate (default 2e-4; tiny: 3e-3)")
+    add("--schedule", default="cosine", choices=["cosine", "linear", "constant"], help="decay after warmup")
+    add("--warmup-steps", type=int, help="linear warmup steps (default 5%% of the steps)")
+    add("--min-lr-ratio", type=float, default=0.1, help="final learning rate as a fraction of --lr")
+    add("--weight-decay", type=float, default=0.0, help="AdamW weight decay (matrices only)")
+    add("--grad-clip", type=float, default=1.0, help="clip the gradient norm to this (0: off)")
+    add("--batch-tokens", type=int, help="tokens per micro-batch: rows of --max-len tokens (default 16384)")
+    add("--grad-accum", type=int, default=1, help="micro-batches per optimizer step")
+    add("--max-len", type=int, help="longest example in tokens, also the packed row length (default 2048)")
+    add("--truncate", action="store_true", help="cut longer examples at a turn boundary instead of dropping them")
+    add("--no-packing", action="store_true", help="one example per row, padded (slower; the reference path)")
+    add("--lora-r", type=int, default=16)
+    add("--lora-alpha", type=float, default=32)
+    add("--lora-dropout", type=float, default=0.0)
+    add("--lora-targets", default="all", help="comma-separated: q,k,v,o,gate,up,down or all")
+    add("--rslora", action="store_true", help="scale by alpha/sqrt(r) instead of alpha/r")
+    add("--full", action="store_true", default=None, help="full fine-tune instead of LoRA (small models)")
+    add("--seed", type=int, default=0)
+    add("--eval-interval", type=int, help="held-out loss every N steps (default 50)")
+    add("--eval-examples", type=int, help="at most this many held-out examples (default 256; tiny: 64)")
+    add("--check-examples", type=int, default=8, help="held-out examples for the before/after tool-call check")
+    add("--save-interval", type=int, help="checkpoint every N steps (default 100)")
+    add("--keep-checkpoints", type=int, default=3, help="keep the latest N step-* checkpoints")
+    add("--grad-checkpointing", action="store_true", help="recompute activations in backward (less memory)")
+    add("--compile", action="store_true", help="torch.compile each transformer block")
+    add("--loss-chunk", type=int, default=1024, help="trained rows per lm_head chunk in the loss")
+    add("--device", help="cuda or cpu (default: cuda if available)")
+    add("--dtype", choices=["bfloat16", "float32", "float16"], help="default: bfloat16 on CUDA, float32 on CPU")
+    add("--export", action="store_true", help="also write a merged Hugging Face model to OUT/merged")
+    return p
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    """Flags, with a resumed run's saved flags under the ones given now, and the defaults filled in."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.resume:
+        saved_path = Path(args.resume) / "args.json"
+        if not saved_path.is_file():
+            sys.exit(f"--resume {args.resume}: no args.json there; is it the output directory of a train.py run?")
+        saved = json.loads(saved_path.read_text())
+        for action in parser._actions:  # which flags were given now: parse again with no defaults
+            action.default = argparse.SUPPRESS
+        given = vars(parser.parse_args(argv))
+        args = argparse.Namespace(**{**vars(args), **saved, **given, "out": args.resume})
+    for key, value in (TINY_DEFAULTS if args.model == "tiny" else DEFAULTS).items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    args.out = args.out or str(Path("out") / Path(args.model.rstrip("/")).name)
+    args.device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    args.dtype = args.dtype or ("bfloat16" if args.device.startswith("cuda") else "float32")
+    if args.dtype == "float16":
+        sys.exit("--dtype float16 is refused: Gemma 3's activations exceed float16's range (65504) and "
+                 "overflow to inf/NaN. Use bfloat16 (same memory, float32's range) or float32.")
+    for name in ("grad_accum", "max_len", "batch_tokens", "lora_r", "eval_interval", "save_interval",
+                 "keep_checkpoints", "max_steps"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            sys.exit(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    if args.model != "tiny":
+        try:
+            resolve_model_name(args.model)  # an unknown name lists the known ones
+        except ValueError as error:
+            sys.exit(f"{error}, or tiny (the offline demo)")
+    return args
+
+
+def prepare_out_dir(args):
+    """Refuse to mix two runs in one directory; record the flags so that --resume can reuse them."""
+    out = Path(args.out)
+    if (checkpoints(out) or (out / "final").exists()) and not args.resume:
+        if args.overwrite:
+            remove_checkpoints(out)
+        else:
+            sys.exit(f"{out} holds another run's checkpoints ({', '.join(p.name for p in checkpoints(out)) or 'final'}):"
+                     f" continue it with --resume {out}, start over with --overwrite, or choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    saved = {k: v for k, v in vars(args).items() if k not in ("resume", "overwrite")}  # one-off choices
+    (out / "args.json").write_text(json.dumps(saved, indent=2))
+
+
+# --------------------------------------------------------------------------------------------- data
+
+def load_data(args):
+    """(training examples, held-out examples), validated; the validation summary is printed."""
+    try:
+        examples, report = load_examples(args.data or BUILTIN_TRAIN, args.data_format, args.strict)
+        print(report.summary())
+        if args.eval_data or not args.data:
+            heldout, heldout_report = load_examples(args.eval_data or BUILTIN_TEST, args.data_format, args.strict)
+            print(heldout_report.summary())
+        else:  # hold out a seeded 5% of the user's data
+            order = np.random.default_rng(args.seed).permutation(len(examples))
+            cut = len(examples) - max(1, len(examples) // 20) if len(examples) > 1 else len(examples)
+            examples, heldout = [examples[i] for i in order[:cut]], [examples[i] for i in order[cut:]]
+            print(f"held out {len(heldout)} of {len(order)} examples of {args.data} for evaluation")
+    except DataError as error:
+        sys.exit(f"data: {error}")
+    if not examples:
+        sys.exit(f"data: no usable training examples in {args.data or BUILTIN_TRAIN} (see the summary above)")
+    return examples, heldout[:args.eval_examples]
+
+
+def tokenizer_and_format(args, examples):
+    """(base model directory or None, Tokenizer, ChatFormat). The tiny demo trains its tokenizer here."""
+    if args.model == "tiny":
+        init = Path(args.out) / "init"
+        fmt = get_format(args.format)
+        tokenizer = Tokenizer.from_dir(init) if init.is_dir() else tokenizer_for_examples(examples, fmt)
+        return init, tokenizer, fmt
+    try:
+        base_dir = resolve_checkpoint_dir(args.model)  # downloads config, weights and tokenizer once
+    except CheckpointError as error:
+        sys.exit(f"model: {error}")
+    name = args.format or resolve_model_name(args.model)[1] or read_chat_format(base_dir)
+    if name is None:
+        sys.exit(f"{args.model}: which chat format does this model use? pass --format")
+    return base_dir, Tokenizer.from_dir(base_dir), get_format(name)
+
+
+def encode(examples, tokenizer, fmt, args, what: str):
+    encoded, report = encode_dataset(examples, tokenizer, fmt, args.max_len, args.truncate)
+    print(f"{what}: {report}")
+    return encoded, report
+
+
+# -------------------------------------------------------------------------------------------- model
+
+def build_model(args, base_dir, tokenizer, fmt, resume_dir):
+    """The model and the parameters to train. LoRA: frozen base in --dtype, fp32 adapters.
+    --full: fp32 weights (the optimizer needs fp32 to accumulate small updates), bf16 via autocast."""
+    device = torch.device(args.device)
+    if args.model == "tiny" and not Path(base_dir).is_dir():
+        save_tiny(base_dir, tokenizer, fmt, seed=args.seed)
+    if args.full:
+        model = load_pretrained(str(resume_dir or base_dir), device, torch.float32)
+        params = list(model.parameters())
+        for p in params:
+            p.requires_grad_(True)
+    else:
+        model = load_pretrained(str(base_dir), device, getattr(torch, args.dtype))
+        apply_lora(model, args.lora_r, args.lora_alpha, args.lora_dropout, args.lora_targets.split(","), args.rslora)
+        mark_only_lora_trainable(model)
+        if resume_dir:
+            load_adapter(model, resume_dir)
+        params = lora_parameters(model)
+    model.gradient_checkpointing = args.grad_checkpointing
+    if args.compile:
+        for block in model.model.layers:
+            block.compile()  # per block: one graph reused by every layer, quick to compile
+    n_train, n_all = sum(p.numel() for p in params), sum(p.numel() for p in model.parameters())
+    print(f"model: {n_all / 1e6:.1f}M parameters, training {n_train / 1e6:.2f}M ({'full' if args.full else 'LoRA'})")
+    return model.train(), params
+
+
+def make_optimizer(args, params):
+    """AdamW; weight decay on matrices only (never on norms or biases); fused kernel on CUDA."""
+    groups = [{"params": [p for p in params if p.ndim >= 2], "weight_decay": args.weight_decay},
+              {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=args.lr, betas=(0.9, 0.999),
+                             fused=args.device.startswith("cuda"))
+
+
+def lr_at(step: int, total: int, args) -> float:
+    """Learning rate of optimizer step `step` (0-based): linear warmup, then the chosen decay."""
+    if step < args.warmup_steps:
+        return args.lr * (step + 1) / (args.warmup_steps + 1)
+    progress = (step - args.warmup_steps) / max(1, total - args.warmup_steps)
+    decay = {"constant": 1.0, "linear": 1.0 - progress, "cosine": 0.5 * (1.0 + math.cos(math.pi * progress))}
+    return args.lr * (args.min_lr_ratio + (1.0 - args.min_lr_ratio) * decay[args.schedule])
+
+
+# ------------------------------------------------------------------------------------------ the loop
+
+def micro_batches(train_set, args, pad_id, epoch=0, start=0):
+    """(epoch, batches done in it, batch) forever: one epoch after another, each in a seeded order."""
+    tokens_per_row = None if args.no_packing else args.max_len
+    rows = epoch_rows(train_set, tokens_per_row)  # pack once; epochs only reshuffle the rows
+    while True:
+        for i, batch in enumerate(epoch_batches(train_set, args.rows_per_batch, pad_id, tokens_per_row,
+                                                args.seed, epoch, start, rows), start):
+            yield epoch, i + 1, batch
+        epoch, start = epoch + 1, 0
+
+
+def train_step(model, params, batches, args, autocast) -> tuple[torch.Tensor, torch.Tensor]:
+    """Forward and backward over the micro-batches of one optimizer step; returns (loss, grad norm)
+    as device tensors, so nothing here waits for the GPU."""
+    normalizer = sum(b.num_trained for b in batches)  # the step's trained tokens (counted on the host)
+    total = torch.zeros((), device=args.device)
+    for batch in batches:
+        batch = batch.to(args.device)
+        with autocast:
+            hidden = model.hidden_states(batch.input_ids, batch.position_ids, batch.cu_seqlens)
+            # Each micro-batch's summed loss divided by the step's total: the gradients add up to
+            # those of one big batch, whatever the split (loss.py explains).
+            loss = trained_token_loss(hidden, batch.targets, model.output, args.loss_chunk, normalizer)
+        loss.backward()
+        total += loss.detach()
+    if args.grad_clip > 0:
+        norm = torch.nn.utils.clip_grad_norm_(params, args.grad_clip)
+    else:
+        norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params if p.grad is not None]))
+    return total, norm
+
+
+@torch.no_grad()
+def heldout_loss(model, batches, args, autocast) -> float:
+    """Mean cross-entropy over every trained token of the held-out batches."""
+    model.eval()
+    total, count = torch.zeros((), device=args.device), 0
+    for batch in batches:
+        batch = batch.to(args.device)
+        with autocast:
+            hidden = model.hidden_states(batch.input_ids, batch.position_ids, batch.cu_seqlens)
+            total += trained_token_loss(hidden, batch.targets, model.output, args.loss_chunk, normalizer=1)
+        count += batch.num_trained
+    model.train()
+    return total.item() / max(count, 1)
+
+
+def tool_call_check(model, tokenizer, fmt, examples) -> dict | None:
+    """Tool-calling metrics on a few held-out examples: generate, parse, check, as eval.py does."""
+    cases = cases_from_examples([e for e in examples if e.messages[-1]["role"] == "assistant"])
+    if not cases:
+        return None
+    records, _ = run_eval(model, tokenizer, fmt, cases, batch_size=8, max_new_tokens=192)
+    return {"overall": compute_metrics(records)["overall"], "by_category": {}}  # eval.py has the details
+
+
+def save(args, write_weights, optimizer, step, position):
+    """Checkpoint OUT/step-N: the weights and everything needed to resume; keep the latest few."""
+    path = save_checkpoint(step_dir(args.out, step), write_weights, trainer_state(step, position, optimizer))
+    for old in checkpoints(args.out)[:-args.keep_checkpoints]:
+        shutil.rmtree(old)
+    print(f"saved {path}")
+
+
+def plan_steps(args, train_set) -> int:
+    """Micro-batches of whole rows (--batch-tokens / --max-len of them); a step is --grad-accum of them."""
+    args.rows_per_batch = max(1, args.batch_tokens // args.max_len)
+    rows = len(epoch_rows(train_set, None if args.no_packing else args.max_len))
+    total = args.max_steps or math.ceil(args.epochs * num_batches(rows, args.rows_per_batch) / args.grad_accum)
+    if args.warmup_steps is None:
+        args.warmup_steps = max(1, total // 20)
+    print(f"{len(train_set)} examples in {rows} rows, {args.rows_per_batch} rows of {args.max_len} tokens per "
+          f"micro-batch, {args.grad_accum} micro-batch(es) per step: {total} steps")
+    return total
+
+
+def catch_ctrl_c() -> list:
+    """Ctrl-C appends to the returned list; the loop then checkpoints and stops after the step.
+    A second Ctrl-C raises KeyboardInterrupt at once (the usual behaviour)."""
+    stop = []
+
+    def handler(signum, frame):
+        stop.append(True)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        print("\nCtrl-C: saving a checkpoint after this step (press again to quit without saving)", flush=True)
+    signal.signal(signal.SIGINT, handler)
+    return stop
 
 
 def main(argv=None):
-    parse_args(argv)
-    sys.exit("train.py: the training loop is not built yet")
+    # 1. Settings, data, tokenizer: every input problem stops the run before a model is loaded.
+    args = parse_args(argv)
+    torch.manual_seed(args.seed)
+    examples, heldout = load_data(args)
+    resume_dir = latest_checkpoint(args.out) if args.resume else None
+    if args.resume and resume_dir is None:
+        sys.exit(f"--resume {args.out}: no finished checkpoint (a step-N directory) there")
+    prepare_out_dir(args)
+    base_dir, tokenizer, fmt = tokenizer_and_format(args, examples)
+    train_set, report = encode(examples, tokenizer, fmt, args, "training data")
+    if report.num_trained == 0:
+        sys.exit("training data: no trained tokens left after encoding (see above): raise --max-len, pass "
+                 "--truncate, or check that the examples have assistant turns")
+    heldout_set, _ = encode(heldout, tokenizer, fmt, args, "held-out data")
+    total = plan_steps(args, train_set)
+
+    # 2. Model, optimizer, and the state of a resumed run.
+    model, params = build_model(args, base_dir, tokenizer, fmt, resume_dir)
+    optimizer = make_optimizer(args, params)
+    # --full keeps fp32 weights and computes in bf16 on CUDA; LoRA's base weights are bf16 already.
+    use_autocast = args.full and args.dtype == "bfloat16" and args.device.startswith("cuda")
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if use_autocast else nullcontext()
+    step, position = restore(resume_dir, optimizer) if resume_dir else (0, (0, 0))
+    hf_config = json.loads((Path(base_dir) / "config.json").read_text())
+    base_name = str(base_dir) if args.model == "tiny" else resolve_model_name(args.model)[0]
+    tokenizer_dir = None if args.model == "tiny" else base_dir  # the demo's tokenizer is written from memory
+    write_weights = weights_writer(model, args.full, base_name, hf_config, tokenizer, fmt, tokenizer_dir)
+
+    # 3. Before training: held-out loss and the tool-call check.
+    log = MetricsLog(Path(args.out) / "metrics.jsonl", resume_step=step if resume_dir else None)
+    heldout_batches = list(epoch_batches(heldout_set, args.rows_per_batch, tokenizer.pad_id,
+                                         None if args.no_packing else args.max_len))
+    check = step == 0 and args.check_examples > 0  # not for a resumed run: "before" was long ago
+    check_before = tool_call_check(model, tokenizer, fmt, heldout[:args.check_examples]) if check else None
+    if heldout_batches and step == 0:
+        log.write({"step": 0, "heldout_loss": heldout_loss(model, heldout_batches, args, autocast)})
+        print(f"step 0 | held-out loss {log.read()[-1]['heldout_loss']:.4f}")
+
+    # 4. The loop.
+    previous_handler = signal.getsignal(signal.SIGINT)
+    stop = catch_ctrl_c()
+    data = micro_batches(train_set, args, tokenizer.pad_id, *position)
+    start_time, start_step, tokens, trained = time.time(), step, 0, 0
+    saved_step = step if resume_dir else None
+    try:
+        while step < total and not stop:
+            batches = []
+            for _ in range(args.grad_accum):
+                epoch, done, batch = next(data)
+                batches.append(batch)
+            lr = lr_at(step, total, args)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            loss, norm = train_step(model, params, batches, args, autocast)
+            loss, norm = loss.item(), norm.item()  # the step's one host sync, for the log line
+            if not (math.isfinite(loss) and math.isfinite(norm)):
+                last = latest_checkpoint(args.out)
+                sys.exit(f"step {step + 1}: the loss is {loss} (grad norm {norm}): training diverged and was "
+                         f"stopped before the update. The last good checkpoint is {last or 'none (none saved yet)'}; "
+                         f"lower --lr (now {args.lr}) or raise --warmup-steps.")
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            step, position = step + 1, (epoch, done)
+            tokens += sum(b.num_tokens for b in batches)
+            trained += sum(b.num_trained for b in batches)
+            record = step_record(step, total, loss, lr, norm, tokens, trained, time.time() - start_time,
+                                 step - start_step, torch.device(args.device))
+            log.write(record)
+            print(step_line(record, total), flush=True)
+            if heldout_batches and (step % args.eval_interval == 0 or step == total):
+                log.write({"step": step, "heldout_loss": heldout_loss(model, heldout_batches, args, autocast)})
+                print(f"step {step} | held-out loss {log.read()[-1]['heldout_loss']:.4f}")
+            if step % args.save_interval == 0 or step == total or stop:
+                save(args, write_weights, optimizer, step, position)
+                saved_step = step
+    finally:
+        signal.signal(signal.SIGINT, previous_handler)
+    if stop:
+        if saved_step != step:
+            save(args, write_weights, optimizer, step, position)
+        sys.exit(f"stopped at step {step}: continue with  python train.py --resume {args.out}")
+
+    # 5. The result: OUT/final (+ OUT/merged with --export), the check again, the loss plot.
+    final = Path(args.out) / "final"
+    write_weights(final)
+    print(f"final {'model' if args.full else 'adapter'}: {final}")
+    if args.export and not args.full:
+        save_hf_model(model, Path(args.out) / "merged", hf_config, tokenizer, fmt, base_dir,
+                      extra_info={"base_model": base_name})
+        print(f"merged Hugging Face model: {Path(args.out) / 'merged'}")
+    elif args.export:
+        print(f"--export: with --full, {final} is already a Hugging Face model directory")
+    if check_before is not None:
+        check_after = tool_call_check(model, tokenizer, fmt, heldout[:args.check_examples])
+        print(f"tool-call check on {len(heldout[:args.check_examples])} held-out examples, before and after training:")
+        print(format_table(check_after, compare=check_before, labels=("before", "after")))
+    plot_losses(Path(args.out) / "metrics.jsonl", Path(args.out) / "loss.png")
+    return model
 
 
 if __name__ == "__main__":

@@ -16,6 +16,8 @@ tower and projector are skipped by design.
 """
 
 import json
+import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -169,3 +171,27 @@ def load_pretrained(name_or_path: str, device="cpu", dtype: torch.dtype = torch.
 def _set_parameter(model: nn.Module, name: str, tensor: torch.Tensor):
     module_name, _, leaf = name.rpartition(".")
     setattr(model.get_submodule(module_name), leaf, nn.Parameter(tensor))
+
+
+@contextmanager
+def atomic_directory(directory):
+    """Write a directory all at once: `with atomic_directory(d) as tmp:` fill `tmp`, a hidden sibling;
+    it takes the place of `d` only when the block ends without error (an existing `d` stays whole until
+    that swap). On an error it is removed, so a crash never leaves a half-written checkpoint."""
+    directory = Path(directory)
+    tmp = directory.with_name(f".{directory.name}.partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if directory.exists():
+        old = directory.with_name(f".{directory.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        directory.rename(old)
+        tmp.rename(directory)
+        shutil.rmtree(old)
+    else:
+        tmp.rename(directory)

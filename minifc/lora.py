@@ -19,14 +19,14 @@ and on transformers' *ForCausalLM, and PEFT's file keys are ours with `base_mode
 
 import json
 import math
-import os
-import shutil
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
+
+from .checkpoint import atomic_directory
 
 # Short target names -> the Hugging Face module names they select (in every layer).
 TARGETS = {
@@ -259,18 +259,9 @@ def save_adapter(model: nn.Module, directory, base_model_name_or_path: str | Non
     config = adapter_config(model, base_model_name_or_path)
     tensors = {PEFT_PREFIX + k: v.detach().to("cpu", torch.float32).contiguous()
                for k, v in lora_state_dict(model).items()}
-    tmp = directory.with_name(f".{directory.name}.tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    save_file(tensors, tmp / ADAPTER_WEIGHTS, metadata={"format": "pt"})
-    (tmp / ADAPTER_CONFIG).write_text(json.dumps(config, indent=2) + "\n")
-    if directory.exists():  # swap: the old adapter stays whole until the new one is complete
-        old = directory.with_name(f".{directory.name}.old{os.getpid()}")
-        directory.rename(old)
-        tmp.rename(directory)
-        shutil.rmtree(old)
-    else:
-        tmp.rename(directory)
+    with atomic_directory(directory) as tmp:
+        save_file(tensors, tmp / ADAPTER_WEIGHTS, metadata={"format": "pt"})
+        (tmp / ADAPTER_CONFIG).write_text(json.dumps(config, indent=2) + "\n")
     return directory
 
 

@@ -3,6 +3,7 @@ evaluation loop of minifc/evalloop.py with a scripted model whose answers are kn
 
 import importlib.util
 import json
+import shutil
 import types
 from pathlib import Path
 
@@ -193,6 +194,7 @@ def read_predictions(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
+@pytest.mark.slow
 def test_eval_end_to_end_on_a_saved_checkpoint(tmp_path, checkpoint):
     directory, model, tokenizer, fmt = checkpoint
     data = write_jsonl(tmp_path / "data.jsonl", EXAMPLES)
@@ -212,6 +214,7 @@ def test_eval_end_to_end_on_a_saved_checkpoint(tmp_path, checkpoint):
                                                      row["category"], prediction["stop_reason"])
 
 
+@pytest.mark.slow
 def test_eval_compare_base_and_adapter(tmp_path, checkpoint, capsys):
     from minifc.lora import apply_lora, load_adapter, save_adapter
     directory, _, tokenizer, fmt = checkpoint
@@ -272,3 +275,22 @@ def test_split_gold_needs_a_final_assistant_turn():
 def test_compare_needs_an_adapter():
     with pytest.raises(SystemExit):
         load_eval_module().parse_args(["--compare"])
+
+
+def test_format_comes_from_minifc_json_of_a_local_directory(tmp_path, checkpoint):
+    """A directory written by train.py records its chat format; eval.py needs no --format for it, and
+    --format still wins over the recorded one."""
+    directory, _, _, _ = checkpoint
+    eval_cli = load_eval_module()
+    with pytest.raises(SystemExit, match="pass --format"):
+        eval_cli.load_model(str(directory), "cpu", torch.float32)
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "minifc.json").write_text(json.dumps({"chat_format": "gemma3"}))
+    assert eval_cli.load_model(str(directory), "cpu", torch.float32, adapter=str(adapter))[2].name == "gemma3"
+    recorded = tmp_path / "model"
+    shutil.copytree(directory, recorded)
+    (recorded / "minifc.json").write_text(json.dumps({"chat_format": "gemma3"}))
+    assert eval_cli.load_model(str(recorded), "cpu", torch.float32)[2].name == "gemma3"
+    with pytest.raises(SystemExit, match="does not fit chat format llama3.2"):
+        eval_cli.load_model(str(recorded), "cpu", torch.float32, "llama3.2")

@@ -1,0 +1,157 @@
+"""Write a model (with its LoRA adapters merged in) as a Hugging Face checkpoint directory.
+
+    save_hf_model(model, "out/gemma-3-1b/merged", hf_config, tokenizer, fmt, tokenizer_dir=base_dir)
+
+The directory holds what `transformers.AutoModelForCausalLM.from_pretrained` and minifc's
+`load_pretrained` / `Tokenizer.from_dir` read:
+
+    config.json              the base model's config (a multimodal Gemma 3 config becomes its text
+                             config: only the decoder is written), with the saved dtype
+    model.safetensors        HF tensor names; a tied lm_head is not written (HF stores it once, as
+                             the embedding), so the exported model stays tied
+    generation_config.json   eos_token_id lists the chat format's end-of-turn tokens, so that
+                             `generate()` stops where the fine-tuned model ends its turn
+    tokenizer.json, tokenizer_config.json (+ special_tokens_map.json, chat_template.jinja if the
+                             base had them)
+    minifc.json              {"chat_format": ...}: the prompt format the model was trained with, which
+                             a local directory cannot otherwise tell (`read_chat_format`)
+
+Merging does not touch the model: each adapted weight is computed as W + scale * B A in fp32 and
+rounded once to W's dtype. Everything is written into a temporary directory that is renamed into
+place, so an interrupted export never leaves a half-written checkpoint.
+
+Command line (merge a trained adapter into its base model):
+
+    python -m minifc.export --model gemma-3-1b --adapter out/gemma-3-1b/final --out out/gemma-3-1b/merged
+"""
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+from .checkpoint import atomic_directory
+
+from .lora import lora_layers
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja")
+MINIFC_FILE = "minifc.json"
+_DTYPE_NAMES = {torch.float32: "float32", torch.bfloat16: "bfloat16", torch.float16: "float16"}
+
+
+def merged_state_dict(model) -> dict[str, torch.Tensor]:
+    """The model's weights under HF names, each LoRA update folded into its base weight (model untouched)."""
+    layers = lora_layers(model)
+    state = {}
+    for name, tensor in model.state_dict().items():
+        module, _, leaf = name.rpartition(".")
+        if ".lora_A." in name or ".lora_B." in name:
+            continue
+        if module in layers and leaf == "weight" and not layers[module].merged:
+            tensor = (tensor.float() + layers[module].delta_weight().to(tensor.device)).to(tensor.dtype)
+        state[name] = tensor
+    if model.config.tie_word_embeddings:
+        state.pop("lm_head.weight", None)  # tied: HF stores the embedding once and ties on load
+    return {name: t.detach().to("cpu").contiguous() for name, t in state.items()}
+
+
+def hf_text_config(hf_config: dict) -> dict:
+    """A multimodal Gemma 3 config (4B and up) -> the text-only config of the decoder we write."""
+    if hf_config.get("model_type") != "gemma3":
+        return dict(hf_config)
+    text = dict(hf_config.get("text_config") or {})
+    text.setdefault("tie_word_embeddings", hf_config.get("tie_word_embeddings", True))
+    return {**text, "model_type": "gemma3_text", "architectures": ["Gemma3ForCausalLM"]}
+
+
+def generation_config(tokenizer, fmt, base: dict | None = None) -> dict:
+    """The base's generation_config.json with the format's stop tokens added to eos_token_id."""
+    config = dict(base or {})
+    eos = config.get("eos_token_id")
+    eos = [] if eos is None else [eos] if isinstance(eos, int) else list(eos)
+    for token_id in tokenizer.stop_ids(fmt) + ([tokenizer.eos_id] if tokenizer.eos_id is not None else []):
+        if token_id not in eos:
+            eos.append(token_id)
+    config["eos_token_id"] = eos
+    if tokenizer.bos_id is not None:
+        config.setdefault("bos_token_id", tokenizer.bos_id)
+    config.setdefault("pad_token_id", tokenizer.pad_id)
+    return config
+
+
+def save_hf_model(model, directory, hf_config: dict, tokenizer, fmt, tokenizer_dir=None,
+                  extra_info: dict | None = None) -> Path:
+    """Write `model` (adapters merged) as an HF checkpoint directory; see the module docstring.
+
+    hf_config: the base model's config.json as a dict. tokenizer_dir: copy the base's tokenizer files
+    from there (keeps its chat template); without it, `tokenizer` is written (the tiny demo's)."""
+    directory = Path(directory)
+    state = merged_state_dict(model)
+    dtype = next(iter(state.values())).dtype
+    config = {**hf_text_config(hf_config), "torch_dtype": _DTYPE_NAMES.get(dtype, str(dtype))}
+    base_generation = None
+    if tokenizer_dir is not None and (Path(tokenizer_dir) / "generation_config.json").is_file():
+        base_generation = json.loads((Path(tokenizer_dir) / "generation_config.json").read_text())
+    with atomic_directory(directory) as tmp:
+        save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+        _write_json(tmp / "config.json", config)
+        _write_json(tmp / "generation_config.json", generation_config(tokenizer, fmt, base_generation))
+        write_tokenizer(tmp, tokenizer, tokenizer_dir)
+        _write_json(tmp / MINIFC_FILE, {"chat_format": fmt.name, **(extra_info or {})})
+    return directory
+
+
+def write_tokenizer(directory: Path, tokenizer, tokenizer_dir=None):
+    """Copy the base's tokenizer files, or write `tokenizer` (tokenizer.json + its special tokens)."""
+    if tokenizer_dir is not None and (Path(tokenizer_dir) / "tokenizer.json").is_file():
+        for name in TOKENIZER_FILES:
+            if (Path(tokenizer_dir) / name).is_file():
+                shutil.copyfile(Path(tokenizer_dir) / name, directory / name)
+        return
+    tokenizer.tk.save(str(directory / "tokenizer.json"))
+    _write_json(directory / "tokenizer_config.json", {
+        "tokenizer_class": "PreTrainedTokenizerFast", "bos_token": tokenizer.bos_token,
+        "eos_token": tokenizer.eos_token, "pad_token": tokenizer.pad_token})
+
+
+def read_chat_format(directory) -> str | None:
+    """The chat format recorded by save_hf_model in a local model directory, or None."""
+    path = Path(directory) / MINIFC_FILE
+    return json.loads(path.read_text())["chat_format"] if path.is_file() else None
+
+
+def _write_json(path: Path, value: dict):
+    path.write_text(json.dumps(value, indent=2) + "\n", encoding="utf-8")
+
+
+def main(argv=None):
+    from .chat import get_format
+    from .checkpoint import load_pretrained, resolve_checkpoint_dir
+    from .config import resolve_model_name
+    from .lora import load_adapter
+    from .tokenizer import Tokenizer
+
+    parser = argparse.ArgumentParser(description="Merge a LoRA adapter into its base model, in HF layout.")
+    parser.add_argument("--model", required=True, help="base model: short name, hub id or local directory")
+    parser.add_argument("--adapter", required=True, help="adapter directory written by train.py")
+    parser.add_argument("--out", required=True, help="directory to write")
+    parser.add_argument("--format", default=None, help="chat format (default: the model's)")
+    parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32"])
+    args = parser.parse_args(argv)
+    base_dir = resolve_checkpoint_dir(args.model)
+    format_name = args.format or resolve_model_name(args.model)[1] or read_chat_format(base_dir)
+    if format_name is None:
+        parser.error(f"{args.model}: unknown chat format; pass --format")
+    model = load_pretrained(str(base_dir), dtype=getattr(torch, args.dtype))
+    load_adapter(model, args.adapter)
+    hf_config = json.loads((base_dir / "config.json").read_text())
+    save_hf_model(model, args.out, hf_config, Tokenizer.from_dir(base_dir), get_format(format_name),
+                  tokenizer_dir=base_dir, extra_info={"base_model": args.model, "adapter": str(args.adapter)})
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

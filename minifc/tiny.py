@@ -1,0 +1,89 @@
+"""The offline demo model: a small, randomly initialised Gemma 3 (or Llama 3) and a tokenizer trained here.
+
+Model weights cannot be downloaded everywhere, so `python train.py --model tiny` builds both parts of
+a model from nothing, on the training data itself, and then trains it fully (not LoRA). It
+demonstrates the whole pipeline -- data, rendering, masking, packing, the loop, checkpoints,
+evaluation -- on a few CPU cores in minutes. It is not a pretrained model: it only learns the shape
+of the training data.
+
+    directory = build_tiny("out/tiny/init", examples, get_format("gemma3"))
+    model = load_pretrained(directory); tokenizer = Tokenizer.from_dir(directory)
+
+The tokenizer is byte-level BPE (the `tokenizers` library, ByteLevel pre-tokenizer and decoder, as
+Llama 3 and GPT-2 use) trained on the rendered training conversations, with every control token of
+the chat format (and `<pad>`) kept as one special token, as in the real tokenizers. The directory is
+written by export.save_hf_model, so it looks like any downloaded checkpoint (config.json,
+model.safetensors, tokenizer.json, minifc.json naming the chat format).
+"""
+
+from pathlib import Path
+
+import torch
+from tokenizers import Tokenizer as HFTokenizer
+from tokenizers import decoders, models, pre_tokenizers, trainers
+
+from .collate import render_example
+from .config import ModelConfig
+from .export import save_hf_model
+from .model import Transformer
+from .tokenizer import Tokenizer
+
+PAD = "<pad>"
+VOCAB_SIZE = 1024
+# ~0.9M parameters besides the embedding: a few hundred steps on 2 CPU cores in a few minutes.
+SIZES = dict(hidden_size=128, intermediate_size=384, num_hidden_layers=4, num_attention_heads=4,
+             num_key_value_heads=2, head_dim=32, max_position_embeddings=4096)
+
+
+def tiny_hf_config(family: str, vocab_size: int, tokenizer: Tokenizer) -> dict:
+    """config.json of the tiny model, in the layout transformers writes (so transformers loads it too)."""
+    ids = dict(bos_token_id=tokenizer.bos_id, eos_token_id=tokenizer.eos_id, pad_token_id=tokenizer.pad_id)
+    if family == "llama":
+        return dict(architectures=["LlamaForCausalLM"], model_type="llama", vocab_size=vocab_size,
+                    rms_norm_eps=1e-5, rope_theta=500_000.0, tie_word_embeddings=True, hidden_act="silu",
+                    **SIZES, **ids)
+    n = SIZES["num_hidden_layers"]
+    # Gemma 3's mix of local (sliding-window) and global layers, with a window shorter than the
+    # conversations so that both kinds of layer are exercised.
+    layer_types = ["full_attention" if (i + 1) % 2 == 0 else "sliding_attention" for i in range(n)]
+    return dict(architectures=["Gemma3ForCausalLM"], model_type="gemma3_text", vocab_size=vocab_size,
+                rms_norm_eps=1e-6, rope_theta=1_000_000.0, rope_local_base_freq=10_000.0, sliding_window=128,
+                layer_types=layer_types, query_pre_attn_scalar=SIZES["head_dim"], tie_word_embeddings=True,
+                hidden_activation="gelu_pytorch_tanh", final_logit_softcapping=None,
+                attn_logit_softcapping=None, **SIZES, **ids)
+
+
+def train_tokenizer(texts, fmt, vocab_size: int = VOCAB_SIZE) -> Tokenizer:
+    """Byte-level BPE trained on `texts`, with `<pad>` and the format's control tokens as special tokens."""
+    specials = list(dict.fromkeys([PAD, *fmt.control_tokens, *fmt.stop_tokens]))
+    tk = HFTokenizer(models.BPE())
+    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tk.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials, show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tk.train_from_iterator(texts, trainer)
+    # BOS is the first control token every format writes; EOS the last stop token (<eos>, <|end_of_text|>)
+    return Tokenizer(tk, bos_token=fmt.control_tokens[0], eos_token=fmt.stop_tokens[-1], pad_token=PAD)
+
+
+def family_of(fmt) -> str:
+    return "llama" if fmt.name.startswith("llama") else "gemma3"
+
+
+def build_tiny(directory, examples, fmt, seed: int = 0, vocab_size: int = VOCAB_SIZE) -> Path:
+    """Train the tokenizer on the rendered `examples`, initialise the model, write both to `directory`."""
+    return save_tiny(directory, tokenizer_for_examples(examples, fmt, vocab_size), fmt, seed)
+
+
+def tokenizer_for_examples(examples, fmt, vocab_size: int = VOCAB_SIZE) -> Tokenizer:
+    """train_tokenizer on the conversations as `fmt` renders them (so it learns the format's text too)."""
+    return train_tokenizer([render_example(example, fmt).text for example in examples], fmt, vocab_size)
+
+
+def save_tiny(directory, tokenizer: Tokenizer, fmt, seed: int = 0) -> Path:
+    """A randomly initialised tiny model for `tokenizer`, written with it as an HF directory."""
+    hf_config = tiny_hf_config(family_of(fmt), tokenizer.vocab_size, tokenizer)
+    torch.manual_seed(seed)
+    model = Transformer(ModelConfig.from_hf(hf_config, source="tiny model"))  # init_weights: N(0, 0.02)
+    return save_hf_model(model, directory, hf_config, tokenizer, fmt,
+                         extra_info={"note": "minifc --model tiny: random init, trained on the data; a demo"})

@@ -1,0 +1,116 @@
+"""Training checkpoints: what a run needs to continue exactly where it stopped, written atomically.
+
+    OUT/step-N/
+        adapter_model.safetensors + adapter_config.json    (LoRA: PEFT layout, loadable as an adapter)
+      or config.json + model.safetensors + tokenizer...    (--full: an HF model directory)
+        trainer_state.pt    step, data position, optimizer state, RNG states, the run's arguments
+
+    write = weights_writer(model, full, base_name, hf_config, tokenizer, fmt, tokenizer_dir)
+    save_checkpoint(OUT / "step-N", write, trainer_state(step, (epoch, batches_done), optimizer))
+    step, (epoch, batches_done) = restore(latest_checkpoint(OUT), optimizer)   # also sets the RNG
+
+Everything goes into `OUT/.step-N.partial` first and is renamed to `OUT/step-N` only once complete,
+so a crash or a full disk mid-save never leaves a directory that looks like a checkpoint but is not.
+
+The learning-rate schedule is a pure function of the step (train.py), so the step is its whole state.
+The data order depends only on (seed, epoch) (collate.epoch_batches), so the data position is
+(epoch, batches done in that epoch). The torch RNG states are kept for dropout.
+"""
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import torch
+
+from .checkpoint import atomic_directory
+from .export import save_hf_model
+from .lora import save_adapter
+
+STATE_FILE = "trainer_state.pt"
+_STEP_DIR = re.compile(r"^step-(\d+)$")
+
+
+def step_dir(out, step: int) -> Path:
+    return Path(out) / f"step-{step}"
+
+
+def checkpoints(out) -> list[Path]:
+    """Finished checkpoints in `out`, oldest first (half-written `.partial` directories are ignored)."""
+    out = Path(out)
+    if not out.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in out.iterdir()
+             if (m := _STEP_DIR.match(p.name)) and (p / STATE_FILE).is_file()]
+    return [p for _, p in sorted(found)]
+
+
+def latest_checkpoint(out) -> Path | None:
+    found = checkpoints(out)
+    return found[-1] if found else None
+
+
+def rng_state() -> dict:
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict):
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(directory, write_weights, state: dict) -> Path:
+    """Write weights (by `write_weights(tmp)`) and `state` into `directory`, atomically."""
+    with atomic_directory(directory) as tmp:
+        write_weights(tmp)
+        torch.save(state, tmp / STATE_FILE)
+    return directory
+
+
+def weights_writer(model, full: bool, base_name: str, hf_config: dict, tokenizer, fmt, tokenizer_dir=None):
+    """directory -> writes the weights there: the LoRA adapter in PEFT layout (+ minifc.json naming the
+    chat format), or with `full` the whole model as an HF directory (export.save_hf_model)."""
+    def write(directory):
+        if full:
+            save_hf_model(model, directory, hf_config, tokenizer, fmt, tokenizer_dir)
+        else:
+            save_adapter(model, directory, base_name)
+            (Path(directory) / "minifc.json").write_text(json.dumps({"chat_format": fmt.name}) + "\n")
+    return write
+
+
+def trainer_state(step: int, position: tuple[int, int], optimizer) -> dict:
+    return {"step": step, "epoch": position[0], "batch": position[1], "optimizer": optimizer.state_dict(),
+            "rng": rng_state()}
+
+
+def restore(directory, optimizer) -> tuple[int, tuple[int, int]]:
+    """Load the optimizer and RNG states of checkpoint `directory`; returns (step, data position)."""
+    state = load_trainer_state(directory)
+    optimizer.load_state_dict(state["optimizer"])
+    set_rng_state(state["rng"])
+    print(f"resumed from {directory} at step {state['step']}")
+    return state["step"], (state["epoch"], state["batch"])
+
+
+def load_trainer_state(directory) -> dict:
+    path = Path(directory) / STATE_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: {directory} is not a finished train.py checkpoint")
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def remove_checkpoints(out):
+    """What --overwrite removes: the previous run's checkpoints, final output and logs (nothing else)."""
+    out = Path(out)
+    for path in checkpoints(out) + [out / name for name in ("init", "final", "merged", "metrics.jsonl",
+                                                               "args.json", "loss.png")]:
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
