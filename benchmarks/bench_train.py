@@ -304,8 +304,7 @@ def child_flags(args) -> list[str]:
     flags = ["--device", args.device, "--dtype", args.dtype, "--examples-per-step", str(args.examples_per_step),
              "--warmup", str(args.warmup), "--lora-r", str(args.lora_r), "--lora-alpha", str(args.lora_alpha),
              "--loss-chunk", str(args.loss_chunk), "--seed", str(args.seed)]
-    if args.layers:
-        flags += ["--layers", str(args.layers)]
+    flags += ["--layers", str(args.layers or 0)]  # 0: all layers
     if args.tokenizers:
         flags += ["--tokenizers", str(args.tokenizers)]
     if args.grad_checkpointing:
