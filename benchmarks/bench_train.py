@@ -498,7 +498,7 @@ def build_parser():
     add("--device", default="cpu", help="cpu or cuda")
     add("--models", nargs="+", help="registry names (default: gemma-3-1b llama-3.2-1b on CPU; on CUDA also "
         "functiongemma-270m and llama-3.1-8b)")
-    add("--layers", type=int, help="keep only this many layers (default: 2 on CPU, all on CUDA)")
+    add("--layers", type=int, help="keep only this many layers, 0 for all (default: 2 on CPU, all on CUDA)")
     add("--dtype", help="float32 (CPU default) or bfloat16 (CUDA default)")
     add("--examples-per-step", type=int, help="examples per optimiser step (default: 2 on CPU, 8 on CUDA)")
     add("--warmup", type=int, default=None, help="untimed steps first (default: 1 on CPU, 3 on CUDA)")
