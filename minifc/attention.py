@@ -18,6 +18,7 @@ Layouts: q [B, T, Hq, D] and k, v [B, T, Hkv, D] (after RoPE); `attend` returns 
 Grouped-query attention (Hkv < Hq) is handled by the kernels (enable_gqa), without copying k, v.
 """
 
+import warnings
 from dataclasses import dataclass
 from functools import cache
 
@@ -80,10 +81,33 @@ class AttentionPlan:
 
 
 def varlen_usable(device: torch.device, dtype: torch.dtype, head_dim: int) -> bool:
-    """Whether path (b) can run: CUDA flash kernels take fp16/bf16, head_dim <= 256, sm80+."""
+    """Whether path (b) can run: CUDA flash kernels take fp16/bf16, head_dim <= 256, sm80+, and the
+    kernel passes a one-time check against SDPA on this device."""
     return (FLASH_VARLEN and device.type == "cuda" and dtype in (torch.float16, torch.bfloat16)
             and head_dim <= 256 and torch.cuda.get_device_capability(device)[0] >= 8
-            and varlen_attn() is not None)
+            and varlen_attn() is not None and _varlen_agrees(device, dtype, head_dim))
+
+
+@cache
+def _varlen_agrees(device: torch.device, dtype: torch.dtype, head_dim: int) -> bool:
+    """Run the flash kernel once on two small packed sequences and compare with SDPA. A torch build
+    whose varlen kernel is missing or misbehaves on this GPU then costs speed (path (a), with a
+    warning), not a crash in the middle of a training run."""
+    try:
+        q, k, v = (torch.randn(12, 2, head_dim, device=device, dtype=dtype) for _ in range(3))
+        cu = torch.tensor([0, 5, 12], device=device, dtype=torch.int32)
+        out = varlen_attn()(q, k, v, cu, cu, 7, 7, scale=head_dim ** -0.5, window_size=(-1, 0))
+        expected = torch.cat([F.scaled_dot_product_attention(
+            q[a:b].transpose(0, 1), k[a:b].transpose(0, 1), v[a:b].transpose(0, 1), is_causal=True,
+            scale=head_dim ** -0.5).transpose(0, 1) for a, b in ((0, 5), (5, 12))])
+        if torch.allclose(out.float(), expected.float(), atol=2e-2, rtol=0):
+            return True
+        reason = f"it differs from SDPA by {(out.float() - expected.float()).abs().max().item():.3g}"
+    except Exception as error:  # noqa: BLE001 -- any failure of the kernel means: do not use it
+        reason = f"{type(error).__name__}: {error}"
+    warnings.warn(f"varlen flash attention is not used on {device} ({reason}); packed batches take the "
+                  "SDPA path with a block-diagonal mask (slower, same results)")
+    return False
 
 
 def plan_attention(batch_size: int, seqlen: int, device: torch.device, dtype: torch.dtype, config,
