@@ -21,6 +21,28 @@ class Rendered:
     spans: list[tuple[int, int]] = field(default_factory=list)  # trained character ranges [start, end)
 
 
+class SpanWriter:
+    """Builds a Rendered piece by piece: each piece of text is trained or not, and adjacent trained
+    pieces make one span. Every renderer writes through one of these, so text and spans cannot drift."""
+
+    def __init__(self):
+        self.parts: list[str] = []
+        self.length = 0
+        self.spans: list[tuple[int, int]] = []
+
+    def write(self, text: str, trained: bool = False):
+        if trained and text:
+            if self.spans and self.spans[-1][1] == self.length:  # extend a span that ends right here
+                self.spans[-1] = (self.spans[-1][0], self.length + len(text))
+            else:
+                self.spans.append((self.length, self.length + len(text)))
+        self.parts.append(text)
+        self.length += len(text)
+
+    def rendered(self) -> Rendered:
+        return Rendered("".join(self.parts), self.spans)
+
+
 @dataclass(frozen=True)
 class ChatFormat:
     name: str

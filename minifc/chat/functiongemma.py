@@ -21,7 +21,7 @@ sorted case-insensitively (Jinja's `dictsort`), numbers as Python prints them.
 
 import re
 
-from minifc.chat import ChatFormat, Rendered
+from minifc.chat import ChatFormat, Rendered, SpanWriter
 
 BOS = "<bos>"
 EOS = "<eos>"
@@ -223,27 +223,6 @@ def _format_tool_results(message: dict, where: str, name=_MISSING) -> list[str]:
                      f"got {type(content).__name__}")
 
 
-class _Writer:
-    """Accumulates text and the character spans that are trained."""
-
-    def __init__(self):
-        self.parts: list[str] = []
-        self.length = 0
-        self.spans: list[tuple[int, int]] = []
-
-    def write(self, text: str, trained: bool = False):
-        if trained and text:
-            if self.spans and self.spans[-1][1] == self.length:  # extend a span that ends right here
-                self.spans[-1] = (self.spans[-1][0], self.length + len(text))
-            else:
-                self.spans.append((self.length, self.length + len(text)))
-        self.parts.append(text)
-        self.length += len(text)
-
-    def rendered(self) -> Rendered:
-        return Rendered("".join(self.parts), self.spans)
-
-
 def _trained(message: dict) -> bool:
     """The masking rule with its per-message override: assistant messages are trained unless
     "train": false; any other message only with "train": true."""
@@ -257,7 +236,7 @@ def render(messages: list[dict], tools: list[dict] | None = None, add_generation
         raise TypeError(f"the functiongemma format takes no format options, got {sorted(format_options)}")
     if not messages:
         raise ValueError("render() needs at least one message")
-    out = _Writer()
+    out = SpanWriter()
     out.write(BOS)
     first = messages[0]
     loop_messages = messages

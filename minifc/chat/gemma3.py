@@ -72,7 +72,7 @@ import json
 import math
 import re
 
-from minifc.chat import ChatFormat, Rendered
+from minifc.chat import ChatFormat, Rendered, SpanWriter
 
 BOS, START, END, EOS = "<bos>", "<start_of_turn>", "<end_of_turn>", "<eos>"
 BLOCK_SEPARATOR = "\n\n"
@@ -211,16 +211,8 @@ def render(messages: list[dict], tools: list[dict] | None = None, add_generation
     if format_options:
         raise TypeError(f"the gemma3 format takes no options, got {', '.join(format_options)}")
     system, turns = _turns(messages)
-    parts: list[str] = []
-    spans: list[tuple[int, int]] = []
-    length = 0
-
-    def emit(text: str, trained: bool = False):
-        nonlocal length
-        if trained and text:
-            spans.append((length, length + len(text)))
-        parts.append(text)
-        length += len(text)
+    out = SpanWriter()
+    emit = out.write
 
     emit(BOS)
     for turn_index, (role, turn_messages) in enumerate(turns):
@@ -253,7 +245,7 @@ def render(messages: list[dict], tools: list[dict] | None = None, add_generation
         emit(END + "\n")
     if add_generation_prompt:
         emit(f"{START}model\n")
-    return Rendered("".join(parts), spans)
+    return out.rendered()
 
 
 def _declarations(tools: list[dict]) -> str:

@@ -71,7 +71,7 @@ import json
 import re
 from functools import partial
 
-from minifc.chat import ChatFormat, Rendered
+from minifc.chat import ChatFormat, Rendered, SpanWriter
 
 BOS = "<|begin_of_text|>"
 START_HEADER, END_HEADER = "<|start_header_id|>", "<|end_header_id|>"
@@ -151,16 +151,8 @@ def render(messages: list[dict], tools: list[dict] | None = None, add_generation
     if builtin_tools is not None and variant != "3.1":
         raise ValueError("builtin_tools exists only in the Llama 3.1 format; use llama3.1 or drop builtin_tools")
     tools = tools or None
-    parts: list[str] = []
-    spans: list[tuple[int, int]] = []
-    length = 0
-
-    def emit(text: str, trained: bool = False):
-        nonlocal length
-        if trained and text:
-            spans.append((length, length + len(text)))
-        parts.append(text)
-        length += len(text)
+    out = SpanWriter()
+    emit = out.write
 
     messages = list(enumerate(messages))  # keep original indices for error messages
     system_text, system_train = "", False
@@ -226,7 +218,7 @@ def render(messages: list[dict], tools: list[dict] | None = None, add_generation
 
     if add_generation_prompt:
         emit(_header("assistant"))
-    return Rendered("".join(parts), spans)
+    return out.rendered()
 
 
 # ---------------------------------------------------------------------------------------------- parse
