@@ -1,7 +1,6 @@
 """The built-in data: reproducible, valid, balanced, held out, and its gold calls derivable from the user's text."""
 
 import importlib.util
-import json
 from collections import Counter
 
 import pytest

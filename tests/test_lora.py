@@ -17,6 +17,7 @@ from safetensors.torch import load_file, save_file
 transformers = pytest.importorskip("transformers")
 peft = pytest.importorskip("peft")
 
+from tiny_models import max_diff, randomize_b  # noqa: E402
 from minifc.lora import (  # noqa: E402
     LoRALinear, apply_lora, load_adapter, lora_layers, lora_parameters, lora_state_dict,
     mark_only_lora_trainable, merge_lora, save_adapter, unmerge_lora, unwrap_lora,
@@ -57,18 +58,6 @@ def input_ids():
 def logits(model, ids):
     with torch.no_grad():
         return model(ids).logits
-
-
-def randomize_b(model, seed=0):
-    """Non-zero B (as after training), so the adapter changes the output."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for layer in lora_layers(model).values():
-            layer.lora_B.weight.copy_(torch.randn(layer.lora_B.weight.shape, generator=g) * 0.2)
-
-
-def max_diff(a, b):
-    return (a - b).abs().max().item()
 
 
 # --------------------------------------------------------------------------- the layer

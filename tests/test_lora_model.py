@@ -14,8 +14,9 @@ transformers = pytest.importorskip("transformers")
 peft = pytest.importorskip("peft")
 
 import tiny_models  # noqa: E402
+from tiny_models import max_diff, randomize_b  # noqa: E402
 from minifc.checkpoint import load_pretrained  # noqa: E402
-from minifc.lora import apply_lora, load_adapter, lora_layers, mark_only_lora_trainable, save_adapter  # noqa: E402
+from minifc.lora import apply_lora, load_adapter, mark_only_lora_trainable, save_adapter  # noqa: E402
 from minifc.loss import trained_token_loss  # noqa: E402
 
 TOL = 1e-5
@@ -43,17 +44,6 @@ def hf_logits(model, ids):
 def our_logits(model, ids):
     with torch.no_grad():
         return model(ids)
-
-
-def randomize_b(model, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for layer in lora_layers(model).values():
-            layer.lora_B.weight.copy_(torch.randn(layer.lora_B.weight.shape, generator=g) * 0.2)
-
-
-def max_diff(a, b):
-    return (a - b).abs().max().item()
 
 
 def test_base_models_agree(pair, input_ids):

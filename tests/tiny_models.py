@@ -42,3 +42,16 @@ def hf_model(config, seed=0, std=0.2):
 def save(model, directory, **kwargs):
     model.save_pretrained(directory, **kwargs)
     return directory
+
+
+def randomize_b(model, seed=0):
+    """Non-zero LoRA B matrices (as after training), so an adapter changes the output."""
+    from minifc.lora import lora_layers
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for layer in lora_layers(model).values():
+            layer.lora_B.weight.copy_(torch.randn(layer.lora_B.weight.shape, generator=g) * 0.2)
+
+
+def max_diff(a, b):
+    return (a - b).abs().max().item()
