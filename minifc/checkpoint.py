@@ -46,8 +46,9 @@ class CheckpointError(RuntimeError):
     """A checkpoint cannot be found, downloaded or loaded; the message says what to do."""
 
 
-def resolve_checkpoint_dir(name_or_path: str) -> Path:
-    """Short name, hub id or local directory -> local directory holding config.json and weights."""
+def resolve_checkpoint_dir(name_or_path: str, allow_patterns=ALLOW_PATTERNS) -> Path:
+    """Short name, hub id or local directory -> local directory holding config.json and weights
+    (or only the files `allow_patterns` names: the mask inspector fetches just the tokenizer)."""
     target, _ = resolve_model_name(name_or_path)
     if Path(target).is_dir():
         return Path(target)
@@ -58,7 +59,7 @@ def resolve_checkpoint_dir(name_or_path: str) -> Path:
              "(logged in with the same account), then create a read token at "
              "https://huggingface.co/settings/tokens and set HF_TOKEN=<token> (or run `hf auth login`).")
     try:
-        return Path(snapshot_download(target, allow_patterns=ALLOW_PATTERNS))
+        return Path(snapshot_download(target, allow_patterns=allow_patterns))
     except GatedRepoError as error:
         raise CheckpointError(gated) from error
     except RepositoryNotFoundError as error:

@@ -54,7 +54,6 @@ import bisect
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Iterator
 
 import numpy as np
@@ -426,29 +425,24 @@ def inspect_example(example, tokenizer, fmt, colour: bool = False) -> str:
 
 def resolve_model(name_or_dir: str, format_name: str | None):
     """(Tokenizer, ChatFormat) for a local directory with tokenizer.json, a short name of
-    minifc.config.MODELS or a hub id; only the tokenizer files are downloaded."""
+    minifc.config.MODELS or a hub id; only the tokenizer files are downloaded. The format is
+    --format, else the registry's, else the one train.py recorded in the directory (minifc.json)."""
     from minifc.chat import get_format
+    from minifc.checkpoint import CheckpointError, resolve_checkpoint_dir
+    from minifc.config import resolve_model_name
+    from minifc.export import read_chat_format
     from minifc.tokenizer import Tokenizer
 
-    path = Path(name_or_dir).expanduser()
-    chat_format = None
-    if not (path / "tokenizer.json").is_file():
-        try:
-            from minifc.config import resolve_model_name
-        except ImportError:
-            sys.exit(f"{name_or_dir!r} is not a directory with tokenizer.json, and minifc.config (the registry "
-                     "of short names) is not available: pass a local tokenizer directory and --format")
-        try:
-            source, chat_format = resolve_model_name(name_or_dir)
-        except ValueError as error:
-            sys.exit(f"error: {error}")
-        from huggingface_hub import snapshot_download
-        path = Path(source) if Path(source).is_dir() else Path(
-            snapshot_download(source, allow_patterns=["tokenizer*", "*.json"]))
-    if format_name is None and chat_format is None:
+    try:
+        registry_format = resolve_model_name(name_or_dir)[1]
+        path = resolve_checkpoint_dir(name_or_dir, allow_patterns=["tokenizer*", "*.json"])
+    except (ValueError, CheckpointError) as error:
+        sys.exit(f"error: {error}")
+    format_name = format_name or registry_format or read_chat_format(path)
+    if format_name is None:
         sys.exit(f"{name_or_dir}: say which chat format it uses with --format (functiongemma, gemma3, llama3.1, "
                  "llama3.2)")
-    return Tokenizer.from_dir(path), get_format(format_name or chat_format)
+    return Tokenizer.from_dir(path), get_format(format_name)
 
 
 def main(argv=None):
@@ -459,17 +453,14 @@ def main(argv=None):
     parser.add_argument("--n", type=int, default=2, help="how many examples to show")
     parser.add_argument("--format", default=None, help="chat format, overriding the model's")
     args = parser.parse_args(argv)
-    try:
-        from minifc.data import load_examples
-    except ImportError:
-        sys.exit("minifc.data.load_examples is not available in this checkout")
+    from minifc.data import load_examples
+
     tokenizer, fmt = resolve_model(args.model, args.format)
     colour = sys.stdout.isatty()
     try:
-        loaded = load_examples(args.data)
+        examples, _ = load_examples(args.data)
     except (ValueError, OSError) as error:  # data.DataError is a ValueError: its message names the fix
         sys.exit(f"error: {error}")
-    examples = loaded[0] if isinstance(loaded, tuple) else loaded  # load_examples -> (examples, report)
     for example in examples[:args.n]:
         print(inspect_example(example, tokenizer, fmt, colour=colour))
         print()

@@ -333,18 +333,22 @@ def test_inspector_merges_messages_whose_prefix_cannot_be_rendered(tok):
 
 
 def test_inspector_resolves_a_short_name_through_the_registry(tok, tmp_path, monkeypatch):
-    import sys
-    import types
-
     import huggingface_hub
 
+    from minifc.chat import get_format
+
     tok.tk.save(str(tmp_path / "tokenizer.json"))
-    registry = types.SimpleNamespace(resolve_model_name=lambda name: {"toy-1b": ("org/toy-1b-it", "toy")}[name])
-    monkeypatch.setitem(sys.modules, "minifc.config", registry)
     downloads = []
     monkeypatch.setattr(huggingface_hub, "snapshot_download",
                         lambda repo, allow_patterns: downloads.append((repo, allow_patterns)) or str(tmp_path))
-    monkeypatch.setattr("minifc.chat.get_format", lambda name: {"toy": TOY}[name])
-    tokenizer, fmt = collate.resolve_model("toy-1b", None)
-    assert fmt is TOY and tokenizer.encode("Hello there!") == tok.encode("Hello there!")
-    assert downloads == [("org/toy-1b-it", ["tokenizer*", "*.json"])]
+    tokenizer, fmt = collate.resolve_model("gemma-3-1b", None)
+    assert fmt is get_format("gemma3") and tokenizer.encode("Hello there!") == tok.encode("Hello there!")
+    assert downloads == [("google/gemma-3-1b-it", ["tokenizer*", "*.json"])]  # the tokenizer files only
+
+
+def test_inspector_reads_the_format_recorded_by_train(tok, tmp_path):
+    from minifc.chat import get_format
+
+    tok.tk.save(str(tmp_path / "tokenizer.json"))
+    (tmp_path / "minifc.json").write_text(json.dumps({"chat_format": "llama3.2"}))
+    assert collate.resolve_model(str(tmp_path), None)[1] is get_format("llama3.2")
