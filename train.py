@@ -208,11 +208,29 @@ def build_model(args, base_dir, tokenizer, fmt, resume_dir):
         params = lora_parameters(model)
     model.gradient_checkpointing = args.grad_checkpointing
     if args.compile:
-        for block in model.model.layers:
-            block.compile()  # per block: one graph reused by every layer, quick to compile
+        compile_blocks(model)
     n_train, n_all = sum(p.numel() for p in params), sum(p.numel() for p in model.parameters())
     print(f"model: {n_all / 1e6:.1f}M parameters, training {n_train / 1e6:.2f}M ({'full' if args.full else 'LoRA'})")
     return model.train(), params
+
+
+def compile_blocks(model, **options):
+    """torch.compile each transformer block (--compile). Every block runs the same code (Block.forward),
+    so the layers share a few compiled variants -- one per layer type and per whether the block's input
+    needs a gradient (not for the first block under LoRA), each recompiled once with dynamic shapes when
+    the batch shape first changes -- instead of compiling the whole model. Dynamo allows 8 variants per
+    code (torch._dynamo.config.recompile_limit) and runs any further one eagerly, so only training
+    steps are compiled: held-out loss and the tool-call check run `uncompiled`, since their other
+    shapes and modes (no gradients; a KV cache, one token at a time, a guard per layer index) would
+    otherwise use up the limit before the first training step."""
+    for block in model.model.layers:
+        block.compile(**options)
+
+
+def uncompiled(args):
+    """A context in which compiled blocks run eagerly (see compile_blocks). Only with --compile:
+    torch.compiler imports torch._dynamo, which takes seconds."""
+    return torch.compiler.set_stance("force_eager") if args.compile else nullcontext()
 
 
 def make_optimizer(args, params):
@@ -273,7 +291,7 @@ def heldout_loss(model, batches, args, autocast) -> float:
     total, count = torch.zeros((), device=args.device), 0
     for batch in batches:
         batch = batch.to(args.device)
-        with autocast:
+        with autocast, uncompiled(args):
             hidden = model.hidden_states(batch.input_ids, batch.position_ids, batch.cu_seqlens)
             total += trained_token_loss(hidden, batch.targets, model.output, args.loss_chunk, normalizer=1)
         count += batch.num_trained
@@ -357,7 +375,8 @@ def main(argv=None):
     heldout_batches = list(epoch_batches(heldout_set, args.rows_per_batch, tokenizer.pad_id,
                                          None if args.no_packing else args.max_len))
     check = step == 0 and args.check_examples > 0  # not for a resumed run: "before" was long ago
-    check_before = tool_call_check(model, tokenizer, fmt, heldout[:args.check_examples]) if check else None
+    with uncompiled(args):
+        check_before = tool_call_check(model, tokenizer, fmt, heldout[:args.check_examples]) if check else None
     if heldout_batches and step == 0:
         log.write({"step": 0, "heldout_loss": heldout_loss(model, heldout_batches, args, autocast)})
         print(f"step 0 | held-out loss {log.read()[-1]['heldout_loss']:.4f}")
@@ -417,7 +436,8 @@ def main(argv=None):
     elif args.export:
         print(f"--export: with --full, {final} is already a Hugging Face model directory")
     if check_before is not None:
-        check_after = tool_call_check(model, tokenizer, fmt, heldout[:args.check_examples])
+        with uncompiled(args):
+            check_after = tool_call_check(model, tokenizer, fmt, heldout[:args.check_examples])
         print(f"tool-call check on {len(heldout[:args.check_examples])} held-out examples, before and after training:")
         print(format_table(check_after, compare=check_before, labels=("before", "after")))
     plot_losses(Path(args.out) / "metrics.jsonl", Path(args.out) / "loss.png")
