@@ -361,9 +361,10 @@ def main(argv=None):
     # 2. Model, optimizer, and the state of a resumed run.
     model, params = build_model(args, base_dir, tokenizer, fmt, resume_dir)
     optimizer = make_optimizer(args, params)
-    # --full keeps fp32 weights and computes in bf16 on CUDA; LoRA's base weights are bf16 already.
-    use_autocast = args.full and args.dtype == "bfloat16" and args.device.startswith("cuda")
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if use_autocast else nullcontext()
+    # --full keeps fp32 weights and computes in bf16 under autocast (on CPU too, where bf16 is slower
+    # than fp32 but --dtype bfloat16 is not silently ignored); LoRA's base weights are bf16 already.
+    use_autocast = args.full and args.dtype == "bfloat16"
+    autocast = torch.autocast(torch.device(args.device).type, dtype=torch.bfloat16) if use_autocast else nullcontext()
     step, position = restore(resume_dir, optimizer) if resume_dir else (0, (0, 0))
     hf_config = json.loads((Path(base_dir) / "config.json").read_text())
     base_name = str(base_dir) if args.model == "tiny" else resolve_model_name(args.model)[0]
