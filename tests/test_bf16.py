@@ -30,7 +30,7 @@ def trained_base(data, tmp_path_factory):
     out = tmp_path_factory.mktemp("base")
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(tiny, "SIZES", SMALL)
-        train.main(args_for(data, out, "--model", "tiny", "--max-steps", 10, "--lr", 1e-2))
+        train.main(args_for(data, out, "--model", "tiny", "--max-steps", 10, "--lr", 1e-2, "--device", "cpu"))
     return out / "final"
 
 
@@ -43,6 +43,10 @@ def one_batch(data, tmp_path_factory):
     return path, data[1]
 
 
+DEVICES = [pytest.param("cpu"), pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs CUDA (the GPU checklist runs it)"))]
+
+
 def run(data, out, monkeypatch, *flags):
     """train.main on the data; returns (model, optimizer, per-step losses)."""
     optimizers = []
@@ -52,7 +56,7 @@ def run(data, out, monkeypatch, *flags):
         optimizers.append(make_optimizer(args, params))
         return optimizers[-1]
     monkeypatch.setattr(train, "make_optimizer", keep)
-    model = train.main(args_for(data, out, "--device", "cpu", "--max-steps", STEPS, "--warmup-steps", 1,
+    model = train.main(args_for(data, out, "--max-steps", STEPS, "--warmup-steps", 1,
                                 "--schedule", "constant", "--save-interval", 1000, *flags))
     return model, optimizers[0], losses(out)
 
@@ -66,12 +70,13 @@ def relative_diffs(a, b):
     return [abs(x - y) / abs(y) for x, y in zip(a, b)]
 
 
-def test_lora_bf16_loop(one_batch, trained_base, tmp_path, monkeypatch):
-    common = ["--model", trained_base, "--lr", 2e-3]
+@pytest.mark.parametrize("device", DEVICES)
+def test_lora_bf16_loop(one_batch, trained_base, tmp_path, monkeypatch, device):
+    common = ["--model", trained_base, "--lr", 2e-3, "--device", device]
     _, _, fp32 = run(one_batch, tmp_path / "fp32", monkeypatch, *common, "--dtype", "float32")
     model, optimizer, bf16 = run(one_batch, tmp_path / "bf16", monkeypatch, *common, "--dtype", "bfloat16")
     diffs = relative_diffs(bf16, fp32)
-    print(f"LoRA: fp32 losses {fp32}\n      bf16 losses {bf16}\n      relative differences {diffs}")
+    print(f"LoRA on {device}: fp32 losses {fp32}\n      bf16 losses {bf16}\n      relative differences {diffs}")
     # (a) the same losses to bf16 precision, and really computed in bf16 (not silently in fp32)
     assert max(diffs) <= REL_TOL and bf16[0] != fp32[0]
     # (b) it learns: every step trains on the same batch, so its loss falls (measured 5.377 -> 5.296),
@@ -89,13 +94,14 @@ def test_lora_bf16_loop(one_batch, trained_base, tmp_path, monkeypatch):
     assert all(s["exp_avg"].dtype == s["exp_avg_sq"].dtype == torch.float32 for s in state)
 
 
-def test_full_bf16_autocast_loop(one_batch, small, tmp_path, monkeypatch):
+@pytest.mark.parametrize("device", DEVICES)
+def test_full_bf16_autocast_loop(one_batch, small, tmp_path, monkeypatch, device):
     """--full --dtype bfloat16: fp32 weights and optimizer state, matmuls in bf16 under autocast."""
-    common = ["--model", "tiny", "--full", "--lr", 3e-3]
+    common = ["--model", "tiny", "--full", "--lr", 3e-3, "--device", device]
     _, _, fp32 = run(one_batch, tmp_path / "fp32", monkeypatch, *common, "--dtype", "float32")
     model, optimizer, bf16 = run(one_batch, tmp_path / "bf16", monkeypatch, *common, "--dtype", "bfloat16")
     diffs = relative_diffs(bf16, fp32)
-    print(f"full: fp32 losses {fp32}\n      bf16 losses {bf16}\n      relative differences {diffs}")
+    print(f"full on {device}: fp32 losses {fp32}\n      bf16 losses {bf16}\n      relative differences {diffs}")
     assert max(diffs) <= REL_TOL and bf16[0] != fp32[0]
     assert all_falling(bf16, by=0.5) and all_falling(fp32, by=0.5)  # measured 6.24 -> 5.01
     assert bf16[0] - bf16[-1] == pytest.approx(fp32[0] - fp32[-1], rel=0.05)
