@@ -53,7 +53,7 @@ from minifc.collate import IGNORE_INDEX, encode_dataset, packed_batch, padded_ba
 from minifc.config import MODELS, ModelConfig  # noqa: E402
 from minifc.data import BUILTIN_TRAIN, load_examples  # noqa: E402
 from minifc.lora import apply_lora, lora_layers, lora_parameters, mark_only_lora_trainable  # noqa: E402
-from minifc.loss import trained_token_loss  # noqa: E402
+from minifc.loss import batch_loss  # noqa: E402
 from minifc.model import Transformer  # noqa: E402
 from minifc.tokenizer import Tokenizer  # noqa: E402
 
@@ -194,8 +194,7 @@ def reference_batch(examples, pad_id: int) -> dict:
 
 def minifc_step(model, optimizer, batch, loss_chunk: int = 1024) -> torch.Tensor:
     """One optimiser step as train.py takes it; returns the loss as a device tensor (no host sync)."""
-    hidden = model.hidden_states(batch.input_ids, batch.position_ids, batch.cu_seqlens)
-    loss = trained_token_loss(hidden, batch.targets, model.output, loss_chunk)
+    loss = batch_loss(model, batch, loss_chunk)
     loss.backward()
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)

@@ -112,11 +112,15 @@ def _varlen_agrees(device: torch.device, dtype: torch.dtype, head_dim: int) -> b
 
 def plan_attention(batch_size: int, seqlen: int, device: torch.device, dtype: torch.dtype, config,
                    cu_seqlens: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
-                   kv_cache: KVCache | None = None) -> AttentionPlan:
+                   kv_cache: KVCache | None = None, max_seqlen: int | None = None) -> AttentionPlan:
     """Decide the kernel and build what it needs, once per forward pass.
 
     cu_seqlens: cumulative lengths of the sequences packed into the flattened B*T tokens (each row
     must hold whole sequences; tokens after the last boundary form one more sequence).
+    max_seqlen: the longest of those sequences, when the caller knows it (collate.Batch does). The
+    varlen kernel takes it as a Python int; without it, it is read off cu_seqlens, which makes the
+    host wait for the GPU once per forward. With it, cu_seqlens must end at B*T (the collator's
+    always does: its padding tail is a sequence of its own).
     attention_mask: [B, Tk] bool, True for real tokens, where Tk = seqlen (or, with a cache, the
     new tokens only or all tokens so far); the cache records it per slot.
     """
@@ -127,15 +131,8 @@ def plan_attention(batch_size: int, seqlen: int, device: torch.device, dtype: to
     layer_types = set(config.layer_types)
     simple = kv_cache is None and attention_mask is None
     if simple and varlen_usable(device, dtype, config.head_dim):
-        total = batch_size * seqlen
-        if cu_seqlens is None:  # unpacked: each row is one sequence
-            cu_seqlens = torch.arange(0, total + 1, seqlen, device=device, dtype=torch.int32)
-        bounds = cu_seqlens.tolist()  # one host sync per forward: the kernel takes max_seqlen as an int
-        if bounds[-1] != total:
-            bounds.append(total)
-        cu = torch.tensor(bounds, device=device, dtype=torch.int32)
-        max_seqlen = max(b - a for a, b in zip(bounds[:-1], bounds[1:]))
-        return AttentionPlan(True, cu, max_seqlen, window, {t: None for t in layer_types})
+        cu_seqlens, max_seqlen = _varlen_bounds(batch_size, seqlen, device, cu_seqlens, max_seqlen)
+        return AttentionPlan(True, cu_seqlens, max_seqlen, window, {t: None for t in layer_types})
 
     start = kv_cache.length if kv_cache is not None else 0
     key_valid = None
@@ -160,6 +157,21 @@ def plan_attention(batch_size: int, seqlen: int, device: torch.device, dtype: to
         masks[layer_type] = None if plain_causal else build_mask(
             seqlen, start, device, layer_window, key_valid, segments)
     return AttentionPlan(False, None, seqlen, window, masks, kv_cache, start)
+
+
+def _varlen_bounds(batch_size, seqlen, device, cu_seqlens, max_seqlen) -> tuple[torch.Tensor, int]:
+    """cu_seqlens (int32, ending at B*T) and max_seqlen for the varlen kernel, without a host sync
+    where the caller knows max_seqlen or the batch is not packed."""
+    total = batch_size * seqlen
+    if cu_seqlens is None:  # unpacked: each row is one sequence
+        return torch.arange(0, total + 1, seqlen, device=device, dtype=torch.int32), seqlen
+    if max_seqlen is not None:
+        return cu_seqlens.to(device=device, dtype=torch.int32), max_seqlen
+    bounds = cu_seqlens.tolist()  # a host sync: pass max_seqlen to avoid it
+    if bounds[-1] != total:
+        bounds.append(total)
+    max_seqlen = max(b - a for a, b in zip(bounds[:-1], bounds[1:]))
+    return torch.tensor(bounds, device=device, dtype=torch.int32), max_seqlen
 
 
 def _new_token_mask(attention_mask, batch_size, seqlen, start, device) -> torch.Tensor:

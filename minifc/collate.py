@@ -220,14 +220,19 @@ class Batch:
     max_seqlen: int                # longest segment (what varlen attention kernels want up front)
     num_tokens: int                # real (non-padding) tokens
     num_trained: int               # positions with a target (what the loss averages over)
+    trained_positions: torch.Tensor  # [num_trained] long: flat indices (into B*T) of those positions
 
     @property
     def padding_fraction(self) -> float:
         return 1.0 - self.num_tokens / self.input_ids.numel()
 
     def to(self, device) -> "Batch":
-        moved = {name: value.to(device, non_blocking=True) if isinstance(value, torch.Tensor) else value
-                 for name, value in vars(self).items()}
+        """The batch on `device`. To a GPU through pinned memory, so the copies are queued without the
+        host waiting for the GPU (a copy from ordinary host memory waits for the work queued before it)."""
+        device = torch.device(device)
+        pin = device.type == "cuda"
+        moved = {name: (value.pin_memory() if pin else value).to(device, non_blocking=True)
+                 if isinstance(value, torch.Tensor) else value for name, value in vars(self).items()}
         return Batch(**moved)
 
 
@@ -301,10 +306,11 @@ def padded_batch(examples: list[tuple[list[int], list[int]]], pad_id: int, pad_t
 def _make_batch(input_ids, targets, positions, valid, cu_seqlens, max_seqlen) -> Batch:
     targets = torch.tensor(targets, dtype=torch.long)
     valid = torch.tensor(valid, dtype=torch.bool)
+    trained_positions = (targets.view(-1) != IGNORE_INDEX).nonzero().squeeze(1)  # here, on the host, once
     return Batch(input_ids=torch.tensor(input_ids, dtype=torch.long), targets=targets,
                  position_ids=torch.tensor(positions, dtype=torch.long), cu_seqlens=cu_seqlens,
                  attention_mask=valid, max_seqlen=int(max_seqlen), num_tokens=int(valid.sum()),
-                 num_trained=int((targets != IGNORE_INDEX).sum()))
+                 num_trained=len(trained_positions), trained_positions=trained_positions)
 
 
 def epoch_rows(encoded, tokens_per_row: int | None) -> list[list[int]]:
