@@ -90,19 +90,27 @@ def varlen_usable(device: torch.device, dtype: torch.dtype, head_dim: int) -> bo
 
 @cache
 def _varlen_agrees(device: torch.device, dtype: torch.dtype, head_dim: int) -> bool:
-    """Run the flash kernel once on two small packed sequences and compare with SDPA. A torch build
-    whose varlen kernel is missing or misbehaves on this GPU then costs speed (path (a), with a
-    warning), not a crash in the middle of a training run."""
+    """Run the flash kernel once on two small packed sequences, the way `attend` calls it (grouped-query
+    heads; causal, then with a sliding window), and compare with SDPA. A torch build whose varlen
+    kernel is missing, misbehaves on this GPU or lacks an argument `attend` passes (older releases
+    had no window_size / enable_gqa) then costs speed (path (a), with a warning), not a crash in the
+    middle of a training run."""
     try:
-        q, k, v = (torch.randn(12, 2, head_dim, device=device, dtype=dtype) for _ in range(3))
+        q = torch.randn(12, 4, head_dim, device=device, dtype=dtype)
+        k, v = (torch.randn(12, 2, head_dim, device=device, dtype=dtype) for _ in range(2))
         cu = torch.tensor([0, 5, 12], device=device, dtype=torch.int32)
-        out = varlen_attn()(q, k, v, cu, cu, 7, 7, scale=head_dim ** -0.5, window_size=(-1, 0))
-        expected = torch.cat([F.scaled_dot_product_attention(
-            q[a:b].transpose(0, 1), k[a:b].transpose(0, 1), v[a:b].transpose(0, 1), is_causal=True,
-            scale=head_dim ** -0.5).transpose(0, 1) for a, b in ((0, 5), (5, 12))])
-        if torch.allclose(out.float(), expected.float(), atol=2e-2, rtol=0):
+        worst = 0.0
+        for window in (None, 3):
+            out = varlen_attn()(q, k, v, cu, cu, 7, 7, scale=head_dim ** -0.5, enable_gqa=True,
+                                window_size=(window - 1, 0) if window else (-1, 0))
+            expected = torch.cat([F.scaled_dot_product_attention(
+                q[a:b].transpose(0, 1), k[a:b].transpose(0, 1), v[a:b].transpose(0, 1),
+                attn_mask=build_mask(b - a, 0, device, window)[0, 0], scale=head_dim ** -0.5,
+                enable_gqa=True).transpose(0, 1) for a, b in ((0, 5), (5, 12))])
+            worst = max(worst, (out.float() - expected.float()).abs().max().item())
+        if worst <= 2e-2:
             return True
-        reason = f"it differs from SDPA by {(out.float() - expected.float()).abs().max().item():.3g}"
+        reason = f"it differs from SDPA by {worst:.3g}"
     except Exception as error:  # noqa: BLE001 -- any failure of the kernel means: do not use it
         reason = f"{type(error).__name__}: {error}"
     warnings.warn(f"varlen flash attention is not used on {device} ({reason}); packed batches take the "

@@ -215,3 +215,23 @@ def test_cuda_step_has_no_host_sync(kind):
         torch.cuda.set_sync_debug_mode("default")
     assert attention.plan_attention(2, 32, torch.device("cuda"), torch.bfloat16, model.config,
                                     batch.cu_seqlens.cuda(), max_seqlen=batch.max_seqlen).varlen
+
+
+def test_the_varlen_self_check_accepts_the_kernel_semantics_and_refuses_others(monkeypatch):
+    """Before the varlen kernel is used on a device, attention._varlen_agrees runs it the way attend
+    does (GQA, causal and windowed) against SDPA. Checked here with stand-ins for the kernel."""
+    check = attention._varlen_agrees.__wrapped__  # not the per-device cached result
+    monkeypatch.setattr(attention, "varlen_attn", lambda: fake_varlen_attn([]))
+    assert check(torch.device("cpu"), torch.float32, 8)
+
+    def window_one_too_wide(q, k, v, *args, window_size, **kwargs):
+        left, right = window_size
+        return fake_varlen_attn([])(q, k, v, *args, window_size=(left + 1 if left >= 0 else left, right), **kwargs)
+
+    def no_gqa_argument(q, k, v, cu_q, cu_k, max_q, max_k, *, scale, window_size):  # as older torch releases
+        return fake_varlen_attn([])(q, k, v, cu_q, cu_k, max_q, max_k, scale=scale, window_size=window_size)
+
+    for wrong, reason in ((window_one_too_wide, "differs from SDPA"), (no_gqa_argument, "TypeError")):
+        monkeypatch.setattr(attention, "varlen_attn", lambda: wrong)
+        with pytest.warns(UserWarning, match=f"varlen flash attention is not used on cpu .*{reason}"):
+            assert not check(torch.device("cpu"), torch.float32, 8)
