@@ -433,22 +433,16 @@ def resolve_model(name_or_dir: str, format_name: str | None):
     """(Tokenizer, ChatFormat) for a local directory with tokenizer.json, a short name of
     minifc.config.MODELS or a hub id; only the tokenizer files are downloaded. The format is
     --format, else the registry's, else the one train.py recorded in the directory (minifc.json)."""
-    from minifc.chat import get_format
     from minifc.checkpoint import CheckpointError, resolve_checkpoint_dir
-    from minifc.config import resolve_model_name
-    from minifc.export import read_chat_format
+    from minifc.export import resolve_chat_format
     from minifc.tokenizer import Tokenizer
 
     try:
-        registry_format = resolve_model_name(name_or_dir)[1]
         path = resolve_checkpoint_dir(name_or_dir, allow_patterns=["tokenizer*", "*.json"])
+        fmt = resolve_chat_format(name_or_dir, format_name, [path])
     except (ValueError, CheckpointError) as error:
         sys.exit(f"error: {error}")
-    format_name = format_name or registry_format or read_chat_format(path)
-    if format_name is None:
-        sys.exit(f"{name_or_dir}: say which chat format it uses with --format (functiongemma, gemma3, llama3.1, "
-                 "llama3.2)")
-    return Tokenizer.from_dir(path), get_format(format_name)
+    return Tokenizer.from_dir(path), fmt
 
 
 def main(argv=None):
