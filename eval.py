@@ -23,13 +23,12 @@ from pathlib import Path
 import torch
 
 from minifc.bfcl import bfcl_accuracy, format_bfcl, load_bfcl
-from minifc.chat import FORMATS, get_format
+from minifc.chat import FORMATS
 from minifc.checkpoint import CheckpointError, load_pretrained
-from minifc.config import resolve_model_name
 from minifc.data import BUILTIN_TEST, load_examples
 from minifc.evalloop import cases_from_examples, run_eval
 from minifc.evaluate import compute_metrics, format_table
-from minifc.export import read_chat_format
+from minifc.export import resolve_chat_format
 from minifc.lora import load_adapter
 from minifc.tokenizer import Tokenizer
 
@@ -81,13 +80,10 @@ def load_model(name: str, device, dtype, format_name: str | None = None, adapter
     """(model, tokenizer, chat format) for --model: registry short name, hub id or local directory.
     The format is --format, else the registry's, else the one train.py recorded (minifc.json) in the
     local model directory or in the adapter directory."""
-    _, registry_format = resolve_model_name(name)
-    recorded = [read_chat_format(d) for d in (name, adapter) if d and Path(d).is_dir()]
-    format_name = format_name or registry_format or next((f for f in recorded if f), None)
-    if format_name is None:
-        sys.exit(f"eval.py: the chat format of --model {name} is unknown (not a registry model): "
-                 f"pass --format, one of {', '.join(sorted(FORMATS))}")
-    fmt = get_format(format_name)
+    try:
+        fmt = resolve_chat_format(name, format_name, [name, adapter])
+    except ValueError as error:
+        sys.exit(f"eval.py: {error}")
     model = load_pretrained(name, device=device, dtype=dtype)
     tokenizer = Tokenizer.from_dir(model.checkpoint_dir)
     try:

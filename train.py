@@ -30,9 +30,9 @@ from minifc.config import resolve_model_name
 from minifc.data import BUILTIN_TEST, BUILTIN_TRAIN, DataError, load_examples
 from minifc.evalloop import cases_from_examples, run_eval
 from minifc.evaluate import compute_metrics, format_table
-from minifc.export import read_chat_format, save_hf_model
+from minifc.export import resolve_chat_format, save_hf_model
 from minifc.lora import apply_lora, load_adapter, lora_parameters, mark_only_lora_trainable
-from minifc.loss import trained_token_loss
+from minifc.loss import batch_loss
 from minifc.tiny import save_tiny, tokenizer_for_examples
 from minifc.tokenizer import Tokenizer
 from minifc.trainlog import MetricsLog, plot_losses, step_line, step_record
@@ -174,10 +174,11 @@ def tokenizer_and_format(args, examples):
         base_dir = resolve_checkpoint_dir(args.model)  # downloads config, weights and tokenizer once
     except CheckpointError as error:
         sys.exit(f"model: {error}")
-    name = args.format or resolve_model_name(args.model)[1] or read_chat_format(base_dir)
-    if name is None:
-        sys.exit(f"{args.model}: which chat format does this model use? pass --format")
-    return base_dir, Tokenizer.from_dir(base_dir), get_format(name)
+    try:
+        fmt = resolve_chat_format(args.model, args.format, [base_dir])
+    except ValueError as error:
+        sys.exit(f"model: {error}")
+    return base_dir, Tokenizer.from_dir(base_dir), fmt
 
 
 def encode(examples, tokenizer, fmt, args, what: str):
@@ -271,10 +272,9 @@ def train_step(model, params, batches, args, autocast) -> tuple[torch.Tensor, to
     for batch in batches:
         batch = batch.to(args.device)
         with autocast:
-            hidden = model.hidden_states(batch.input_ids, batch.position_ids, batch.cu_seqlens)
             # Each micro-batch's summed loss divided by the step's total: the gradients add up to
             # those of one big batch, whatever the split (loss.py explains).
-            loss = trained_token_loss(hidden, batch.targets, model.output, args.loss_chunk, normalizer)
+            loss = batch_loss(model, batch, args.loss_chunk, normalizer)
         loss.backward()
         total += loss.detach()
     if args.grad_clip > 0:
@@ -292,8 +292,7 @@ def heldout_loss(model, batches, args, autocast) -> float:
     for batch in batches:
         batch = batch.to(args.device)
         with autocast, uncompiled(args):
-            hidden = model.hidden_states(batch.input_ids, batch.position_ids, batch.cu_seqlens)
-            total += trained_token_loss(hidden, batch.targets, model.output, args.loss_chunk, normalizer=1)
+            total += batch_loss(model, batch, args.loss_chunk, normalizer=1)
         count += batch.num_trained
     model.train()
     return total.item() / max(count, 1)

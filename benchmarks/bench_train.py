@@ -25,17 +25,16 @@ with a target), total tokens per second (real tokens, padding not counted), both
 min-max; peak memory; the ratios minifc / reference. Peak memory is measured in a fresh child process
 per implementation (this script with --memory-child), because peak RSS on CPU only ever grows within a
 process: CPU: peak RSS of the child (VmHWM in /proc/self/status), CUDA: torch.cuda.max_memory_allocated; the
-table gives the absolute peak and the peak above the memory held before the first step ("step").
-On CUDA, model FLOPs utilisation = the step's matrix-multiply FLOPs (step_flops) / time / --peak-tflops.
+table gives the absolute peak and the peak above the memory held before the first step ("step")
+(benchmarks/memory.py). On CUDA, model FLOPs utilisation = the step's matrix-multiply FLOPs
+(benchmarks/flops.py: step_flops) / time / --peak-tflops. The tables: benchmarks/report.py.
 """
 
 import argparse
 import importlib
 import json
 import os
-import platform
 import statistics
-import subprocess
 import sys
 import time
 import warnings
@@ -48,12 +47,15 @@ if str(ROOT) not in sys.path:
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from benchmarks.flops import step_flops  # noqa: E402
+from benchmarks.memory import measure_memory, peak_memory  # noqa: E402
+from benchmarks.report import describe_device, fast_path_table, markdown_table  # noqa: E402
 from minifc.chat import get_format  # noqa: E402
 from minifc.collate import IGNORE_INDEX, encode_dataset, packed_batch, padded_batch  # noqa: E402
 from minifc.config import MODELS, ModelConfig  # noqa: E402
 from minifc.data import BUILTIN_TRAIN, load_examples  # noqa: E402
 from minifc.lora import apply_lora, lora_layers, lora_parameters, mark_only_lora_trainable  # noqa: E402
-from minifc.loss import trained_token_loss  # noqa: E402
+from minifc.loss import batch_loss  # noqa: E402
 from minifc.model import Transformer  # noqa: E402
 from minifc.tokenizer import Tokenizer  # noqa: E402
 
@@ -194,8 +196,7 @@ def reference_batch(examples, pad_id: int) -> dict:
 
 def minifc_step(model, optimizer, batch, loss_chunk: int = 1024) -> torch.Tensor:
     """One optimiser step as train.py takes it; returns the loss as a device tensor (no host sync)."""
-    hidden = model.hidden_states(batch.input_ids, batch.position_ids, batch.cu_seqlens)
-    loss = trained_token_loss(hidden, batch.targets, model.output, loss_chunk)
+    loss = batch_loss(model, batch, loss_chunk)
     loss.backward()
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
@@ -223,47 +224,10 @@ def synchronize(device):
         torch.cuda.synchronize()
 
 
-# -------------------------------------------------------------------------------------------- FLOPs
-
-def step_flops(config: ModelConfig, segment_lengths: list[int], num_trained: int, r: int) -> float:
-    """Matrix-multiply FLOPs of one LoRA step (frozen base and lm_head) on the real tokens.
-
-    Linear layers: forward and backward through activations (2 x 2*N*in*out; no weight gradient).
-    LoRA: forward, backward through activations and its weight gradients (3 x 2*N*r*(in+out)).
-    Attention: QK^T and PV over the causal (and windowed) pairs of each sequence, forward 4*pairs*H*hd,
-    backward twice that. Output projection: trained rows only, forward and backward (2 x 2*Nt*D*V).
-    """
-    d, inner, hd = config.hidden_size, config.intermediate_size, config.head_dim
-    q, kv = config.num_attention_heads * hd, config.num_key_value_heads * hd
-    shapes = [(d, q), (d, kv), (d, kv), (q, d), (d, inner), (d, inner), (inner, d)]
-    tokens = sum(segment_lengths)
-    linear = 2 * 2 * tokens * sum(i * o for i, o in shapes)
-    lora = 3 * 2 * tokens * r * sum(i + o for i, o in shapes)
-    attention = 0
-    for layer_type in config.layer_types:
-        window = config.sliding_window if layer_type == "sliding_attention" else None
-        for length in segment_lengths:
-            pairs = sum(min(i + 1, window or length) for i in range(length))
-            attention += 3 * 4 * pairs * q
-    output = 2 * 2 * num_trained * d * config.vocab_size
-    return float(config.num_hidden_layers * (linear + lora) + attention + output)
-
-
-# -------------------------------------------------------------------------------------------- memory
-
-def rss_bytes(field: str = "VmRSS") -> int:
-    """This process's resident memory now (VmRSS) or at its peak (VmHWM), from /proc/self/status.
-    Not getrusage's ru_maxrss: Linux carries that across fork + exec, so a child started by a big
-    parent would report the parent's peak."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError(f"no {field} in /proc/self/status (peak RSS is measured on Linux only)")
-
+# ------------------------------------------------------------------------------------------ memory
 
 def memory_child(args, impl: str) -> dict:
-    """Build one implementation alone, run warm-up + 2 steps, and report its peak memory."""
+    """Build one implementation alone, run warm-up + 2 steps, and report its peak memory (memory.py)."""
     device = torch.device(args.device)
     hf, dtype = bench_hf_config(args.model_name, args.layers), dtype_of(args)
     encoded, tokenizer, _ = load_sequences(MODELS[args.model_name].chat_format, args.tokenizers)
@@ -277,41 +241,7 @@ def memory_child(args, impl: str) -> dict:
         batches = [reference_batch(s, tokenizer.pad_id) for s in steps]
         run = lambda opt, b: reference_step(model, opt, to_device(b, device))
     optimizer = make_optimizer(trainable(model), device)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        baseline = torch.cuda.memory_allocated()
-    else:
-        baseline = rss_bytes("VmRSS")
-    for batch in batches:
-        run(optimizer, batch)
-    synchronize(device)
-    peak = (torch.cuda.max_memory_allocated() if device.type == "cuda"
-            else rss_bytes("VmHWM"))
-    return {"peak_bytes": peak, "baseline_bytes": baseline}
-
-
-def measure_memory(args, impl: str) -> dict:
-    command = [sys.executable, str(Path(__file__).absolute()), "--memory-child", impl, "--models", args.model_name,
-               *child_flags(args)]
-    done = subprocess.run(command, capture_output=True, text=True)
-    if done.returncode != 0:
-        return {"error": (done.stderr or done.stdout).strip().splitlines()[-1:] or ["failed"]}
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def child_flags(args) -> list[str]:
-    flags = ["--device", args.device, "--dtype", args.dtype, "--examples-per-step", str(args.examples_per_step),
-             "--warmup", str(args.warmup), "--lora-r", str(args.lora_r), "--lora-alpha", str(args.lora_alpha),
-             "--loss-chunk", str(args.loss_chunk), "--seed", str(args.seed)]
-    flags += ["--layers", str(args.layers or 0)]  # 0: all layers
-    if args.tokenizers:
-        flags += ["--tokenizers", str(args.tokenizers)]
-    if args.grad_checkpointing:
-        flags.append("--grad-checkpointing")
-    if args.compile:
-        flags.append("--compile")
-    return flags
+    return peak_memory(device, [lambda b=b: run(optimizer, b) for b in batches])
 
 
 # ------------------------------------------------------------------------------------------ the run
@@ -424,72 +354,7 @@ def bench_fast_path(args, name: str, flag: str) -> str:
                     times[value].append(time.perf_counter() - start)
     finally:
         setattr(module, attribute, original)
-    lines = [f"| {name} ({model.config.num_hidden_layers}) | {flag} | s/step | trained tok/s |", "|---|---|---|---|"]
-    for value in (False, True):
-        lines.append(f"| | {'on' if value else 'off'} | {spread(times[value], digits=2)} | "
-                     f"{spread([n / t for n, t in zip(trained, times[value])])} |")
-    paired = [off / on for off, on in zip(times[False], times[True])]  # same examples, same step
-    return "\n".join(lines + [f"| | speed-up, time off / on per step | {spread(paired, digits=2)}x | |", "", note])
-
-
-def spread(values, scale=1.0, digits=0) -> str:
-    values = [v * scale for v in values]
-    return f"{statistics.median(values):.{digits}f} ({min(values):.{digits}f}-{max(values):.{digits}f})"
-
-
-def gib(n) -> str:
-    return f"{n / 2 ** 30:.2f}"
-
-
-def markdown_table(results: list[dict], device: str) -> str:
-    header = ["model (layers)", "impl", "trained tok/s", "total tok/s", "s/step", "peak GiB", "step GiB"]
-    if device == "cuda":
-        header.append("MFU %")
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for r in results:
-        for impl in IMPLEMENTATIONS:
-            m, mem = r[impl], r["memory"].get(impl, {})
-            if m is None:
-                lines.append(f"| {r['model']} ({r['layers']}) | {impl} | out of memory |" + " |" * (len(header) - 3))
-                continue
-            peak = gib(mem["peak_bytes"]) if "peak_bytes" in mem else "-"
-            step = gib(mem["peak_bytes"] - mem["baseline_bytes"]) if "peak_bytes" in mem else "-"
-            row = [f"{r['model']} ({r['layers']})", impl, spread(m["trained_per_s"]), spread(m["tokens_per_s"]),
-                   spread(m["seconds"], digits=2), peak, step]
-            if device == "cuda":
-                row.append(spread(m["mfu"], 100, 1))
-            lines.append("| " + " | ".join(row) + " |")
-        ours, theirs = r["minifc"], r["reference"]
-        if ours is None or theirs is None:
-            continue
-        # Both run the same examples at each step, so per step the ratio of trained (or total) tokens
-        # per second is the inverse ratio of the step times: the median of those paired ratios.
-        speedup = [t / o for o, t in zip(ours["seconds"], theirs["seconds"])]
-        mem = r["memory"]
-        mem_ratio = step_ratio = "-"
-        if all("peak_bytes" in mem.get(i, {}) for i in IMPLEMENTATIONS):
-            used = {i: mem[i]["peak_bytes"] - mem[i]["baseline_bytes"] for i in IMPLEMENTATIONS}
-            mem_ratio = f"{mem['minifc']['peak_bytes'] / mem['reference']['peak_bytes']:.2f}x"
-            step_ratio = f"{used['minifc'] / max(1, used['reference']):.2f}x"
-        row = [f"{r['model']} ({r['layers']})", "**minifc / reference**", f"**{spread(speedup, digits=2)}x**",
-               f"{spread(speedup, digits=2)}x", f"{spread([1 / x for x in speedup], digits=2)}x", mem_ratio, step_ratio]
-        if device == "cuda":
-            row.append("")
-        lines.append("| " + " | ".join(row) + " |")
-    return "\n".join(lines)
-
-
-def describe_device(device: str) -> str:
-    if device == "cuda":
-        return torch.cuda.get_device_name()
-    name = platform.processor() or "cpu"
-    try:
-        for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
-            if line.startswith("Model name:"):
-                name = line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return f"{name}, {torch.get_num_threads()} threads"
+    return fast_path_table(f"{name} ({model.config.num_hidden_layers})", flag, times, trained, note)
 
 
 def build_parser():

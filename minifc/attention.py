@@ -90,19 +90,27 @@ def varlen_usable(device: torch.device, dtype: torch.dtype, head_dim: int) -> bo
 
 @cache
 def _varlen_agrees(device: torch.device, dtype: torch.dtype, head_dim: int) -> bool:
-    """Run the flash kernel once on two small packed sequences and compare with SDPA. A torch build
-    whose varlen kernel is missing or misbehaves on this GPU then costs speed (path (a), with a
-    warning), not a crash in the middle of a training run."""
+    """Run the flash kernel once on two small packed sequences, the way `attend` calls it (grouped-query
+    heads; causal, then with a sliding window), and compare with SDPA. A torch build whose varlen
+    kernel is missing, misbehaves on this GPU or lacks an argument `attend` passes (older releases
+    had no window_size / enable_gqa) then costs speed (path (a), with a warning), not a crash in the
+    middle of a training run."""
     try:
-        q, k, v = (torch.randn(12, 2, head_dim, device=device, dtype=dtype) for _ in range(3))
+        q = torch.randn(12, 4, head_dim, device=device, dtype=dtype)
+        k, v = (torch.randn(12, 2, head_dim, device=device, dtype=dtype) for _ in range(2))
         cu = torch.tensor([0, 5, 12], device=device, dtype=torch.int32)
-        out = varlen_attn()(q, k, v, cu, cu, 7, 7, scale=head_dim ** -0.5, window_size=(-1, 0))
-        expected = torch.cat([F.scaled_dot_product_attention(
-            q[a:b].transpose(0, 1), k[a:b].transpose(0, 1), v[a:b].transpose(0, 1), is_causal=True,
-            scale=head_dim ** -0.5).transpose(0, 1) for a, b in ((0, 5), (5, 12))])
-        if torch.allclose(out.float(), expected.float(), atol=2e-2, rtol=0):
+        worst = 0.0
+        for window in (None, 3):
+            out = varlen_attn()(q, k, v, cu, cu, 7, 7, scale=head_dim ** -0.5, enable_gqa=True,
+                                window_size=(window - 1, 0) if window else (-1, 0))
+            expected = torch.cat([F.scaled_dot_product_attention(
+                q[a:b].transpose(0, 1), k[a:b].transpose(0, 1), v[a:b].transpose(0, 1),
+                attn_mask=build_mask(b - a, 0, device, window)[0, 0], scale=head_dim ** -0.5,
+                enable_gqa=True).transpose(0, 1) for a, b in ((0, 5), (5, 12))])
+            worst = max(worst, (out.float() - expected.float()).abs().max().item())
+        if worst <= 2e-2:
             return True
-        reason = f"it differs from SDPA by {(out.float() - expected.float()).abs().max().item():.3g}"
+        reason = f"it differs from SDPA by {worst:.3g}"
     except Exception as error:  # noqa: BLE001 -- any failure of the kernel means: do not use it
         reason = f"{type(error).__name__}: {error}"
     warnings.warn(f"varlen flash attention is not used on {device} ({reason}); packed batches take the "
@@ -112,11 +120,15 @@ def _varlen_agrees(device: torch.device, dtype: torch.dtype, head_dim: int) -> b
 
 def plan_attention(batch_size: int, seqlen: int, device: torch.device, dtype: torch.dtype, config,
                    cu_seqlens: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
-                   kv_cache: KVCache | None = None) -> AttentionPlan:
+                   kv_cache: KVCache | None = None, max_seqlen: int | None = None) -> AttentionPlan:
     """Decide the kernel and build what it needs, once per forward pass.
 
     cu_seqlens: cumulative lengths of the sequences packed into the flattened B*T tokens (each row
     must hold whole sequences; tokens after the last boundary form one more sequence).
+    max_seqlen: the longest of those sequences, when the caller knows it (collate.Batch does). The
+    varlen kernel takes it as a Python int; without it, it is read off cu_seqlens, which makes the
+    host wait for the GPU once per forward. With it, cu_seqlens must end at B*T (the collator's
+    always does: its padding tail is a sequence of its own).
     attention_mask: [B, Tk] bool, True for real tokens, where Tk = seqlen (or, with a cache, the
     new tokens only or all tokens so far); the cache records it per slot.
     """
@@ -127,15 +139,8 @@ def plan_attention(batch_size: int, seqlen: int, device: torch.device, dtype: to
     layer_types = set(config.layer_types)
     simple = kv_cache is None and attention_mask is None
     if simple and varlen_usable(device, dtype, config.head_dim):
-        total = batch_size * seqlen
-        if cu_seqlens is None:  # unpacked: each row is one sequence
-            cu_seqlens = torch.arange(0, total + 1, seqlen, device=device, dtype=torch.int32)
-        bounds = cu_seqlens.tolist()  # one host sync per forward: the kernel takes max_seqlen as an int
-        if bounds[-1] != total:
-            bounds.append(total)
-        cu = torch.tensor(bounds, device=device, dtype=torch.int32)
-        max_seqlen = max(b - a for a, b in zip(bounds[:-1], bounds[1:]))
-        return AttentionPlan(True, cu, max_seqlen, window, {t: None for t in layer_types})
+        cu_seqlens, max_seqlen = _varlen_bounds(batch_size, seqlen, device, cu_seqlens, max_seqlen)
+        return AttentionPlan(True, cu_seqlens, max_seqlen, window, {t: None for t in layer_types})
 
     start = kv_cache.length if kv_cache is not None else 0
     key_valid = None
@@ -160,6 +165,21 @@ def plan_attention(batch_size: int, seqlen: int, device: torch.device, dtype: to
         masks[layer_type] = None if plain_causal else build_mask(
             seqlen, start, device, layer_window, key_valid, segments)
     return AttentionPlan(False, None, seqlen, window, masks, kv_cache, start)
+
+
+def _varlen_bounds(batch_size, seqlen, device, cu_seqlens, max_seqlen) -> tuple[torch.Tensor, int]:
+    """cu_seqlens (int32, ending at B*T) and max_seqlen for the varlen kernel, without a host sync
+    where the caller knows max_seqlen or the batch is not packed."""
+    total = batch_size * seqlen
+    if cu_seqlens is None:  # unpacked: each row is one sequence
+        return torch.arange(0, total + 1, seqlen, device=device, dtype=torch.int32), seqlen
+    if max_seqlen is not None:
+        return cu_seqlens.to(device=device, dtype=torch.int32), max_seqlen
+    bounds = cu_seqlens.tolist()  # a host sync: pass max_seqlen to avoid it
+    if bounds[-1] != total:
+        bounds.append(total)
+    max_seqlen = max(b - a for a, b in zip(bounds[:-1], bounds[1:]))
+    return torch.tensor(bounds, device=device, dtype=torch.int32), max_seqlen
 
 
 def _new_token_mask(attention_mask, batch_size, seqlen, start, device) -> torch.Tensor:

@@ -220,14 +220,19 @@ class Batch:
     max_seqlen: int                # longest segment (what varlen attention kernels want up front)
     num_tokens: int                # real (non-padding) tokens
     num_trained: int               # positions with a target (what the loss averages over)
+    trained_positions: torch.Tensor  # [num_trained] long: flat indices (into B*T) of those positions
 
     @property
     def padding_fraction(self) -> float:
         return 1.0 - self.num_tokens / self.input_ids.numel()
 
     def to(self, device) -> "Batch":
-        moved = {name: value.to(device, non_blocking=True) if isinstance(value, torch.Tensor) else value
-                 for name, value in vars(self).items()}
+        """The batch on `device`. To a GPU through pinned memory, so the copies are queued without the
+        host waiting for the GPU (a copy from ordinary host memory waits for the work queued before it)."""
+        device = torch.device(device)
+        pin = device.type == "cuda"
+        moved = {name: (value.pin_memory() if pin else value).to(device, non_blocking=True)
+                 if isinstance(value, torch.Tensor) else value for name, value in vars(self).items()}
         return Batch(**moved)
 
 
@@ -301,10 +306,11 @@ def padded_batch(examples: list[tuple[list[int], list[int]]], pad_id: int, pad_t
 def _make_batch(input_ids, targets, positions, valid, cu_seqlens, max_seqlen) -> Batch:
     targets = torch.tensor(targets, dtype=torch.long)
     valid = torch.tensor(valid, dtype=torch.bool)
+    trained_positions = (targets.view(-1) != IGNORE_INDEX).nonzero().squeeze(1)  # here, on the host, once
     return Batch(input_ids=torch.tensor(input_ids, dtype=torch.long), targets=targets,
                  position_ids=torch.tensor(positions, dtype=torch.long), cu_seqlens=cu_seqlens,
                  attention_mask=valid, max_seqlen=int(max_seqlen), num_tokens=int(valid.sum()),
-                 num_trained=int((targets != IGNORE_INDEX).sum()))
+                 num_trained=len(trained_positions), trained_positions=trained_positions)
 
 
 def epoch_rows(encoded, tokens_per_row: int | None) -> list[list[int]]:
@@ -427,22 +433,16 @@ def resolve_model(name_or_dir: str, format_name: str | None):
     """(Tokenizer, ChatFormat) for a local directory with tokenizer.json, a short name of
     minifc.config.MODELS or a hub id; only the tokenizer files are downloaded. The format is
     --format, else the registry's, else the one train.py recorded in the directory (minifc.json)."""
-    from minifc.chat import get_format
     from minifc.checkpoint import CheckpointError, resolve_checkpoint_dir
-    from minifc.config import resolve_model_name
-    from minifc.export import read_chat_format
+    from minifc.export import resolve_chat_format
     from minifc.tokenizer import Tokenizer
 
     try:
-        registry_format = resolve_model_name(name_or_dir)[1]
         path = resolve_checkpoint_dir(name_or_dir, allow_patterns=["tokenizer*", "*.json"])
+        fmt = resolve_chat_format(name_or_dir, format_name, [path])
     except (ValueError, CheckpointError) as error:
         sys.exit(f"error: {error}")
-    format_name = format_name or registry_format or read_chat_format(path)
-    if format_name is None:
-        sys.exit(f"{name_or_dir}: say which chat format it uses with --format (functiongemma, gemma3, llama3.1, "
-                 "llama3.2)")
-    return Tokenizer.from_dir(path), get_format(format_name)
+    return Tokenizer.from_dir(path), fmt
 
 
 def main(argv=None):

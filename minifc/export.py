@@ -14,7 +14,11 @@ The directory holds what `transformers.AutoModelForCausalLM.from_pretrained` and
     tokenizer.json, tokenizer_config.json (+ special_tokens_map.json, chat_template.jinja if the
                              base had them)
     minifc.json              {"chat_format": ...}: the prompt format the model was trained with, which
-                             a local directory cannot otherwise tell (`read_chat_format`)
+                             a local directory cannot otherwise tell (`read_chat_format`; train.py
+                             writes it into adapter directories too)
+
+`resolve_chat_format` is the one lookup train.py, eval.py, the mask inspector and the export command
+use: the --format flag, else the model registry's format, else a minifc.json.
 
 Merging does not touch the model: each adapted weight is computed as W + scale * B A in fp32 and
 rounded once to W's dtype. Everything is written into a temporary directory that is renamed into
@@ -33,8 +37,9 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
+from .chat import FORMATS, ChatFormat, get_format
 from .checkpoint import atomic_directory
-
+from .config import resolve_model_name
 from .lora import lora_layers
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja")
@@ -118,9 +123,40 @@ def write_tokenizer(directory: Path, tokenizer, tokenizer_dir=None):
 
 
 def read_chat_format(directory) -> str | None:
-    """The chat format recorded by save_hf_model in a local model directory, or None."""
+    """The chat format recorded by save_hf_model (or train.py) in a local directory, or None."""
     path = Path(directory) / MINIFC_FILE
-    return json.loads(path.read_text())["chat_format"] if path.is_file() else None
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))["chat_format"]
+    except (ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"{path}: expected a JSON object with a \"chat_format\" field, like "
+                         f"{{\"chat_format\": \"gemma3\"}} ({type(error).__name__}: {error})") from error
+
+
+def resolve_chat_format(model: str, format_name: str | None = None, directories=()) -> ChatFormat:
+    """The chat format for --model: `format_name` (the --format flag) if given, else the model registry's
+    (minifc.config.MODELS, by short name or hub id), else the one recorded in the minifc.json of the first
+    of `directories` that has one (the model's local directory, an adapter directory; entries that are
+    None or not directories are skipped). Raises ValueError naming what to pass when nothing says."""
+    if format_name:
+        return get_format(format_name)
+    registry_format = resolve_model_name(model)[1]
+    if registry_format:
+        return get_format(registry_format)
+    searched = [Path(d) for d in directories if d and Path(d).is_dir()]
+    for directory in searched:
+        recorded = read_chat_format(directory)
+        if recorded is None:
+            continue
+        if recorded not in FORMATS:
+            raise ValueError(f"{directory / MINIFC_FILE}: chat_format {recorded!r} is not one of "
+                             f"{', '.join(sorted(FORMATS))}; fix the file or pass --format")
+        return get_format(recorded)
+    missing = (f"there is no {' or '.join(str(d / MINIFC_FILE) for d in searched)}" if searched
+               else "it is no local directory with a minifc.json")
+    raise ValueError(f"which chat format does --model {model} use? It is not in the model registry "
+                     f"(minifc/config.py) and {missing}: pass --format, one of {', '.join(sorted(FORMATS))}")
 
 
 def _write_json(path: Path, value: dict):
@@ -128,9 +164,7 @@ def _write_json(path: Path, value: dict):
 
 
 def main(argv=None):
-    from .chat import get_format
     from .checkpoint import load_pretrained, resolve_checkpoint_dir
-    from .config import resolve_model_name
     from .lora import load_adapter
     from .tokenizer import Tokenizer
 
@@ -142,13 +176,14 @@ def main(argv=None):
     parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32"])
     args = parser.parse_args(argv)
     base_dir = resolve_checkpoint_dir(args.model)
-    format_name = args.format or resolve_model_name(args.model)[1] or read_chat_format(base_dir)
-    if format_name is None:
-        parser.error(f"{args.model}: unknown chat format; pass --format")
+    try:
+        fmt = resolve_chat_format(args.model, args.format, [base_dir, args.adapter])
+    except ValueError as error:
+        parser.error(str(error))
     model = load_pretrained(str(base_dir), dtype=getattr(torch, args.dtype))
     load_adapter(model, args.adapter)
     hf_config = json.loads((base_dir / "config.json").read_text())
-    save_hf_model(model, args.out, hf_config, Tokenizer.from_dir(base_dir), get_format(format_name),
+    save_hf_model(model, args.out, hf_config, Tokenizer.from_dir(base_dir), fmt,
                   tokenizer_dir=base_dir, extra_info={"base_model": args.model, "adapter": str(args.adapter)})
     print(f"wrote {args.out}")
 

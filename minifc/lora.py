@@ -19,6 +19,7 @@ and on transformers' *ForCausalLM, and PEFT's file keys are ours with `base_mode
 
 import json
 import math
+import warnings
 from pathlib import Path
 
 import torch
@@ -26,7 +27,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
-from .checkpoint import atomic_directory
+from .checkpoint import atomic_directory, minifc_name
 
 # Short target names -> the Hugging Face module names they select (in every layer).
 TARGETS = {
@@ -293,14 +294,32 @@ def read_adapter_config(path: Path) -> dict:
     return config
 
 
+def _rename_multimodal(tensors: dict, modules: dict) -> tuple[dict, list[str]]:
+    """Keys of an adapter peft trained on a multimodal Gemma 3 (Gemma3ForConditionalGeneration: the
+    decoder under `model.language_model.` or `language_model.model.`) renamed to the text model's
+    names, as checkpoint.minifc_name does for weights; returns the renamed tensors and the keys of the
+    vision tower / projector, which are left out. Keys that name a module of `model` stay as they are."""
+    renamed, not_text = {}, []
+    for key, tensor in tensors.items():
+        module, dot, tail = key.removeprefix(PEFT_PREFIX).rpartition(".lora_")
+        if not key.startswith(PEFT_PREFIX) or not dot or module in modules:
+            renamed[key] = tensor
+        elif (text_name := minifc_name(module)) is None:
+            not_text.append(key)
+        else:
+            renamed[f"{PEFT_PREFIX}{text_name}.lora_{tail}"] = tensor
+    return renamed, not_text
+
+
 def load_adapter(model: nn.Module, directory) -> list[str]:
     """Load an adapter saved by save_adapter or by peft's save_pretrained into `model`, in place.
 
     The layers to adapt are read from the file's keys (so any peft target_modules selection works);
     those not wrapped yet are wrapped with the saved r / lora_alpha / lora_dropout / use_rslora.
     Every key must name a linear layer of the model, every adapted layer of the model must be in the
-    file, and every shape must match -- otherwise a ValueError lists what differs. Returns the names
-    of the adapted modules.
+    file, and every shape must match -- otherwise a ValueError lists what differs. Adapters of a
+    multimodal Gemma 3 load into its text decoder (vision-tower parts are left out, with a warning).
+    Returns the names of the adapted modules.
     """
     directory = Path(directory)
     config = read_adapter_config(directory / ADAPTER_CONFIG)
@@ -311,6 +330,11 @@ def load_adapter(model: nn.Module, directory) -> list[str]:
     r, alpha = config["r"], config["lora_alpha"]
     dropout, rslora = config.get("lora_dropout", 0.0), config.get("use_rslora", False)
 
+    modules = dict(model.named_modules())
+    tensors, not_text = _rename_multimodal(tensors, modules)
+    if not_text:
+        warnings.warn(f"{weights_path}: {len(not_text)} adapter weights of the vision tower / projector of a "
+                      f"multimodal Gemma 3 are not loaded (minifc runs the text decoder only), e.g. {not_text[0]}")
     names, bad_keys = [], []
     for key in tensors:
         module, dot, tail = key.removeprefix(PEFT_PREFIX).rpartition(".lora_")
@@ -322,7 +346,6 @@ def load_adapter(model: nn.Module, directory) -> list[str]:
         raise ValueError(f"{weights_path}: keys not of the form {PEFT_PREFIX}<module>.lora_A|B.weight "
                          f"(unsupported adapter parts): {bad_keys[:5]}")
 
-    modules = dict(model.named_modules())
     unknown = [n for n in names if not isinstance(modules.get(n), (nn.Linear, LoRALinear))]
     if unknown:
         raise ValueError(f"{weights_path}: the model has no linear layer named {unknown[:5]} "

@@ -4,7 +4,8 @@ Most tokens of function-calling data are prompt (system text, tool declarations,
 results) and are not trained, and Gemma's vocabulary has 262k entries: logits for every token of a
 batch of 16k tokens would be 16k x 262k x 4 bytes = 17 GB in fp32. So:
 
-1. gather the final hidden states at the trained positions only (targets != -100);
+1. gather the final hidden states at the trained positions only (targets != -100; the collator
+   lists them up front, so the GPU never has to report how many there are);
 2. run the output projection (`output_fn`, e.g. `model.output`: lm_head plus any soft-capping) and
    the cross-entropy on `chunk_size` rows at a time, upcasting each chunk's logits to fp32;
 3. wrap each chunk in activation checkpointing, so backward recomputes that chunk's logits instead
@@ -32,7 +33,8 @@ FUSED_BACKWARD = True  # tests and benchmarks flip this to compare the fast path
 
 
 def trained_token_loss(hidden: torch.Tensor, targets: torch.Tensor, output_fn, chunk_size: int = 1024,
-                       normalizer: int | float | None = None) -> torch.Tensor:
+                       normalizer: int | float | None = None,
+                       trained_positions: torch.Tensor | None = None) -> torch.Tensor:
     """Sum of the cross-entropies of the trained tokens, divided by `normalizer`.
 
     hidden:     [B, T, D] final hidden states (after the final norm).
@@ -42,13 +44,18 @@ def trained_token_loss(hidden: torch.Tensor, targets: torch.Tensor, output_fn, c
                 k micro-batches, pass the total over all k, so the summed gradients equal the gradient
                 of one big batch (a per-micro-batch mean would weight a token of a short micro-batch
                 more than one of a long one). Default: this batch's trained-token count (a plain mean).
+    trained_positions: [N] long, the flat indices (into B*T) where targets != -100, in order, as
+                collate.Batch has them. Without them they are found here with a boolean selection,
+                whose size the host must wait for (a GPU sync per call).
     Returns a scalar fp32 tensor.
     """
     if hidden.shape[:-1] != targets.shape:
         raise ValueError(f"hidden {tuple(hidden.shape)} and targets {tuple(targets.shape)} differ in [B, T]")
-    trained = targets != IGNORE_INDEX
-    rows = hidden[trained]  # [N, D]: only these rows ever reach the output projection
-    labels = targets[trained]
+    if trained_positions is None:
+        trained_positions = (targets.reshape(-1) != IGNORE_INDEX).nonzero().squeeze(1)
+    # [N, D]: only these rows ever reach the output projection
+    rows = hidden.reshape(-1, hidden.shape[-1]).index_select(0, trained_positions)
+    labels = targets.reshape(-1).index_select(0, trained_positions)
     if normalizer is None:
         normalizer = rows.shape[0]
     if rows.shape[0] == 0:  # nothing trained here: a zero that still backpropagates
@@ -63,6 +70,14 @@ def trained_token_loss(hidden: torch.Tensor, targets: torch.Tensor, output_fn, c
         else:
             total = total + _chunk_loss_sum(chunk_rows, chunk_labels, output_fn)
     return total / normalizer
+
+
+def batch_loss(model, batch, chunk_size: int = 1024, normalizer: int | float | None = None) -> torch.Tensor:
+    """trained_token_loss of a collate.Batch (already on the model's device) under a model.Transformer.
+    Everything the GPU needs is passed along (max_seqlen, trained_positions), so nothing here makes
+    the host wait for the GPU."""
+    hidden = model.hidden_states(batch.input_ids, batch.position_ids, batch.cu_seqlens, max_seqlen=batch.max_seqlen)
+    return trained_token_loss(hidden, batch.targets, model.output, chunk_size, normalizer, batch.trained_positions)
 
 
 def _chunk_loss_sum(rows: torch.Tensor, labels: torch.Tensor, output_fn) -> torch.Tensor:

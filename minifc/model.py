@@ -17,14 +17,15 @@ HF's keys and checkpoints load without renaming:
 
 Calling conventions (all tensors on the model's device):
 
-    model(input_ids, position_ids=None, cu_seqlens=None, attention_mask=None, kv_cache=None)
+    model(input_ids, position_ids=None, cu_seqlens=None, attention_mask=None, kv_cache=None, max_seqlen=None)
         -> logits [B, T, vocab] (in the model's dtype)
     model.hidden_states(<same arguments>) -> [B, T, hidden] after the final norm
     model.output(hidden) -> logits (lm_head, then soft-capping if the config sets it)
 
 - Training / scoring: input_ids [B, T]. Packed rows pass cu_seqlens (int32 cumulative lengths over
   the flattened B*T tokens, each row holding whole sequences) and position_ids that restart at 0 per
-  sequence; attention never crosses sequences. position_ids default to 0..T-1 per row (per packed
+  sequence; attention never crosses sequences. Passing max_seqlen too (the longest sequence, as
+  collate.Batch has it) spares the GPU path a host sync per forward. position_ids default to 0..T-1 per row (per packed
   sequence when cu_seqlens is given; counted over real tokens when attention_mask is given).
 - `model.gradient_checkpointing = True` recomputes each block in the backward pass
   (torch.utils.checkpoint, use_reentrant=False); ignored under no_grad and with a KV cache.
@@ -191,6 +192,7 @@ class Transformer(nn.Module):
         self.model = Decoder(config)
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
         self.gradient_checkpointing = False
+        self._inv_freq = {}  # (layer type, device) -> fp32 tensor; see inv_freq()
         self.init_weights()
         self.tie_weights()
 
@@ -211,13 +213,25 @@ class Transformer(nn.Module):
             elif isinstance(module, RMSNorm):
                 module.weight.fill_(0.0 if module.plus_one else 1.0)
 
+    def inv_freq(self, kind: str, device: torch.device) -> torch.Tensor:
+        """RoPE inverse frequencies of one layer type, fp32, made once per device. Not a buffer: model.to()
+        would cast it to bf16 (too coarse for long positions); and not rebuilt per forward: copying it
+        from host memory to a GPU makes the host wait for the GPU every step."""
+        key = (kind, str(device))
+        if key not in self._inv_freq:
+            params = self.config.rope_parameters[kind]
+            self._inv_freq[key] = rope_inv_freq(self.config.head_dim, params).to(device)
+        return self._inv_freq[key]
+
     def new_kv_cache(self, batch_size: int, max_len: int, device=None, dtype=None) -> KVCache:
         weight = self.model.embed_tokens.weight
         return KVCache(self.config.num_hidden_layers, batch_size, max_len, self.config.num_key_value_heads,
                        self.config.head_dim, device or weight.device, dtype or weight.dtype)
 
-    def forward(self, input_ids, position_ids=None, cu_seqlens=None, attention_mask=None, kv_cache=None):
-        return self.output(self.hidden_states(input_ids, position_ids, cu_seqlens, attention_mask, kv_cache))
+    def forward(self, input_ids, position_ids=None, cu_seqlens=None, attention_mask=None, kv_cache=None,
+                max_seqlen=None):
+        return self.output(self.hidden_states(input_ids, position_ids, cu_seqlens, attention_mask, kv_cache,
+                                              max_seqlen))
 
     def output(self, hidden: torch.Tensor) -> torch.Tensor:
         logits = self.lm_head(hidden)
@@ -227,19 +241,21 @@ class Transformer(nn.Module):
         return logits
 
     def hidden_states(self, input_ids, position_ids=None, cu_seqlens=None, attention_mask=None,
-                      kv_cache=None) -> torch.Tensor:
+                      kv_cache=None, max_seqlen=None) -> torch.Tensor:
         config = self.config
         batch, seqlen = input_ids.shape
         x = self.model.embed_tokens(input_ids)
         if config.scale_embeddings:
             # Gemma: multiply by sqrt(hidden) rounded to the compute dtype first, as HF does
             # (in bf16, sqrt(640) = 25.30 becomes 25.25)
-            x = x * torch.tensor(config.hidden_size ** 0.5).to(x.dtype).item()
-        plan = plan_attention(batch, seqlen, x.device, x.dtype, config, cu_seqlens, attention_mask, kv_cache)
+            # (a 0-dim CPU tensor: a GPU kernel takes it as a scalar argument, no host sync, no .item())
+            x = x * torch.tensor(config.hidden_size ** 0.5).to(x.dtype)
+        plan = plan_attention(batch, seqlen, x.device, x.dtype, config, cu_seqlens, attention_mask, kv_cache,
+                              max_seqlen)
         if position_ids is None:
             position_ids = default_position_ids(batch, seqlen, x.device, cu_seqlens, attention_mask, kv_cache)
-        rope = {kind: rope_cos_sin(position_ids, rope_inv_freq(config.head_dim, params), x.dtype)
-                for kind, params in config.rope_parameters.items() if kind in config.layer_types}
+        rope = {kind: rope_cos_sin(position_ids, self.inv_freq(kind, x.device), x.dtype)
+                for kind in config.rope_parameters if kind in config.layer_types}
 
         recompute = self.gradient_checkpointing and torch.is_grad_enabled() and kv_cache is None
         for layer in self.model.layers:

@@ -57,7 +57,8 @@ def test_minifc_and_reference_steps_compute_the_same_loss(bench, name):
     assert abs(losses[1][0] - losses[0][0]) > 1e-3  # the update changed the loss, identically
 
 
-def test_step_flops_counts_by_hand(bench):
+def test_step_flops_counts_by_hand():
+    from benchmarks.flops import step_flops
     from minifc.config import ModelConfig
 
     config = ModelConfig.from_hf(dict(
@@ -65,7 +66,9 @@ def test_step_flops_counts_by_hand(bench):
         num_attention_heads=2, num_key_value_heads=1, head_dim=2, sliding_window=2, max_position_embeddings=16,
         layer_types=["sliding_attention", "full_attention"]))
     # per token and layer: linear in*out = 4*4 + 4*2 + 4*2 + 4*4 + 4*6 + 4*6 + 6*4 = 120; r*(in+out) with r=1:
-    # 8 + 6 + 6 + 8 + 10 + 10 + 10 = 58. One sequence of 3 tokens: causal pairs 1+2+3 = 6 (full layer),
-    # windowed pairs 1+2+2 = 5 (sliding layer); H*hd = 4. Output: 2 trained rows x 4 x 10.
-    expected = 2 * (4 * 3 * 120 + 6 * 3 * 58) + 12 * (6 + 5) * 4 + 4 * 2 * 4 * 10
-    assert bench.step_flops(config, [3], num_trained=2, r=1) == expected
+    # 8 + 6 + 6 + 8 + 10 + 10 + 10 = 58. Not computed: the first layer's q, k, v input gradient (their
+    # input, the normed frozen embedding, needs none): 2*3*4*(4+2+2) frozen, 2*3*1*(4+4+4) LoRA A.
+    # One sequence of 3 tokens: causal pairs 1+2+3 = 6 (full layer), windowed pairs 1+2+2 = 5 (sliding
+    # layer); H*hd = 4. Output: 2 trained rows x 4 x 10.
+    expected = (2 * (4 * 3 * 120 + 6 * 3 * 58) - 2 * 3 * 4 * 8 - 2 * 3 * 12) + 12 * (6 + 5) * 4 + 4 * 2 * 4 * 10
+    assert step_flops(config, [3], num_trained=2, r=1) == expected

@@ -344,3 +344,37 @@ def test_unsupported_config_is_named(saved):
     path.write_text("{\n  \"r\": 4,\n  oops\n}")
     with pytest.raises(ValueError, match=r"adapter_config.json: line 3: invalid JSON"):
         load_adapter(tiny_llama(), saved)
+
+
+def test_adapter_of_a_multimodal_gemma3_loads_into_its_text_decoder(tmp_path):
+    """peft on Gemma3ForConditionalGeneration (Gemma 3 4B+): the decoder's adapters sit under
+    model.language_model.*, and target names like q_proj also catch the vision tower's layers. The
+    text decoder minifc loads from the same checkpoint gives peft's text-only logits with the adapter."""
+    from minifc.checkpoint import load_pretrained
+    from tiny_models import gemma_config
+    vision = transformers.SiglipVisionConfig(hidden_size=32, intermediate_size=48, num_hidden_layers=1,
+                                             num_attention_heads=2, image_size=28, patch_size=14)
+    config = transformers.Gemma3Config(text_config=gemma_config().to_dict(), vision_config=vision.to_dict(),
+                                       mm_tokens_per_image=4)
+    torch.manual_seed(0)
+    hf = transformers.Gemma3ForConditionalGeneration(config).eval()
+    with torch.no_grad():
+        for p in hf.parameters():
+            p.normal_(0.0, 0.2)
+    hf.save_pretrained(tmp_path / "base")
+    peft_model = peft.get_peft_model(hf, peft.LoraConfig(
+        r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "down_proj"], init_lora_weights=False)).eval()
+    peft_model.save_pretrained(tmp_path / "adapter")
+    keys = load_file(tmp_path / "adapter/adapter_model.safetensors")
+    vision_keys = [k for k in keys if "vision_tower" in k]
+    assert vision_keys and any(".language_model." in k for k in keys)
+
+    model = load_pretrained(tmp_path / "base")
+    with pytest.warns(UserWarning, match=f"{len(vision_keys)} adapter weights of the vision tower"):
+        names = load_adapter(model, tmp_path / "adapter")
+    assert len(names) == 3 * config.text_config.num_hidden_layers
+    ids = torch.randint(1, 100, (2, 24), generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        expected = peft_model(input_ids=ids).logits
+        assert max_diff(model(ids), expected) <= TOL
+        assert max_diff(load_pretrained(tmp_path / "base")(ids), expected) > 1e-2  # the adapter matters

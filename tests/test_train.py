@@ -120,7 +120,7 @@ def test_ctrl_c_saves_then_resume_continues(data, tmp_path, small, monkeypatch):
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(data, tmp_path, small, monkeypatch):
-    real_loss = train.trained_token_loss
+    real_loss = train.batch_loss
     calls = []
 
     def loss_nan_at_step_4(*a, **k):
@@ -130,7 +130,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(data, tmp_path, small, mo
             if len(calls) == 4:
                 return value * float("nan")
         return value
-    monkeypatch.setattr(train, "trained_token_loss", loss_nan_at_step_4)
+    monkeypatch.setattr(train, "batch_loss", loss_nan_at_step_4)
     out = tmp_path / "run"
     with pytest.raises(SystemExit, match=r"step 4: the loss is nan .*last good checkpoint is .*step-2"):
         train.main(args_for(data, out, "--model", "tiny", "--max-steps", 6, "--save-interval", 2))

@@ -1,0 +1,1 @@
+"""Training benchmark (run benchmarks/bench_train.py) and its parts: FLOP count, memory, report."""

@@ -1,0 +1,71 @@
+"""Peak memory of one implementation, measured in a fresh child process.
+
+Peak RSS on CPU only ever grows within a process, so bench_train.py starts itself again per
+implementation (`--memory-child minifc|reference`, with the parent's settings: child_flags); the child
+builds that implementation alone, runs warm-up + 2 steps through peak_memory and prints the result as
+one JSON line. CPU: peak RSS (VmHWM in /proc/self/status); CUDA: torch.cuda.max_memory_allocated.
+The baseline is what is held before the first step (weights, data, interpreter).
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+BENCH_SCRIPT = Path(__file__).absolute().with_name("bench_train.py")  # what the child runs
+
+
+def rss_bytes(field: str = "VmRSS") -> int:
+    """This process's resident memory now (VmRSS) or at its peak (VmHWM), from /proc/self/status.
+    Not getrusage's ru_maxrss: Linux carries that across fork + exec, so a child started by a big
+    parent would report the parent's peak."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no {field} in /proc/self/status (peak RSS is measured on Linux only)")
+
+
+def peak_memory(device, steps) -> dict:
+    """Run `steps` (callables taking no argument; the model, optimiser and batches they use already
+    built) and report the peak memory and the memory held just before the first step."""
+    cuda = torch.device(device).type == "cuda"
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        baseline = torch.cuda.memory_allocated()
+    else:
+        baseline = rss_bytes("VmRSS")
+    for step in steps:
+        step()
+    if cuda:
+        torch.cuda.synchronize()
+    peak = torch.cuda.max_memory_allocated() if cuda else rss_bytes("VmHWM")
+    return {"peak_bytes": peak, "baseline_bytes": baseline}
+
+
+def measure_memory(args, impl: str) -> dict:
+    """Run the child for `impl` on args.model_name; its result, or {"error": [last line of its output]}."""
+    command = [sys.executable, str(BENCH_SCRIPT), "--memory-child", impl, "--models", args.model_name,
+               *child_flags(args)]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        return {"error": (done.stderr or done.stdout).strip().splitlines()[-1:] or ["failed"]}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def child_flags(args) -> list[str]:
+    """bench_train.py's flags that make the child measure what the parent times."""
+    flags = ["--device", args.device, "--dtype", args.dtype, "--examples-per-step", str(args.examples_per_step),
+             "--warmup", str(args.warmup), "--lora-r", str(args.lora_r), "--lora-alpha", str(args.lora_alpha),
+             "--loss-chunk", str(args.loss_chunk), "--seed", str(args.seed)]
+    flags += ["--layers", str(args.layers or 0)]  # 0: all layers
+    if args.tokenizers:
+        flags += ["--tokenizers", str(args.tokenizers)]
+    if args.grad_checkpointing:
+        flags.append("--grad-checkpointing")
+    if args.compile:
+        flags.append("--compile")
+    return flags
