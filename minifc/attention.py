@@ -78,6 +78,7 @@ class AttentionPlan:
     masks: dict                           # layer type -> bool [B, 1, Tq, Tk] or None = plain causal
     cache: KVCache | None = None          # path (c)
     start: int = 0                        # first cache slot of this call's tokens
+    kernel: object = None                 # path (b): the varlen function, fetched once per forward
 
 
 def varlen_usable(device: torch.device, dtype: torch.dtype, head_dim: int) -> bool:
@@ -140,7 +141,8 @@ def plan_attention(batch_size: int, seqlen: int, device: torch.device, dtype: to
     simple = kv_cache is None and attention_mask is None
     if simple and varlen_usable(device, dtype, config.head_dim):
         cu_seqlens, max_seqlen = _varlen_bounds(batch_size, seqlen, device, cu_seqlens, max_seqlen)
-        return AttentionPlan(True, cu_seqlens, max_seqlen, window, {t: None for t in layer_types})
+        return AttentionPlan(True, cu_seqlens, max_seqlen, window, {t: None for t in layer_types},
+                             kernel=varlen_attn())
 
     start = kv_cache.length if kv_cache is not None else 0
     key_valid = None
@@ -236,7 +238,7 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, plan: AttentionPla
         # flash window (left, right): key j is seen by query i when i - left <= j <= i + right.
         # A tuple, not a list: varlen_attn recognises plain causal by `window_size == (-1, 0)`.
         window_size = (plan.window - 1, 0) if sliding else (-1, 0)
-        out = varlen_attn()(q.reshape(batch * seqlen, heads, head_dim),
+        out = plan.kernel(q.reshape(batch * seqlen, heads, head_dim),
                             k.reshape(batch * seqlen, -1, head_dim), v.reshape(batch * seqlen, -1, head_dim),
                             plan.cu_seqlens, plan.cu_seqlens, plan.max_seqlen, plan.max_seqlen,
                             scale=scale, window_size=window_size, enable_gqa=gqa)

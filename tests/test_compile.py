@@ -168,7 +168,8 @@ def test_cuda_varlen_path_traces_without_graph_breaks():
         x = torch.randn(2, 24, config.hidden_size, device="meta", dtype=torch.bfloat16, requires_grad=True)
         cu_seqlens = torch.tensor([0, 24 - longest, 24, 48 - longest, 48], dtype=torch.int32, device="meta")
         plan = attention.AttentionPlan(varlen=True, cu_seqlens=cu_seqlens, max_seqlen=longest,
-                                       window=config.sliding_window, masks={t: None for t in config.layer_types})
+                                       window=config.sliding_window, masks={t: None for t in config.layer_types},
+                                       kernel=attention.varlen_attn())
         positions = torch.zeros(2, 24, dtype=torch.long, device="meta")
         for block in model.model.layers:
             inv_freq = rope_inv_freq(config.head_dim, config.rope_parameters[block.layer_type])
