@@ -42,8 +42,9 @@ import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).absolute().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+for path in (ROOT, ROOT / "benchmarks"):  # minifc, and live_tensors.py beside this file
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -56,6 +57,8 @@ from minifc.lora import apply_lora, lora_layers, lora_parameters, mark_only_lora
 from minifc.loss import batch_loss  # noqa: E402
 from minifc.model import Transformer  # noqa: E402
 from minifc.tokenizer import Tokenizer  # noqa: E402
+
+from live_tensors import LiveTensorBytes  # noqa: E402
 
 warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")  # peft on transformers 5; harmless
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -281,13 +284,27 @@ def memory_child(args, impl: str) -> dict:
         torch.cuda.reset_peak_memory_stats()
         baseline = torch.cuda.memory_allocated()
     else:
+        reset_peak_rss()  # building the model may have peaked higher than training does
         baseline = rss_bytes("VmRSS")
-    for batch in batches:
-        run(optimizer, batch)
+    result = {}
+    for i, batch in enumerate(batches):
+        if device.type == "cpu" and i == len(batches) - 1:  # CPU has no allocator statistics: count tensors
+            with LiveTensorBytes() as live:
+                run(optimizer, batch)
+            result["tensor_peak_bytes"] = live.peak
+        else:
+            run(optimizer, batch)
     synchronize(device)
     peak = (torch.cuda.max_memory_allocated() if device.type == "cuda"
             else rss_bytes("VmHWM"))
-    return {"peak_bytes": peak, "baseline_bytes": baseline}
+    return {"peak_bytes": peak, "baseline_bytes": baseline, **result}
+
+
+def reset_peak_rss():
+    """Restart VmHWM from the current RSS (Linux: writing 5 to /proc/self/clear_refs), so the peak
+    measured afterwards is that of what runs afterwards."""
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
 
 
 def measure_memory(args, impl: str) -> dict:
