@@ -24,8 +24,11 @@ Reported per implementation, over the timed steps after warm-up: trained tokens 
 with a target), total tokens per second (real tokens, padding not counted), both as median and
 min-max; peak memory; the ratios minifc / reference. Peak memory is measured in a fresh child process
 per implementation (this script with --memory-child), because peak RSS on CPU only ever grows within a
-process: CPU: peak RSS of the child (VmHWM in /proc/self/status), CUDA: torch.cuda.max_memory_allocated; the
-table gives the absolute peak and the peak above the memory held before the first step ("step").
+process: CPU: peak RSS of the child (VmHWM in /proc/self/status, reset after the model is built),
+CUDA: torch.cuda.max_memory_allocated; the table gives the absolute peak and the peak above the memory
+held before the first step ("step"). On CPU, RSS also holds what glibc's malloc keeps of freed tensors,
+so the table adds "tensor GiB": the peak bytes of tensors made during the child's last step and alive
+at once (benchmarks/live_tensors.py), what the step itself needs.
 On CUDA, model FLOPs utilisation = the step's matrix-multiply FLOPs (step_flops) / time / --peak-tflops.
 """
 
@@ -461,6 +464,8 @@ def markdown_table(results: list[dict], device: str) -> str:
     header = ["model (layers)", "impl", "trained tok/s", "total tok/s", "s/step", "peak GiB", "step GiB"]
     if device == "cuda":
         header.append("MFU %")
+    else:  # peak RSS includes what glibc's malloc keeps after tensors are freed; this is the tensors alone
+        header.append("tensor GiB")
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in results:
         for impl in IMPLEMENTATIONS:
@@ -474,6 +479,8 @@ def markdown_table(results: list[dict], device: str) -> str:
                    spread(m["seconds"], digits=2), peak, step]
             if device == "cuda":
                 row.append(spread(m["mfu"], 100, 1))
+            else:
+                row.append(gib(mem["tensor_peak_bytes"]) if "tensor_peak_bytes" in mem else "-")
             lines.append("| " + " | ".join(row) + " |")
         ours, theirs = r["minifc"], r["reference"]
         if ours is None or theirs is None:
@@ -491,6 +498,9 @@ def markdown_table(results: list[dict], device: str) -> str:
                f"{spread(speedup, digits=2)}x", f"{spread([1 / x for x in speedup], digits=2)}x", mem_ratio, step_ratio]
         if device == "cuda":
             row.append("")
+        else:
+            tensors = [mem.get(i, {}).get("tensor_peak_bytes") for i in IMPLEMENTATIONS]
+            row.append(f"{tensors[0] / tensors[1]:.2f}x" if all(tensors) else "-")
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 

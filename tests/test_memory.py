@@ -12,7 +12,7 @@ import torch
 from minifc.collate import packed_batch
 from minifc.config import ModelConfig
 from minifc.lora import apply_lora, lora_parameters, mark_only_lora_trainable
-from minifc.loss import batch_loss
+from minifc.loss import batch_loss, trained_token_loss
 from minifc.model import Transformer
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
@@ -92,3 +92,17 @@ def test_checkpointed_step_keeps_block_inputs_not_activations(LiveTensorBytes):
     # bound tells the two apart.
     plain, _ = lora_step_peak(LiveTensorBytes, layers, checkpointing=False)
     assert plain > bound > peak
+
+
+def test_fused_loss_holds_two_vocabulary_sized_tensors_per_chunk(LiveTensorBytes):
+    # The logits and, made in place from the log-probabilities, their gradient; autograd's own
+    # log-softmax backward held a third [rows, vocab] tensor at once.
+    torch.manual_seed(0)
+    rows, hidden, vocab = 40, 64, 3000
+    head = torch.nn.Linear(hidden, vocab, bias=False).requires_grad_(False)
+    states = torch.randn(1, rows, hidden, requires_grad=True)
+    targets = torch.randint(0, vocab, (1, rows))
+    with LiveTensorBytes() as live:
+        trained_token_loss(states, targets, head).backward()
+    vocab_sized = rows * vocab * 4
+    assert 2 * vocab_sized <= live.peak <= 2 * vocab_sized + 4 * rows * hidden * 4  # + row gradients
