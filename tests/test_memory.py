@@ -73,7 +73,6 @@ def lora_step_peak(LiveTensorBytes, layers: int, checkpointing: bool):
     return live.peak, batch
 
 
-@pytest.mark.slow
 def test_checkpointed_step_keeps_block_inputs_not_activations(LiveTensorBytes):
     layers, c = 6, config(6)
     peak, batch = lora_step_peak(LiveTensorBytes, layers, checkpointing=True)
