@@ -24,9 +24,11 @@ Reported per implementation, over the timed steps after warm-up: trained tokens 
 with a target), total tokens per second (real tokens, padding not counted), both as median and
 min-max; peak memory; the ratios minifc / reference. Peak memory is measured in a fresh child process
 per implementation (this script with --memory-child), because peak RSS on CPU only ever grows within a
-process: CPU: peak RSS of the child (VmHWM in /proc/self/status), CUDA: torch.cuda.max_memory_allocated; the
-table gives the absolute peak and the peak above the memory held before the first step ("step")
-(benchmarks/memory.py). On CUDA, model FLOPs utilisation = the step's matrix-multiply FLOPs
+process: CPU: peak RSS of the child (VmHWM in /proc/self/status, reset after the model is built),
+CUDA: torch.cuda.max_memory_allocated; the table gives the absolute peak and the peak above the memory
+held before the first step ("step") (benchmarks/memory.py). On CPU, RSS also holds what glibc's malloc
+keeps of freed tensors, so the table adds "tensor GiB": the peak bytes of tensors made during the
+child's last step and alive at once (benchmarks/live_tensors.py), what the step itself needs. On CUDA, model FLOPs utilisation = the step's matrix-multiply FLOPs
 (benchmarks/flops.py: step_flops) / time / --peak-tflops. The tables: benchmarks/report.py.
 """
 

@@ -3,8 +3,9 @@
 Peak RSS on CPU only ever grows within a process, so bench_train.py starts itself again per
 implementation (`--memory-child minifc|reference`, with the parent's settings: child_flags); the child
 builds that implementation alone, runs warm-up + 2 steps through peak_memory and prints the result as
-one JSON line. CPU: peak RSS (VmHWM in /proc/self/status); CUDA: torch.cuda.max_memory_allocated.
-The baseline is what is held before the first step (weights, data, interpreter).
+one JSON line. CPU: peak RSS (VmHWM in /proc/self/status, reset after the model is built) and the
+peak bytes of live tensors in the last step; CUDA: torch.cuda.max_memory_allocated. The baseline is
+what is held before the first step (weights, data, interpreter).
 """
 
 import json
@@ -13,6 +14,8 @@ import sys
 from pathlib import Path
 
 import torch
+
+from benchmarks.live_tensors import LiveTensorBytes
 
 BENCH_SCRIPT = Path(__file__).absolute().with_name("bench_train.py")  # what the child runs
 
@@ -30,20 +33,36 @@ def rss_bytes(field: str = "VmRSS") -> int:
 
 def peak_memory(device, steps) -> dict:
     """Run `steps` (callables taking no argument; the model, optimiser and batches they use already
-    built) and report the peak memory and the memory held just before the first step."""
+    built) and report the peak memory and the memory held just before the first step. On CPU also
+    the peak bytes of tensors alive at once during the last step (live_tensors.py): peak RSS also
+    holds what glibc's malloc keeps of freed tensors, which the step itself does not need."""
     cuda = torch.device(device).type == "cuda"
     if cuda:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
         baseline = torch.cuda.memory_allocated()
     else:
+        reset_peak_rss()  # building the model may have peaked higher than training does
         baseline = rss_bytes("VmRSS")
-    for step in steps:
-        step()
+    result = {}
+    for i, step in enumerate(steps):
+        if not cuda and i == len(steps) - 1:  # CPU has no allocator statistics: count the tensors
+            with LiveTensorBytes() as live:
+                step()
+            result["tensor_peak_bytes"] = live.peak
+        else:
+            step()
     if cuda:
         torch.cuda.synchronize()
     peak = torch.cuda.max_memory_allocated() if cuda else rss_bytes("VmHWM")
-    return {"peak_bytes": peak, "baseline_bytes": baseline}
+    return {"peak_bytes": peak, "baseline_bytes": baseline, **result}
+
+
+def reset_peak_rss():
+    """Restart VmHWM from the current RSS (Linux: writing 5 to /proc/self/clear_refs), so the peak
+    measured afterwards is that of what runs afterwards."""
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
 
 
 def measure_memory(args, impl: str) -> dict:

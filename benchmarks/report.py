@@ -23,6 +23,8 @@ def markdown_table(results: list[dict], device: str) -> str:
     header = ["model (layers)", "impl", "trained tok/s", "total tok/s", "s/step", "peak GiB", "step GiB"]
     if device == "cuda":
         header.append("MFU %")
+    else:  # peak RSS includes what glibc's malloc keeps after tensors are freed; this is the tensors alone
+        header.append("tensor GiB")
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in results:
         for impl in implementations:
@@ -36,6 +38,8 @@ def markdown_table(results: list[dict], device: str) -> str:
                    spread(m["seconds"], digits=2), peak, step]
             if device == "cuda":
                 row.append(spread(m["mfu"], 100, 1))
+            else:
+                row.append(gib(mem["tensor_peak_bytes"]) if "tensor_peak_bytes" in mem else "-")
             lines.append("| " + " | ".join(row) + " |")
         ours, theirs = r["minifc"], r["reference"]
         if ours is None or theirs is None:
@@ -53,6 +57,9 @@ def markdown_table(results: list[dict], device: str) -> str:
                f"{spread(speedup, digits=2)}x", f"{spread([1 / x for x in speedup], digits=2)}x", mem_ratio, step_ratio]
         if device == "cuda":
             row.append("")
+        else:
+            tensors = [mem.get(i, {}).get("tensor_peak_bytes") for i in implementations]
+            row.append(f"{tensors[0] / tensors[1]:.2f}x" if all(tensors) else "-")
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 

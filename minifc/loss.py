@@ -18,9 +18,10 @@ in forward and in backward, independent of the batch.
 
 Fast path (FUSED_BACKWARD, on by default): when no parameter of `output_fn` is trained (LoRA: lm_head
 and the tied embedding are frozen), the only gradient needed is the one for the rows. Each chunk then
-computes it right away in forward (the logits' backward needs only the chunk's own softmax) and frees
-its logits; backward just scales the stored [N, D] fp32 gradient. Same numbers, same peak memory, and
-one output projection fewer than recomputing (2 matmuls per chunk instead of 3). With a trained
+computes it right away in forward (the logits' gradient is the chunk's own softmax minus the one-hot
+labels, made in place) and frees its logits; backward just scales the stored [N, D] fp32 gradient.
+Same numbers, one output projection fewer than recomputing (2 matmuls per chunk instead of 3), and
+two [chunk, vocab] tensors alive at once instead of the three of autograd's log-softmax backward. With a trained
 output projection (full fine-tuning) the checkpointed chunks above are used.
 """
 
@@ -103,9 +104,17 @@ class _GradientInForward(torch.autograd.Function):
             end = start + chunk_size
             with torch.enable_grad():
                 chunk = rows[start:end].detach().requires_grad_(True)
-                loss = _chunk_loss_sum(chunk, labels[start:end], output_fn)
-                (grad[start:end],) = torch.autograd.grad(loss, chunk)
-            total += loss.detach()
+                logits = output_fn(chunk)
+            # The cross-entropy's gradient wrt the logits is softmax - one_hot(label): made in place
+            # from the log-probabilities, so a chunk holds two [chunk, vocab] tensors (logits and
+            # these), not the four autograd's log-softmax and its backward would (log-probs, the
+            # one-hot gradient of the loss, the gradient of the logits, and the logits).
+            log_probs = torch.log_softmax(logits.detach().float(), dim=-1)  # fp32: bf16 is too coarse
+            picked = labels[start:end, None]
+            total -= log_probs.gather(1, picked).sum()
+            dlogits = log_probs.exp_().scatter_add_(1, picked, torch.full_like(picked, -1, dtype=log_probs.dtype))
+            (grad[start:end],) = torch.autograd.grad(logits, chunk, dlogits.to(logits.dtype))
+            del logits, log_probs, dlogits
         ctx.save_for_backward(grad)
         ctx.rows_dtype = rows.dtype
         return total
