@@ -13,7 +13,9 @@ Every layer of a forward pass shares one `AttentionPlan`, made once by `plan_att
     or attention_mask when the computation runs on the CPU, where reading cu_seqlens costs nothing.
     On CUDA the SDPA fallback (fp32, or no usable varlen kernel) keeps the mask of (a): the loop
     would need a host sync for the bounds and launch a few kernels per sequence and layer, where one
-    masked kernel per layer keeps the GPU busy. Set PER_SEGMENT = False to force (a).
+    masked kernel per layer keeps the GPU busy. Set PER_SEGMENT = False to force (a). On CPU cores
+    shared with other jobs, the many small calls can wait on the thread pool more than they save
+    (benchmarks/RESULTS.md).
 (b) Packed variable-length flash attention on CUDA: torch.nn.attention.varlen.varlen_attn, with
     window_size=(window-1, 0) for sliding layers, over the flattened B*T tokens. Used for fp16/bf16
     without a KV cache, padding mask or attention soft-capping; an unpacked batch is treated as B
@@ -260,7 +262,6 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, plan: AttentionPla
     out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None, scale=scale,
                                          enable_gqa=gqa)
     return out.transpose(1, 2).reshape(batch, seqlen, heads * head_dim)
-
 
 
 def _attend_per_segment(q, k, v, plan: AttentionPlan, layer_type: str, scale: float, gqa: bool):
