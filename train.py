@@ -209,27 +209,17 @@ def build_model(args, base_dir, tokenizer, fmt, resume_dir):
         params = lora_parameters(model)
     model.gradient_checkpointing = args.grad_checkpointing
     if args.compile:
-        compile_blocks(model)
+        model.compile_blocks()
     n_train, n_all = sum(p.numel() for p in params), sum(p.numel() for p in model.parameters())
     print(f"model: {n_all / 1e6:.1f}M parameters, training {n_train / 1e6:.2f}M ({'full' if args.full else 'LoRA'})")
     return model.train(), params
 
 
-def compile_blocks(model, **options):
-    """torch.compile each transformer block (--compile). Every block runs the same code (Block.forward),
-    so the layers share a few compiled variants -- one per layer type and per whether the block's input
-    needs a gradient (not for the first block under LoRA), each recompiled once with dynamic shapes when
-    the batch shape first changes -- instead of compiling the whole model. Dynamo allows 8 variants per
-    code (torch._dynamo.config.recompile_limit) and runs any further one eagerly, so only training
-    steps are compiled: held-out loss and the tool-call check run `uncompiled`, since their other
-    shapes and modes (no gradients; a KV cache, one token at a time, a guard per layer index) would
-    otherwise use up the limit before the first training step."""
-    for block in model.model.layers:
-        block.compile(**options)
-
-
 def uncompiled(args):
-    """A context in which compiled blocks run eagerly (see compile_blocks). Only with --compile:
+    """A context in which compiled blocks run eagerly. Only training steps run compiled: held-out loss
+    and the tool-call check have other shapes and modes (no gradients; a KV cache, one token at a
+    time, a guard per layer index) that would use up dynamo's 8 variants per code before the first
+    training step (see Transformer.compile_blocks). Only with --compile:
     torch.compiler imports torch._dynamo, which takes seconds."""
     return torch.compiler.set_stance("force_eager") if args.compile else nullcontext()
 

@@ -256,8 +256,7 @@ def configure_minifc(model, args):
     """minifc's optional fast paths: activation checkpointing, torch.compile of each block."""
     model.gradient_checkpointing = args.grad_checkpointing
     if args.compile:
-        for block in model.model.layers:
-            block.compile()
+        model.compile_blocks()
     return model
 
 

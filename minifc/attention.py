@@ -7,6 +7,16 @@ Every layer of a forward pass shares one `AttentionPlan`, made once by `plan_att
     tokens before it, as in HF), the block diagonal of packed sequences (cu_seqlens) and the validity
     of key slots (left padding, unfilled cache slots). A query always sees itself, so a padding
     query never has an empty row (which would give NaN).
+(a') Packed rows on CPU, SDPA per sequence: one causal SDPA call per packed sequence (and per padding
+    tail), so a row costs sum(L_i^2) instead of the T^2 of (a)'s block-diagonal mask. Sliding layers
+    use the causal+window mask of (a) for sequences longer than the window. Used without a KV cache
+    or attention_mask when the computation runs on the CPU, where reading cu_seqlens costs nothing.
+    On CUDA the SDPA fallback (fp32, or no usable varlen kernel) keeps the mask of (a): the loop
+    would need a host sync for the bounds and launch a few kernels per sequence and layer, where one
+    masked kernel per layer keeps the GPU busy. Compiled blocks keep (a) too (a loop over each
+    batch's own lengths would recompile per batch). Set PER_SEGMENT = False to force (a). On CPU
+    cores shared with other jobs, the many small calls can wait on the thread pool more than they
+    save (benchmarks/RESULTS.md).
 (b) Packed variable-length flash attention on CUDA: torch.nn.attention.varlen.varlen_attn, with
     window_size=(window-1, 0) for sliding layers, over the flattened B*T tokens. Used for fp16/bf16
     without a KV cache, padding mask or attention soft-capping; an unpacked batch is treated as B
@@ -26,6 +36,7 @@ import torch
 import torch.nn.functional as F
 
 FLASH_VARLEN = True  # tests flip this to compare (a) and (b) on the same machine
+PER_SEGMENT = True  # tests and benchmarks flip this to compare (a) and (a') on the CPU
 
 
 @cache
@@ -79,6 +90,8 @@ class AttentionPlan:
     cache: KVCache | None = None          # path (c)
     start: int = 0                        # first cache slot of this call's tokens
     kernel: object = None                 # path (b): the varlen function, fetched once per forward
+    segments: list | None = None          # path (a'): length of each sequence, in flattened token order
+    window_masks: dict | None = None      # path (a'): length -> causal+window mask, lengths > window
 
 
 def varlen_usable(device: torch.device, dtype: torch.dtype, head_dim: int) -> bool:
@@ -121,7 +134,8 @@ def _varlen_agrees(device: torch.device, dtype: torch.dtype, head_dim: int) -> b
 
 def plan_attention(batch_size: int, seqlen: int, device: torch.device, dtype: torch.dtype, config,
                    cu_seqlens: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
-                   kv_cache: KVCache | None = None, max_seqlen: int | None = None) -> AttentionPlan:
+                   kv_cache: KVCache | None = None, max_seqlen: int | None = None,
+                   per_segment: bool = True) -> AttentionPlan:
     """Decide the kernel and build what it needs, once per forward pass.
 
     cu_seqlens: cumulative lengths of the sequences packed into the flattened B*T tokens (each row
@@ -132,6 +146,7 @@ def plan_attention(batch_size: int, seqlen: int, device: torch.device, dtype: to
     always does: its padding tail is a sequence of its own).
     attention_mask: [B, Tk] bool, True for real tokens, where Tk = seqlen (or, with a cache, the
     new tokens only or all tokens so far); the cache records it per slot.
+    per_segment: whether path (a') may be used (not in compiled blocks: Transformer.compile_blocks).
     """
     if kv_cache is not None and cu_seqlens is not None:
         raise ValueError("cu_seqlens (packed sequences) cannot be combined with a KV cache: decode "
@@ -143,6 +158,9 @@ def plan_attention(batch_size: int, seqlen: int, device: torch.device, dtype: to
         cu_seqlens, max_seqlen = _varlen_bounds(batch_size, seqlen, device, cu_seqlens, max_seqlen)
         return AttentionPlan(True, cu_seqlens, max_seqlen, window, {t: None for t in layer_types},
                              kernel=varlen_attn())
+
+    if simple and cu_seqlens is not None and per_segment and PER_SEGMENT and device.type == "cpu":
+        return _per_segment_plan(batch_size, seqlen, device, config, cu_seqlens)
 
     start = kv_cache.length if kv_cache is not None else 0
     key_valid = None
@@ -182,6 +200,22 @@ def _varlen_bounds(batch_size, seqlen, device, cu_seqlens, max_seqlen) -> tuple[
         bounds.append(total)
     max_seqlen = max(b - a for a, b in zip(bounds[:-1], bounds[1:]))
     return torch.tensor(bounds, device=device, dtype=torch.int32), max_seqlen
+
+
+def _per_segment_plan(batch_size, seqlen, device, config, cu_seqlens) -> AttentionPlan:
+    """Path (a'): the length of each sequence over the flattened tokens, the same partition as
+    _segment_ids (tokens after the last bound form one more sequence), and the windowed masks."""
+    total = batch_size * seqlen
+    bounds = sorted({0, total, *(b for b in cu_seqlens.tolist() if 0 < b < total)})
+    if not {r * seqlen for r in range(1, batch_size)} <= set(bounds):
+        raise ValueError("cu_seqlens has a sequence that continues from one row into the next; "
+                         "each row of a packed batch must hold whole sequences")
+    lengths = [end - start for start, end in zip(bounds[:-1], bounds[1:])]
+    window = config.sliding_window
+    window_masks = {}
+    if window is not None and "sliding_attention" in config.layer_types:
+        window_masks = {n: build_mask(n, 0, device, window) for n in set(lengths) if n > window}
+    return AttentionPlan(False, None, max(lengths), window, {}, segments=lengths, window_masks=window_masks)
 
 
 def _new_token_mask(attention_mask, batch_size, seqlen, start, device) -> torch.Tensor:
@@ -244,6 +278,8 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, plan: AttentionPla
                             scale=scale, window_size=window_size, enable_gqa=gqa)
         return out.reshape(batch, seqlen, heads * head_dim)
 
+    if plan.segments is not None:
+        return _attend_per_segment(q, k, v, plan, layer_type, scale, gqa)
     q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # [B, H, T, D]
     if plan.cache is not None:
         k, v = plan.cache.update(layer_idx, k, v, plan.start)
@@ -252,3 +288,18 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, plan: AttentionPla
                                          enable_gqa=gqa)
     return out.transpose(1, 2).reshape(batch, seqlen, heads * head_dim)
 
+
+def _attend_per_segment(q, k, v, plan: AttentionPlan, layer_type: str, scale: float, gqa: bool):
+    """Path (a'): causal SDPA on each packed sequence alone; q [B, T, Hq, D] -> [B, T, Hq*D]."""
+    batch, seqlen, heads, head_dim = q.shape
+    # Views [1, L, H, D] of each sequence. torch.split, not slicing: the backward of a slice writes
+    # into a zero tensor of the full size, once per sequence; split's backward is one cat.
+    q, k, v = (x.reshape(1, batch * seqlen, -1, head_dim).split(plan.segments, dim=1) for x in (q, k, v))
+    sliding = layer_type == "sliding_attention"
+    outs = []
+    for qs, ks, vs, length in zip(q, k, v, plan.segments):
+        mask = plan.window_masks.get(length) if sliding else None
+        out = F.scaled_dot_product_attention(qs.transpose(1, 2), ks.transpose(1, 2), vs.transpose(1, 2),
+                                             attn_mask=mask, is_causal=mask is None, scale=scale, enable_gqa=gqa)
+        outs.append(out.transpose(1, 2))  # [1, L, H, D]
+    return torch.cat(outs, dim=1).reshape(batch, seqlen, heads * head_dim)

@@ -196,6 +196,7 @@ class Transformer(nn.Module):
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False,
                                  device="meta" if config.tie_word_embeddings else None)
         self.gradient_checkpointing = False
+        self.blocks_compiled = False  # set by compile_blocks
         self._inv_freq = {}  # (layer type, device) -> fp32 tensor; see inv_freq()
         self.init_weights()
         self.tie_weights()
@@ -227,6 +228,19 @@ class Transformer(nn.Module):
             self._inv_freq[key] = rope_inv_freq(self.config.head_dim, params).to(device)
         return self._inv_freq[key]
 
+    def compile_blocks(self, **options):
+        """torch.compile each block (train.py --compile); `options` go to torch.compile. Every block runs
+        the same code (Block.forward), so the layers share a few compiled variants -- one per layer type
+        and per whether the block's input needs a gradient (not the first block's under LoRA), each
+        recompiled once with dynamic shapes when the batch shape first changes -- instead of compiling
+        the whole model. Dynamo allows 8 variants per code (torch._dynamo.config.recompile_limit) and
+        runs any further one eagerly. Compiled blocks attend to packed rows with one masked kernel, not
+        per sequence (attention.py, path (a')): a loop over each batch's own sequence lengths would be
+        a new variant for every batch."""
+        for block in self.model.layers:
+            block.compile(**options)
+        self.blocks_compiled = True
+
     def new_kv_cache(self, batch_size: int, max_len: int, device=None, dtype=None) -> KVCache:
         weight = self.model.embed_tokens.weight
         return KVCache(self.config.num_hidden_layers, batch_size, max_len, self.config.num_key_value_heads,
@@ -255,7 +269,7 @@ class Transformer(nn.Module):
             # (a 0-dim CPU tensor: a GPU kernel takes it as a scalar argument, no host sync, no .item())
             x = x * torch.tensor(config.hidden_size ** 0.5).to(x.dtype)
         plan = plan_attention(batch, seqlen, x.device, x.dtype, config, cu_seqlens, attention_mask, kv_cache,
-                              max_seqlen)
+                              max_seqlen, per_segment=not self.blocks_compiled)
         if position_ids is None:
             position_ids = default_position_ids(batch, seqlen, x.device, cu_seqlens, attention_mask, kv_cache)
         rope = {kind: rope_cos_sin(position_ids, self.inv_freq(kind, x.device), x.dtype)

@@ -80,7 +80,8 @@ def loss_and_grads(model, ids, targets, cu_seqlens):
     return logits.detach(), [p.grad.clone() for p in lora_parameters(model)]
 
 
-compile_blocks = train.compile_blocks  # what train.py --compile does; the tests choose the backend
+def compile_blocks(model, **options):  # what train.py --compile does; the tests choose the backend
+    model.compile_blocks(**options)
 
 
 def assert_same_as_eager(family, packed, backend, shapes=((2, 24),)):
@@ -140,7 +141,8 @@ def test_train_compiles_only_training_steps(data, base_dir, tmp_path, monkeypatc
     training steps compile -- 2 variants, each once more with dynamic shapes -- and the losses are
     those of the run without --compile."""
     counter = CompileCounterWithBackend("eager")
-    monkeypatch.setattr(train, "compile_blocks", lambda model: compile_blocks(model, backend=counter))
+    real = Transformer.compile_blocks
+    monkeypatch.setattr(Transformer, "compile_blocks", lambda model: real(model, backend=counter))
     common = ["--model", base_dir, "--no-packing", "--batch-tokens", 512, "--max-steps", 4, "--lr", 1e-2,
               "--eval-interval", 2, "--check-examples", 1]
     train.main(args_for(data, tmp_path / "eager", *common))
@@ -195,3 +197,20 @@ def test_cuda_inductor_blocks_match_eager_bf16():
         grad_diff = max(max_diff(a, b) / b.abs().max().item() for a, b in zip(c_grads, grads))
         print(f"CUDA bf16 inductor: relative max |compiled - eager| logits {logit_diff:.2e}, grads {grad_diff:.2e}")
         assert logit_diff <= 0.05 and grad_diff <= 0.05
+
+
+def test_compiled_blocks_attend_with_the_mask_not_per_sequence(monkeypatch):
+    """On CPU, eager packed rows attend per sequence (attention.py path (a')); compiled blocks take the
+    block-diagonal mask instead, since a loop over each batch's own sequence lengths would be a new
+    compiled variant for every batch."""
+    model = Transformer(ModelConfig.from_hf(llama_config(num_hidden_layers=1).to_dict()))
+    plans = []
+    real = attention.plan_attention
+    monkeypatch.setattr("minifc.model.plan_attention", lambda *a, **k: plans.append(real(*a, **k)) or plans[-1])
+    ids = torch.randint(0, VOCAB, (1, 16))
+    cu = torch.tensor([0, 7, 16], dtype=torch.int32)
+    with torch.no_grad():
+        model(ids, cu_seqlens=cu)
+        model.compile_blocks(backend="eager")
+        model(ids, cu_seqlens=cu)
+    assert plans[0].segments == [7, 9] and plans[1].segments is None and plans[1].masks

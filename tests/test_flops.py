@@ -18,7 +18,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks import bench_train as bench
 from benchmarks.flops import step_flops, step_flops_by_part
-from minifc import loss
+from minifc import attention, loss
 from minifc.attention import plan_attention
 from minifc.config import ModelConfig
 from minifc.lora import apply_lora, lora_parameters, mark_only_lora_trainable
@@ -86,6 +86,7 @@ def counted_step(model, batch) -> dict[str, int]:
                                                      ("llama-3.1-8b", 0.0, True), ("gemma-3-1b", 0.1, True)])
 def test_step_flops_match_flop_counter(name, dropout, fused_loss, monkeypatch):
     monkeypatch.setattr(loss, "FUSED_BACKWARD", fused_loss)
+    monkeypatch.setattr(attention, "PER_SEGMENT", False)  # one masked SDPA over the row (see the docstring)
     hf = tiny_config(name)
     model = tiny_model(hf, dropout)
     config = model.config

@@ -145,14 +145,18 @@ def check_packed(model, device, dtype, tol):
             start += len(seq)
 
 
+@pytest.mark.parametrize("per_segment", [True, False])  # SDPA per sequence, or one block-diagonal mask
 @torch.no_grad()
-def test_packed_batch_matches_each_example_alone(pair):
+def test_packed_batch_matches_each_example_alone(pair, per_segment, monkeypatch):
     _, ours = pair
+    monkeypatch.setattr(attention, "PER_SEGMENT", per_segment)
     check_packed(ours, "cpu", torch.float32, TOL)
 
 
-def test_packing_rejects_a_sequence_spanning_two_rows(gemma):
+@pytest.mark.parametrize("per_segment", [True, False])
+def test_packing_rejects_a_sequence_spanning_two_rows(gemma, per_segment, monkeypatch):
     _, ours = gemma
+    monkeypatch.setattr(attention, "PER_SEGMENT", per_segment)
     ids = torch.zeros(2, 6, dtype=torch.long)
     with pytest.raises(ValueError, match="continues from one row into the next"):
         ours(ids, cu_seqlens=torch.tensor([0, 4, 12], dtype=torch.int32))
