@@ -107,8 +107,7 @@ class _GradientInForward(torch.autograd.Function):
                 logits = output_fn(chunk)
             # The cross-entropy's gradient wrt the logits is softmax - one_hot(label): made in place
             # from the log-probabilities, so a chunk holds two [chunk, vocab] tensors (logits and
-            # these), not the four autograd's log-softmax and its backward would (log-probs, the
-            # one-hot gradient of the loss, the gradient of the logits, and the logits).
+            # these) where autograd through log-softmax held three (tests/test_memory.py measures it).
             log_probs = torch.log_softmax(logits.detach().float(), dim=-1)  # fp32: bf16 is too coarse
             picked = labels[start:end, None]
             total -= log_probs.gather(1, picked).sum()
