@@ -273,9 +273,9 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, plan: AttentionPla
         # A tuple, not a list: varlen_attn recognises plain causal by `window_size == (-1, 0)`.
         window_size = (plan.window - 1, 0) if sliding else (-1, 0)
         out = plan.kernel(q.reshape(batch * seqlen, heads, head_dim),
-                            k.reshape(batch * seqlen, -1, head_dim), v.reshape(batch * seqlen, -1, head_dim),
-                            plan.cu_seqlens, plan.cu_seqlens, plan.max_seqlen, plan.max_seqlen,
-                            scale=scale, window_size=window_size, enable_gqa=gqa)
+                          k.reshape(batch * seqlen, -1, head_dim), v.reshape(batch * seqlen, -1, head_dim),
+                          plan.cu_seqlens, plan.cu_seqlens, plan.max_seqlen, plan.max_seqlen,
+                          scale=scale, window_size=window_size, enable_gqa=gqa)
         return out.reshape(batch, seqlen, heads * head_dim)
 
     if plan.segments is not None:
