@@ -197,7 +197,8 @@ def reference_batch(examples, pad_id: int) -> dict:
 # -------------------------------------------------------------------------------------------- steps
 
 def minifc_step(model, optimizer, batch, loss_chunk: int = 1024) -> torch.Tensor:
-    """One optimiser step as train.py takes it; returns the loss as a device tensor (no host sync)."""
+    """One optimiser step as train.py takes it, without gradient clipping (the reference step clips
+    nothing either); returns the loss as a device tensor (no host sync)."""
     loss = batch_loss(model, batch, loss_chunk)
     loss.backward()
     optimizer.step()

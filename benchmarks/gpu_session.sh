@@ -7,9 +7,14 @@
 #   bash benchmarks/gpu_session.sh profile [OUT]   # ~3 min: a torch.profiler table of minifc's llama-3.1-8b step
 #
 # Logs and JSON go to OUT (default: $OUT if set, else ./gpu_out). Nothing is downloaded: models have
-# random weights, the demo builds its own tiny model, and without --tokenizers the benchmark trains a
-# small tokenizer on the spot (it says so). Copy the numbers into benchmarks/RESULTS.md with the date,
-# the device (nvidia-smi line printed first) and the torch version.
+# random weights and the demo builds its own tiny model. The benchmark uses the real tokenizers when
+# $MINIFC_REFERENCE/tokenizers holds them (carry them to the device in an ignored folder: llama-3.2's is
+# 17 MB, each Gemma one 33 MB, against the device tool's 64 MiB per call), else it trains a small
+# tokenizer on the spot and says so (token counts then differ from the CPU tables). The device image
+# has torch 2.11 and transformers 5.17, below requirements.txt's floors: a varlen kernel without an
+# argument minifc passes shows as a warning ("varlen flash attention is not used") at the first step.
+# Copy the numbers into benchmarks/RESULTS.md with the date, the device (nvidia-smi line printed first)
+# and the versions.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 stage=${1:?usage: bash benchmarks/gpu_session.sh checks|bench|bench8b|profile [OUT]}
@@ -18,6 +23,8 @@ mkdir -p "$out"
 export PYTHONUNBUFFERED=1
 PY=${PYTHON:-python3}
 PEAK=${PEAK_TFLOPS:-989}  # dense bf16 TFLOP/s of an H100 SXM / H200
+TOKENIZERS=()
+[ -d "${MINIFC_REFERENCE:-}/tokenizers" ] && TOKENIZERS=(--tokenizers "$MINIFC_REFERENCE/tokenizers")
 
 run() {  # run "name" command...: print, time, and keep the log
   local name=$1; shift
@@ -39,22 +46,23 @@ checks)
   # the demo: full fine-tune under bf16 autocast, then LoRA (bf16 base, varlen, fused AdamW) on its result
   run demo_full $PY train.py --model tiny --device cuda --epochs 2 --out "$out/tiny" --overwrite
   run demo_lora $PY train.py --model "$out/tiny/final" --device cuda --epochs 1 --lr 1e-3 --out "$out/lora" --overwrite
-  # --compile: losses must equal the eager run's; a "recompile_limit" line means a variant ran eagerly
+  # --compile: losses should match the eager run's (demo_lora.log) to bf16 rounding; a "recompile_limit"
+  # line means a variant ran eagerly
   TORCH_LOGS=recompiles run demo_compile $PY train.py --model "$out/tiny/final" --device cuda --epochs 1 --lr 1e-3 \
       --compile --out "$out/lora_compiled" --overwrite
   ;;
 bench)
-  run bench $PY benchmarks/bench_train.py --device cuda --peak-tflops "$PEAK" \
+  run bench $PY benchmarks/bench_train.py --device cuda --peak-tflops "$PEAK" "${TOKENIZERS[@]}" \
       --models gemma-3-1b functiongemma-270m llama-3.2-1b --json "$out/bench.json"
   ;;
 bench8b)
   run bench8b $PY benchmarks/bench_train.py --device cuda --peak-tflops "$PEAK" --models llama-3.1-8b \
-      --json "$out/bench8b.json"
+      "${TOKENIZERS[@]}" --json "$out/bench8b.json"
   run bench8b_32_compiled $PY benchmarks/bench_train.py --device cuda --peak-tflops "$PEAK" --models llama-3.1-8b \
-      --examples-per-step 32 --compile --no-memory --json "$out/bench8b_32_compiled.json"
+      "${TOKENIZERS[@]}" --examples-per-step 32 --compile --no-memory --json "$out/bench8b_32_compiled.json"
   ;;
 profile)
-  run profile $PY benchmarks/profile_step.py --model llama-3.1-8b --examples-per-step 16 --out "$out/profile_8b.txt"
+  run profile $PY benchmarks/profile_step.py --model llama-3.1-8b --examples-per-step 16 "${TOKENIZERS[@]}" --out "$out/profile_8b.txt"
   ;;
 *)
   echo "unknown stage $stage: checks, bench, bench8b or profile" >&2; exit 2 ;;

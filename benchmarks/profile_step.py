@@ -7,8 +7,9 @@ The same model, data and step as benchmarks/bench_train.py (random weights with 
 real sizes, the built-in examples packed into one row, LoRA r=16 on every block linear, loss on the
 trained rows, AdamW). After warm-up steps, a few steps run under torch.profiler; the table lists
 operators by their own time on the device that does the work (CUDA kernels on a GPU, CPU otherwise),
-and the summary line gives the step time and how much of it the host spent waiting for the device
-(cudaStreamSynchronize / cudaDeviceSynchronize / cudaMemcpy: host syncs).
+and the summary line gives the step time and the host's time in the CUDA calls that can make it wait
+for the device (cudaStreamSynchronize, cudaMemcpy, cudaMemcpyAsync: a sync inside the step shows up
+here; the one torch.cuda.synchronize that ends the profiled steps is not counted).
 """
 
 import argparse
@@ -28,7 +29,7 @@ from benchmarks.bench_train import (bench_hf_config, build_minifc, load_sequence
 from minifc.config import MODELS  # noqa: E402
 from minifc.lora import lora_parameters  # noqa: E402
 
-SYNC_EVENTS = ("cudaStreamSynchronize", "cudaDeviceSynchronize", "cudaMemcpy", "cudaMemcpyAsync")
+SYNC_EVENTS = ("cudaStreamSynchronize", "cudaMemcpy", "cudaMemcpyAsync")  # not the final cudaDeviceSynchronize
 
 
 def build_parser() -> argparse.ArgumentParser:
