@@ -28,6 +28,7 @@ Layouts: q [B, T, Hq, D] and k, v [B, T, Hkv, D] (after RoPE); `attend` returns 
 Grouped-query attention (Hkv < Hq) is handled by the kernels (enable_gqa), without copying k, v.
 """
 
+import inspect
 import warnings
 from dataclasses import dataclass
 from functools import cache
@@ -47,7 +48,19 @@ def varlen_attn():
         from torch.nn.attention.varlen import varlen_attn as function
     except ImportError:
         return None
-    return function
+    return without_unknown_gqa_flag(function)
+
+
+def without_unknown_gqa_flag(function):
+    """`function`, or a wrapper that drops `enable_gqa` where `function` has no such argument (torch
+    releases before it was added, 2.11 and older): their flash kernel takes fewer key/value heads than
+    query heads as they are. _varlen_agrees confirms the results on each device before any use."""
+    if "enable_gqa" in inspect.signature(function).parameters:
+        return function
+
+    def call(*args, enable_gqa=False, **kwargs):
+        return function(*args, **kwargs)
+    return call
 
 
 class KVCache:

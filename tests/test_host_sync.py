@@ -228,10 +228,18 @@ def test_the_varlen_self_check_accepts_the_kernel_semantics_and_refuses_others(m
         left, right = window_size
         return fake_varlen_attn([])(q, k, v, *args, window_size=(left + 1 if left >= 0 else left, right), **kwargs)
 
-    def no_gqa_argument(q, k, v, cu_q, cu_k, max_q, max_k, *, scale, window_size):  # as older torch releases
-        return fake_varlen_attn([])(q, k, v, cu_q, cu_k, max_q, max_k, scale=scale, window_size=window_size)
+    def no_gqa_argument(q, k, v, cu_q, cu_k, max_q, max_k, *, scale, window_size):  # as older torch releases,
+        return fake_varlen_attn([])(q, k, v, cu_q, cu_k, max_q, max_k, scale=scale,  # GQA by the head counts
+                                    window_size=window_size, enable_gqa=q.shape[1] != k.shape[1])
 
     for wrong, reason in ((window_one_too_wide, "differs from SDPA"), (no_gqa_argument, "TypeError")):
         monkeypatch.setattr(attention, "varlen_attn", lambda: wrong)
         with pytest.warns(UserWarning, match=f"varlen flash attention is not used on cpu .*{reason}"):
             assert not check(torch.device("cpu"), torch.float32, 8)
+
+    # varlen_attn() adapts a kernel without the enable_gqa argument: it is then used (when its results
+    # with fewer key/value heads agree, as the stand-in's do)
+    adapted = attention.without_unknown_gqa_flag(no_gqa_argument)
+    assert attention.without_unknown_gqa_flag(fake_varlen_attn([])).__name__ == "varlen_attn"  # kept as is
+    monkeypatch.setattr(attention, "varlen_attn", lambda: adapted)
+    assert check(torch.device("cpu"), torch.float32, 8)
