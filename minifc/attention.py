@@ -216,14 +216,10 @@ def _varlen_bounds(batch_size, seqlen, device, cu_seqlens, max_seqlen) -> tuple[
 
 
 def _per_segment_plan(batch_size, seqlen, device, config, cu_seqlens) -> AttentionPlan:
-    """Path (a'): the length of each sequence over the flattened tokens, the same partition as
-    _segment_ids (tokens after the last bound form one more sequence), and the windowed masks."""
-    total = batch_size * seqlen
-    bounds = sorted({0, total, *(b for b in cu_seqlens.tolist() if 0 < b < total)})
-    if not {r * seqlen for r in range(1, batch_size)} <= set(bounds):
-        raise ValueError("cu_seqlens has a sequence that continues from one row into the next; "
-                         "each row of a packed batch must hold whole sequences")
-    lengths = [end - start for start, end in zip(bounds[:-1], bounds[1:])]
+    """Path (a'): the length of each sequence over the flattened tokens, the partition of _segment_ids
+    (which also refuses a sequence spanning two rows), and the windowed masks."""
+    segments = _segment_ids(cu_seqlens, batch_size, seqlen)
+    lengths = [n for n in torch.bincount(segments.flatten()).tolist() if n]  # repeated bounds: no empty sequences
     window = config.sliding_window
     window_masks = {}
     if window is not None and "sliding_attention" in config.layer_types:
