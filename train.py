@@ -25,7 +25,8 @@ import torch
 
 from minifc.chat import get_format
 from minifc.checkpoint import CheckpointError, load_pretrained, resolve_checkpoint_dir
-from minifc.collate import encode_dataset, epoch_batches, epoch_rows, num_batches
+from minifc.collate import epoch_batches, epoch_rows, num_batches
+from minifc.encode import encode_dataset
 from minifc.config import resolve_model_name
 from minifc.data import BUILTIN_TEST, BUILTIN_TRAIN, DataError, load_examples
 from minifc.evalloop import cases_from_examples, run_eval

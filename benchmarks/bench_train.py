@@ -53,7 +53,9 @@ from benchmarks.flops import step_flops  # noqa: E402
 from benchmarks.memory import measure_memory, peak_memory  # noqa: E402
 from benchmarks.report import describe_device, fast_path_table, markdown_table  # noqa: E402
 from minifc.chat import get_format  # noqa: E402
-from minifc.collate import IGNORE_INDEX, encode_dataset, packed_batch, padded_batch  # noqa: E402
+from minifc.collate import packed_batch, padded_batch  # noqa: E402
+from minifc.encode import encode_dataset  # noqa: E402
+from minifc.masking import IGNORE_INDEX  # noqa: E402
 from minifc.config import MODELS, ModelConfig  # noqa: E402
 from minifc.data import BUILTIN_TRAIN, load_examples  # noqa: E402
 from minifc.lora import apply_lora, lora_layers, lora_parameters, mark_only_lora_trainable  # noqa: E402
@@ -144,7 +146,7 @@ def fallback_tokenizer(examples, fmt) -> Tokenizer:
     """A small BPE tokenizer trained here on the rendered examples (when the real one is not on disk)."""
     from tokenizers import Tokenizer as HFTokenizer, decoders, models, pre_tokenizers, trainers
 
-    from minifc.collate import render_example
+    from minifc.encode import render_example
     tk = HFTokenizer(models.BPE())
     tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tk.decoder = decoders.ByteLevel()

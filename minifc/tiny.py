@@ -22,7 +22,7 @@ import torch
 from tokenizers import Tokenizer as HFTokenizer
 from tokenizers import decoders, models, pre_tokenizers, trainers
 
-from .collate import render_example
+from .encode import render_example
 from .config import ModelConfig
 from .export import save_hf_model
 from .model import Transformer

@@ -46,7 +46,7 @@ TOOL_FREE = {
     "whitespace_edges": [{"role": "system", "content": "  sys with edges \n"}, {"role": "user", "content": "\n\n  hi \t"},
                          {"role": "assistant", "content": "  answer\n\n"}, {"role": "user", "content": " next "}],
     "empty_texts": [{"role": "user", "content": ""}, {"role": "assistant", "content": ""}],
-    "markup_in_text": [{"role": "user", "content": "<start_of_turn> is a token; [f(x=1)] is not a call here"},
+    "markup_in_text": [{"role": "user", "content": "<b>markup</b> and <start_of_tool> are text; [f(x=1)] is not a call here"},
                        {"role": "assistant", "content": "```python\nprint('x')\n```"}],
 }
 

@@ -278,7 +278,7 @@ def test_control_and_stop_tokens_are_single_ids(tokenizer):
     ([ASK, {"role": "tool", "content": {"x": "<|python_tag|>"}}], None, r"messages\[1\].content"),
     ([ASK, calls(call("f", a="<|reserved_special_token_7|>"))], None, r"tool_calls\[0\].function.arguments"),
     ([{"role": "system", "content": "<|begin_of_text|>"}, ASK], None, r"messages\[0\].content"),
-    ([ASK], [tool("f", "<|eom_id|>", {})], "tools contains"),
+    ([ASK], [tool("f", "<|eom_id|>", {})], r"tools\[0\]\.function\.description contains"),
 ])
 def test_bad_input_is_refused_with_the_field(messages, tools, match):
     with pytest.raises(ValueError, match=match):

@@ -16,7 +16,8 @@ from tokenizers import Tokenizer as HFTokenizer
 from tokenizers import decoders, models, pre_tokenizers, trainers
 
 from minifc.chat import FORMATS, get_format
-from minifc.collate import IGNORE_INDEX, encode_example, inspect_example
+from minifc.encode import encode_example, inspect_example
+from minifc.masking import IGNORE_INDEX, TrainOn
 from minifc.data import Example
 from minifc.tokenizer import Tokenizer
 
@@ -252,3 +253,81 @@ def test_builtin_data_encodes_cleanly(setup):
                     and (i + 1 == len(ids) or labels[i + 1] == IGNORE_INDEX)]
         assistant_turns = sum(m["role"] == "assistant" for m in example.messages)
         assert len(run_ends) == assistant_turns and all(ids[i] in stop_ids for i in run_ends), example.location
+
+
+# --- what --train-on and --last-turn-only change: the trained text, written out by hand per format --------
+
+FOLLOW_UP = [SYSTEM, ASK, calls(WEATHER), WEATHER_RESULT, ANSWER, {"role": "user", "content": "Thanks!"},
+             {"role": "assistant", "content": "You're welcome."}]
+FG_CALL = "<start_function_call>call:get_weather{city:<escape>Paris<escape>,unit:<escape>celsius<escape>}<end_function_call>"
+FG_RESULT = "response:get_weather{condition:<escape>sunny skies<escape>,temperature:21}<end_function_response>"
+G3_CALL, G3_RESULT = '[get_weather(city="Paris", unit="celsius")]', '{"temperature": 21, "condition": "sunny skies"}'
+L3_CALL = '{"name": "get_weather", "parameters": {"city": "Paris", "unit": "celsius"}}'
+TRAIN_ON = {  # option -> format -> trained spans; a role's text and the token ending its turn, never headers
+    "assistant": {
+        "functiongemma": [FG_CALL + "<start_function_response>", "It is 21 °C and sunny in Paris.<end_of_turn>",
+                          "You're welcome.<end_of_turn>"],
+        "gemma3": [G3_CALL + "<end_of_turn>", "It is 21 °C and sunny in Paris.<end_of_turn>", "You're welcome.<end_of_turn>"],
+        "llama3.2": [L3_CALL + "<|eot_id|>", "It is 21 °C and sunny in Paris.<|eot_id|>", "You're welcome.<|eot_id|>"]},
+    "assistant,tool": {  # FunctionGemma: the result sits in the model turn, right after the call's stop token
+        "functiongemma": [FG_CALL + "<start_function_response>" + FG_RESULT + "It is 21 °C and sunny in Paris.<end_of_turn>",
+                          "You're welcome.<end_of_turn>"],
+        # Gemma 3: the result's body without its fence, and the end of the user turn that holds only results
+        "gemma3": [G3_CALL + "<end_of_turn>", G3_RESULT, "<end_of_turn>", "It is 21 °C and sunny in Paris.<end_of_turn>",
+                   "You're welcome.<end_of_turn>"],
+        "llama3.2": [L3_CALL + "<|eot_id|>", G3_RESULT + "<|eot_id|>", "It is 21 °C and sunny in Paris.<|eot_id|>",
+                     "You're welcome.<|eot_id|>"]},
+    "tool": {
+        "functiongemma": ["<start_function_response>" + FG_RESULT],
+        "gemma3": [G3_RESULT, "<end_of_turn>"],
+        "llama3.2": [G3_RESULT + "<|eot_id|>"]},
+    "assistant,user": {
+        "functiongemma": ["What's the weather in Paris?<end_of_turn>", FG_CALL + "<start_function_response>",
+                          "It is 21 °C and sunny in Paris.<end_of_turn>", "Thanks!<end_of_turn>", "You're welcome.<end_of_turn>"],
+        "gemma3": ["What's the weather in Paris?<end_of_turn>", G3_CALL + "<end_of_turn>",
+                   "It is 21 °C and sunny in Paris.<end_of_turn>", "Thanks!<end_of_turn>", "You're welcome.<end_of_turn>"],
+        "llama3.2": ["What's the weather in Paris?<|eot_id|>", L3_CALL + "<|eot_id|>",
+                     "It is 21 °C and sunny in Paris.<|eot_id|>", "Thanks!<|eot_id|>", "You're welcome.<|eot_id|>"]},
+    "assistant,system": {  # the system text; its turn's end where the system message has a turn of its own
+        "functiongemma": ["You are a concise assistant.", "<end_of_turn>", FG_CALL + "<start_function_response>",
+                          "It is 21 °C and sunny in Paris.<end_of_turn>", "You're welcome.<end_of_turn>"],
+        "gemma3": ["You are a concise assistant.", G3_CALL + "<end_of_turn>", "It is 21 °C and sunny in Paris.<end_of_turn>",
+                   "You're welcome.<end_of_turn>"],
+        "llama3.2": ["You are a concise assistant.<|eot_id|>", L3_CALL + "<|eot_id|>",
+                     "It is 21 °C and sunny in Paris.<|eot_id|>", "You're welcome.<|eot_id|>"]},
+    "last turn only": {
+        "functiongemma": ["You're welcome.<end_of_turn>"], "gemma3": ["You're welcome.<end_of_turn>"],
+        "llama3.2": ["You're welcome.<|eot_id|>"]},
+}
+for option in TRAIN_ON.values():
+    option["llama3.1"] = option["llama3.2"]
+
+
+@pytest.mark.parametrize("option", list(TRAIN_ON))
+def test_train_on_changes_exactly_the_expected_text(setup, option):
+    name, fmt, tokenizer = setup
+    train_on = TrainOn(last_turn_only=True) if option == "last turn only" else TrainOn.parse(option)
+    rendered = fmt.render(FOLLOW_UP, tools=TOOLS)
+    assert [rendered.text[a:b] for a, b in rendered.trained_spans(train_on)] == TRAIN_ON[option][name]
+    ids, labels = encode_example(Example(FOLLOW_UP, TOOLS), tokenizer, fmt, train_on=train_on)
+    assert trained_ids(ids, labels) == [i for piece in TRAIN_ON[option][name] for i in tokenizer.encode(piece)]
+
+
+def test_message_flags_win_over_train_on(setup):
+    """"train": false keeps a message out whatever --train-on says; "train": true trains a user message's
+    text (not its end token) even when users are not trained, and an assistant's under --last-turn-only."""
+    name, fmt, tokenizer = setup
+    messages = [dict(m) for m in FOLLOW_UP]
+    messages[3]["train"] = False                  # the tool result, although tools are trained below
+    messages[5]["train"] = True                   # "Thanks!"
+    messages[4]["train"] = True                   # the first answer, although only the last turn is trained
+    train_on = TrainOn(("assistant", "tool"), last_turn_only=True)
+    rendered = fmt.render(messages, tools=TOOLS)
+    end = "<|eot_id|>" if name.startswith("llama") else "<end_of_turn>"
+    assert [rendered.text[a:b] for a, b in rendered.trained_spans(train_on)] == [
+        "It is 21 °C and sunny in Paris." + end, "Thanks!", "You're welcome." + end]
+
+
+def test_train_on_refuses_unknown_roles():
+    with pytest.raises(ValueError, match="assistant, tool, user, system"):
+        TrainOn.parse("assistant,tools")

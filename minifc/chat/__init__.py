@@ -1,46 +1,24 @@
 """Chat formats: one module per prompt format, each with `render()` and `parse()` side by side.
 
     fmt = get_format("llama3.2")
-    fmt.render(messages, tools=None, add_generation_prompt=False) -> Rendered(text, spans)
+    fmt.render(messages, tools=None, add_generation_prompt=False) -> Rendered(text, pieces, messages)
     fmt.parse(generated_text) -> {"role": "assistant", "content": str | None, "tool_calls": [...],
                                   "parse_error": str | None}
 
-`spans` are the character ranges of `text` that are trained on: what the assistant produces, and the
-token(s) that end its turn (the masking rule in DESIGN.md). `parse` never raises on malformed model
-output: it returns `parse_error` set to a message, which evaluation counts as invalid syntax.
+A renderer writes the exact text of the format through `kit.SpanWriter`, labelling every piece with
+what it is (role header, a message's text, its calls, the token that ends its turn, the template's own
+text) and which message it came from. It never decides what is trained: minifc/masking.py does, from
+the labels (`rendered.spans` under the default rule, `rendered.trained_spans(train_on)` otherwise).
+`parse` never raises on malformed model output: it returns `parse_error` set to a message, which
+evaluation counts as invalid syntax. What formats share (the writer, the refusal of control tokens
+inside data, the canonical tool-call dict, the parse result) is in `kit.py`.
 """
 
 import importlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
-
-@dataclass
-class Rendered:
-    text: str
-    spans: list[tuple[int, int]] = field(default_factory=list)  # trained character ranges [start, end)
-
-
-class SpanWriter:
-    """Builds a Rendered piece by piece: each piece of text is trained or not, and adjacent trained
-    pieces make one span. Every renderer writes through one of these, so text and spans cannot drift."""
-
-    def __init__(self):
-        self.parts: list[str] = []
-        self.length = 0
-        self.spans: list[tuple[int, int]] = []
-
-    def write(self, text: str, trained: bool = False):
-        if trained and text:
-            if self.spans and self.spans[-1][1] == self.length:  # extend a span that ends right here
-                self.spans[-1] = (self.spans[-1][0], self.length + len(text))
-            else:
-                self.spans.append((self.length, self.length + len(text)))
-        self.parts.append(text)
-        self.length += len(text)
-
-    def rendered(self) -> Rendered:
-        return Rendered("".join(self.parts), self.spans)
+from minifc.chat.kit import Rendered  # noqa: F401 (what render() returns; re-exported)
 
 
 @dataclass(frozen=True)

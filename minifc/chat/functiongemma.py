@@ -10,10 +10,13 @@ and marks which pieces are trained. The layout, on one training sample:
     <start_of_turn>model\\n[<start_function_call>call:get_weather{city:<escape>Paris<escape>}<end_function_call>
     <start_function_response>]response:get_weather{temperature:21}<end_function_response>[It is 21 degrees.<end_of_turn>]\\n
 
-Brackets mark the trained text. Tool results are not turns: they sit inside the model turn, right after
-the calls, and the model's answer continues that same turn. The `<start_function_response>` that opens
-the first result is what the model emits to stop after its calls (a stop token), so it is trained even
-though the template writes it as part of the tool message; the result body after it is not trained.
+Brackets mark the text trained by default. Tool results are not turns: they sit inside the model turn,
+right after the calls, and the model's answer continues that same turn. The `<start_function_response>`
+that opens the first result is what the model emits to stop after its calls (a stop token), so it is
+labelled as the caller's END (and as the start of the result's TEXT, which the template makes it); the
+result block after it is the tool message's TEXT, `<end_function_response>` included (it closes the
+block, not a turn). Headers are HEADER, message text TEXT, calls CALLS, `<end_of_turn>` END of its
+message; the rest is the template's (minifc/masking.py decides what is trained from these labels).
 
 Values are written with FunctionGemma's own syntax, not JSON: strings wrapped in `<escape>`, bare keys
 sorted case-insensitively (Jinja's `dictsort`), numbers as Python prints them.
@@ -21,7 +24,9 @@ sorted case-insensitively (Jinja's `dictsort`), numbers as Python prints them.
 
 import re
 
-from minifc.chat import ChatFormat, Rendered, SpanWriter
+from minifc.chat import ChatFormat
+from minifc.chat.kit import Rendered, SpanWriter, control_pattern, parse_result, tool_call
+from minifc.masking import CALLS, END, HEADER, TEXT
 
 BOS = "<bos>"
 EOS = "<eos>"
@@ -30,6 +35,8 @@ DECL_START, DECL_END = "<start_function_declaration>", "<end_function_declaratio
 CALL_START, CALL_END = "<start_function_call>", "<end_function_call>"
 RESPONSE_START, RESPONSE_END = "<start_function_response>", "<end_function_response>"
 ESCAPE = "<escape>"
+_CONTROL = control_pattern((BOS, EOS, START_OF_TURN, END_OF_TURN, DECL_START, DECL_END, CALL_START, CALL_END, RESPONSE_START,
+                             RESPONSE_END, ESCAPE))
 DEFAULT_DEVELOPER_TEXT = "You are a model that can do function calling with the following functions"
 # Keys of a JSON-Schema property that the template never renders as sub-properties.
 _STANDARD_KEYS = ("description", "type", "properties", "required", "nullable")
@@ -223,43 +230,35 @@ def _format_tool_results(message: dict, where: str, name=_MISSING) -> list[str]:
                      f"got {type(content).__name__}")
 
 
-def _trained(message: dict) -> bool:
-    """The masking rule with its per-message override: assistant messages are trained unless
-    "train": false; any other message only with "train": true."""
-    return message.get("train", message["role"] == "assistant") is True
-
-
 def render(messages: list[dict], tools: list[dict] | None = None, add_generation_prompt: bool = False,
            **format_options) -> Rendered:
-    """The official FunctionGemma template's text, plus the trained character spans (see module docstring)."""
+    """The official FunctionGemma template's text, labelled piece by piece (see module docstring)."""
     if format_options:
         raise TypeError(f"the functiongemma format takes no format options, got {sorted(format_options)}")
     if not messages:
         raise ValueError("render() needs at least one message")
-    out = SpanWriter()
+    out = SpanWriter(messages, tools, _CONTROL)
     out.write(BOS)
     first = messages[0]
-    loop_messages = messages
-    if tools or first["role"] in ("system", "developer"):
-        out.write(START_OF_TURN + "developer\n")
-        if first["role"] in ("system", "developer"):
+    has_system = first["role"] in ("system", "developer")
+    if tools or has_system:
+        out.write(START_OF_TURN + "developer\n", HEADER, 0 if has_system else None)
+        if has_system:
             # A system text *replaces* the default sentence (Google's docs call the default essential).
-            out.write(_content_text(first, "messages[0]") or "", trained=_trained(first))
-            loop_messages = messages[1:]
+            out.write(_content_text(first, "messages[0]") or "", TEXT, 0)
         else:
             out.write(DEFAULT_DEVELOPER_TEXT)
         for tool in tools or []:
             out.write(DECL_START + format_declaration(tool) + DECL_END)
-        out.write(END_OF_TURN + "\n")
+        out.write(END_OF_TURN, END, 0 if has_system else None)
+        out.write("\n")
 
-    offset = len(messages) - len(loop_messages)
     previous = None  # what the last message ended with: None, "content", "tool_call" or "tool_response"
-    stop_pending = False  # a trained assistant's calls wait for the `<start_function_response>` that ends them
+    caller = None  # the assistant whose calls wait for the `<start_function_response>` that ends its turn
     unanswered = []  # names of the last calls not yet answered by a tool message
-    for index, message in enumerate(loop_messages):
-        where = f"messages[{index + offset}] ({message['role']})"
-        is_last = index == len(loop_messages) - 1
-        trained = _trained(message)
+    for index in range(1 if has_system else 0, len(messages)):
+        message = messages[index]
+        where = f"messages[{index}] ({message['role']})"
         if message["role"] == "tool":
             name = message.get("name", _MISSING)
             if name is _MISSING and unanswered:
@@ -268,39 +267,41 @@ def render(messages: list[dict], tools: list[dict] | None = None, add_generation
                 name = unanswered[0]
             if name in unanswered:
                 unanswered.remove(name)
-            results = _format_tool_results(message, where, name)
-            for result in results:
-                # The first response opener after a call is the model's stop token: trained with the call.
-                out.write(RESPONSE_START, trained=stop_pending or trained)
-                out.write(result, trained=trained)
-                stop_pending = False
+            for result in _format_tool_results(message, where, name):
+                # The first response opener after a call is the caller's stop token, and also the start
+                # of this result's block: labelled as both.
+                if caller is None:
+                    out.write(RESPONSE_START, TEXT, index)
+                else:
+                    out.write(RESPONSE_START, END, caller, also=(TEXT, index))
+                out.write(result, TEXT, index)
+                caller = None
             previous = "tool_response"
             continue
 
-        stop_pending = False
-        role = "model" if message["role"] == "assistant" else message["role"]
+        caller = None
         if previous != "tool_response":
-            out.write(START_OF_TURN + role + "\n")
+            out.write(START_OF_TURN + ("model" if message["role"] == "assistant" else message["role"]) + "\n",
+                      HEADER, index)
         # else: the message continues the model turn that holds the tool results. Quirk (reproduced): a
         # *user* message there is glued right after `<end_function_response>`, without a user header.
         previous = None
         text = _content_text(message, where)
         if text is not None:
-            out.write(text, trained=trained)
+            out.write(text, TEXT, index)
             previous = "content"
         calls = message.get("tool_calls") or []
         if calls:
             unanswered = [call["function"]["name"] for call in calls]
             for call in calls:
-                out.write(_format_call(call, where), trained=trained)
-            if is_last:
-                out.write(RESPONSE_START, trained=trained)  # a sample that ends in calls ends with the stop token
-            else:  # the next tool message writes it (no tool message next: the turn has no stop token)
-                stop_pending = trained and message["role"] == "assistant"
+                out.write(_format_call(call, where), CALLS, index)
+            if index == len(messages) - 1:
+                out.write(RESPONSE_START, END, index)  # a sample that ends in calls ends with the stop token
+            elif message["role"] == "assistant":
+                caller = index  # the next tool message writes it (none next: the turn has no stop token)
             previous = "tool_call"
         else:
-            # The assistant's end token is trained; an overridden user/system message trains its text only.
-            out.write(END_OF_TURN, trained=trained and message["role"] == "assistant")
+            out.write(END_OF_TURN, END, index)
             out.write("\n")  # glue the model never generates: it stops at <end_of_turn>
     if add_generation_prompt and previous != "tool_response":
         # Pitfall (reproduced): after a trailing call this gives `...<start_function_response><start_of_turn>model\n`.
@@ -414,7 +415,7 @@ def _parse_call(text: str, pos: int) -> tuple[dict, int]:
     parser.pos = name.end()
     arguments = parser.object()
     parser.expect(CALL_END)
-    return {"type": "function", "function": {"name": name.group(), "arguments": arguments}}, parser.pos
+    return tool_call(name.group(), arguments), parser.pos
 
 
 def parse(generated_text: str) -> dict:
@@ -423,7 +424,6 @@ def parse(generated_text: str) -> dict:
     markers = [i for i in (generated_text.find(m) for m in (CALL_START,) + _STOPS) if i >= 0]
     text_end = min(markers, default=len(generated_text))
     content = generated_text[:text_end].strip() or None
-    result = {"role": "assistant", "content": content, "tool_calls": [], "parse_error": None}
     pos, calls = text_end, []
     try:
         while generated_text.startswith(CALL_START, pos):
@@ -433,10 +433,8 @@ def parse(generated_text: str) -> dict:
         if rest.strip() and not rest.startswith(_STOPS):
             raise _ParseError(f"unexpected text after the function calls: {rest[:40]!r}")
     except _ParseError as error:
-        result["parse_error"] = str(error)
-        return result
-    result["tool_calls"] = calls
-    return result
+        return parse_result(content, [], str(error))
+    return parse_result(content, calls, None)
 
 
 FORMAT = ChatFormat(

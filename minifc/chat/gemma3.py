@@ -51,11 +51,14 @@ user message, a first non-system message that is not from the user, two assistan
 a system message after the first, unknown roles, non-string content, an assistant message with neither
 content nor calls, non-dict arguments, names the call syntax cannot carry.
 
-Trained spans (the masking rule): each assistant message's text (content and/or call list) through
-its `<end_of_turn>`; never the `<start_of_turn>model\\n` header, and not the "\\n" after
-`<end_of_turn>` (see `render`). `"train": false` on an assistant message removes its span; `"train":
-true` on another message adds a span over its own text only (the user's trimmed text, the system text,
-a tool result's RESULT without the fence), never over headers, the instruction or the declarations.
+Labels (minifc/masking.py decides what is trained from them): each turn's `<start_of_turn>ROLE\n` is
+the HEADER of its first message; an assistant message's text (with the blank line before its calls)
+is its TEXT, the call list its CALLS, its `<end_of_turn>` its END; the "\n" after `<end_of_turn>` is
+template glue (generation stops at `<end_of_turn>`, the prompt supplies the "\n"). In a user turn,
+the system text, the user's trimmed text and a tool result's RESULT (without the fence) are TEXT of
+their messages; BOS, the instruction, the declarations, the fences and block separators are the
+template's; the turn's `<end_of_turn>` is the END of its last message. Data holding one of the
+format's control tokens is refused (kit.SpanWriter).
 
 parse(): cuts the text at the first `<end_of_turn>` or `<eos>` and removes one ```tool_code / ```python
 fence around the whole answer when it holds a call list (Google's other documented variant). A call
@@ -72,9 +75,12 @@ import json
 import math
 import re
 
-from minifc.chat import ChatFormat, Rendered, SpanWriter
+from minifc.chat import ChatFormat
+from minifc.chat.kit import Rendered, SpanWriter, control_pattern, parse_result, tool_call, until_stop
+from minifc.masking import CALLS, END, HEADER, TEXT
 
-BOS, START, END, EOS = "<bos>", "<start_of_turn>", "<end_of_turn>", "<eos>"
+BOS, START, END_OF_TURN, EOS = "<bos>", "<start_of_turn>", "<end_of_turn>", "<eos>"
+CONTROL = control_pattern((BOS, START, END_OF_TURN, EOS))
 BLOCK_SEPARATOR = "\n\n"
 
 # Google's Python-style instruction, verbatim; the doc's code block wraps its first sentence over
@@ -159,7 +165,8 @@ def _tool_result(message: dict, index: int) -> str:
         raise ValueError(f"messages[{index}] (role 'tool'): content must be a string or a JSON value ({error})")
 
 
-def _assistant_text(message: dict, index: int) -> str:
+def _assistant_text(message: dict, index: int) -> tuple[str, str]:
+    """(text, call list) of an assistant message; the text ends with the block separator when calls follow."""
     content = message.get("content")
     if content is not None and not isinstance(content, str):
         raise ValueError(f"messages[{index}] (role 'assistant'): content must be a string or null, "
@@ -167,10 +174,10 @@ def _assistant_text(message: dict, index: int) -> str:
     text = (content or "").strip()
     if message.get("tool_calls"):
         calls = format_calls(message["tool_calls"], f"messages[{index}].tool_calls")
-        return text + BLOCK_SEPARATOR + calls if text else calls
+        return (text + BLOCK_SEPARATOR if text else ""), calls
     if content is None:
         raise ValueError(f"messages[{index}]: assistant message has neither content nor tool_calls")
-    return text
+    return text, ""
 
 
 def _turns(messages: list[dict]) -> tuple[tuple[int, dict] | None, list[tuple[str, list[tuple[int, dict]]]]]:
@@ -210,41 +217,40 @@ def render(messages: list[dict], tools: list[dict] | None = None, add_generation
     """Render a conversation in the gemma3 v1 format (every rule is in the module docstring)."""
     if format_options:
         raise TypeError(f"the gemma3 format takes no options, got {', '.join(format_options)}")
+    out = SpanWriter(messages, tools, CONTROL)
     system, turns = _turns(messages)
-    out = SpanWriter()
-    emit = out.write
-
-    emit(BOS)
+    out.write(BOS)
     for turn_index, (role, turn_messages) in enumerate(turns):
-        emit(f"{START}{role}\n")
+        out.write(f"{START}{role}\n", HEADER, turn_messages[0][0])
         if role == "model":
             index, message = turn_messages[0]
-            # Trained: the text and <end_of_turn>, the model's stop token. The "\n" after it is template
-            # glue: generation stops at <end_of_turn>, so the model never has to produce it, and the
-            # prompt supplies it before the next turn. Training on it would only teach what follows a
-            # stop the sampler never passes.
-            emit(_assistant_text(message, index) + END, trained=message.get("train") is not False)
-            emit("\n")
+            text, calls = _assistant_text(message, index)
+            out.write(text, TEXT, index)
+            out.write(calls, CALLS, index)
+            # The "\n" after <end_of_turn> is template glue: generation stops at <end_of_turn>, so the
+            # model never produces it, and the prompt supplies it before the next turn.
+            out.write(END_OF_TURN, END, index)
+            out.write("\n")
             continue
         if turn_index == 0:
             if system is not None:
-                emit(_text(system[1], system[0]), trained=system[1].get("train") is True)  # untrimmed, as official
-                emit(BLOCK_SEPARATOR)
+                out.write(_text(system[1], system[0]), TEXT, system[0])  # untrimmed, as official
+                out.write(BLOCK_SEPARATOR)
             if tools:
-                emit(INSTRUCTION + "\n" + _declarations(tools) + BLOCK_SEPARATOR)
+                out.write(INSTRUCTION + "\n" + _declarations(tools) + BLOCK_SEPARATOR)
         for position, (index, message) in enumerate(turn_messages):
             if position:
-                emit(BLOCK_SEPARATOR)
-            trained = message.get("train") is True
+                out.write(BLOCK_SEPARATOR)
             if message["role"] == "tool":
-                emit("```tool_output\n")
-                emit(_tool_result(message, index), trained=trained)
-                emit("\n```")
+                out.write("```tool_output\n")
+                out.write(_tool_result(message, index), TEXT, index)
+                out.write("\n```")
             else:
-                emit(_text(message, index).strip(), trained=trained)
-        emit(END + "\n")
+                out.write(_text(message, index).strip(), TEXT, index)
+        out.write(END_OF_TURN, END, turn_messages[-1][0])  # the turn's end belongs to its last message
+        out.write("\n")
     if add_generation_prompt:
-        emit(f"{START}model\n")
+        out.write(f"{START}model\n")
     return out.rendered()
 
 
@@ -267,29 +273,23 @@ class _ParseError(Exception):
 
 def parse(generated_text: str) -> dict:
     """Read the model's answer: content and/or a call list (see the module docstring). Never raises."""
-    text = generated_text
-    for stop in (END, EOS):
-        text = text.split(stop, 1)[0]
+    text = until_stop(generated_text, (END_OF_TURN, EOS))
     fenced = CODE_FENCE.match(text)
     if fenced and CALL_LIST_START.match(fenced.group(1).strip()):  # a fenced code answer stays content as it is
         text = fenced.group(1)
     match = CALL_LIST_START.search(text)
     if match is None:
-        return _answer(text.strip() or None, [], None)
+        return parse_result(text.strip() or None, [], None)
     start = match.start(1)
     try:
         calls, end = _call_list(text, start)
         if text[end:].strip():
             raise _ParseError(f"text after the call list (at character {end}): {text[end:].strip()[:40]!r}")
     except _ParseError as error:
-        return _answer(text.strip() or None, [], f"malformed call list: {error}")
+        return parse_result(text.strip() or None, [], f"malformed call list: {error}")
     except (RecursionError, MemoryError):
-        return _answer(text.strip() or None, [], "malformed call list: nested too deeply")
-    return _answer(text[:start].strip() or None, calls, None)
-
-
-def _answer(content, calls, error) -> dict:
-    return {"role": "assistant", "content": content, "tool_calls": calls, "parse_error": error}
+        return parse_result(text.strip() or None, [], "malformed call list: nested too deeply")
+    return parse_result(text[:start].strip() or None, calls, None)
 
 
 def _skip_space(text: str, i: int) -> int:
@@ -316,7 +316,7 @@ def _call_list(text: str, i: int) -> tuple[list[dict], int]:
         if name is None:
             raise _ParseError(f"expected a function name at character {i}")
         arguments, i = _arguments(text, _expect(text, name.end(), "(", f"after {name.group()!r}"), name.group())
-        calls.append({"type": "function", "function": {"name": name.group(), "arguments": arguments}})
+        calls.append(tool_call(name.group(), arguments))
         i = _skip_space(text, i)
         if i < len(text) and text[i] == ",":
             i += 1
@@ -424,6 +424,6 @@ FORMAT = ChatFormat(
     name="gemma3",
     render=render,
     parse=parse,
-    stop_tokens=(END, EOS),
-    control_tokens=(BOS, START, END, EOS),
+    stop_tokens=(END_OF_TURN, EOS),
+    control_tokens=(BOS, START, END_OF_TURN, EOS),
 )

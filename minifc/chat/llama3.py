@@ -49,16 +49,17 @@ Skeleton (one line per piece; there is no newline after `<|eot_id|>`):
   `<|python_tag|>brave_search.call(query="weather Paris")` (values written raw, must be strings).
 - Stricter than the template (clear ValueError instead of odd text): non-string content, an assistant
   message with neither content nor calls, non-dict arguments, tool_calls on a non-assistant message, a
-  non-user message where the tools must go, and any Llama special-token string (`<|eot_id|>`,
+  non-user message where the tools must go, and (kit.SpanWriter) any Llama special-token string (`<|eot_id|>`,
   `<|reserved_special_token_7|>`, ...) inside data (text, arguments, results, declarations): the
   tokenizer would turn it into the real control token. An empty `tool_calls` list is treated as no
   calls (the template would raise).
 
-Trained spans (the masking rule): each assistant message's trimmed content, or its call text, through
-the `<|eot_id|>`/`<|eom_id|>` that ends the turn; never the assistant header. `"train": false` on an
-assistant message removes its span; `"train": true` on any other message adds a span over its body
-text only (the user's own text, without the tool declarations; the system message's own text, without
-the date lines; the rendered ipython body), never its header or end token.
+Labels (minifc/masking.py decides what is trained from them): every `<|start_header_id|>ROLE
+<|end_header_id|>\n\n` is the HEADER of its message (the system header: of the system message, if
+any); a message's body is its TEXT (the user's own text without the tool declarations, the system
+message's own text without the date lines, the rendered ipython body), an assistant's call text its
+CALLS, and the `<|eot_id|>`/`<|eom_id|>` after it its END. BOS, the date lines, the tool preambles
+and declarations are the template's.
 
 parse(): cuts the text at the first stop token, strips an optional leading `<|python_tag|>`, then
 reads one call, several calls separated by ";" and/or whitespace, or a JSON list of calls; "arguments"
@@ -71,7 +72,9 @@ import json
 import re
 from functools import partial
 
-from minifc.chat import ChatFormat, Rendered, SpanWriter
+from minifc.chat import ChatFormat
+from minifc.chat.kit import Rendered, SpanWriter, parse_result, refuse_control_tokens, tool_call, until_stop
+from minifc.masking import CALLS, END, HEADER, TEXT
 
 BOS = "<|begin_of_text|>"
 START_HEADER, END_HEADER = "<|start_header_id|>", "<|end_header_id|>"
@@ -91,14 +94,6 @@ TOOLS_IN_USER_PREAMBLE = ("Given the following functions, please respond with a 
                           + CALL_FORMAT + "Do not use variables.\n\n")
 TOOLS_IN_SYSTEM_PREAMBLE = ("You have access to the following functions. To call a function, please respond "
                             "with JSON for a function call." + CALL_FORMAT + "Do not use variables.\n\n")
-
-
-def _data(text: str, where: str) -> str:
-    """`text` from the data (not template glue), refused if it holds a control token."""
-    if match := _SPECIAL_TOKEN.search(text):
-        raise ValueError(f"{where} contains the control token {match.group()!r}, which the tokenizer would read as "
-                         "a real control token (ending the turn, say); remove it from the data")
-    return text
 
 
 def _header(role: str) -> str:
@@ -132,9 +127,8 @@ def _call_text(call: dict, where: str, builtin_tools) -> str:
             if not isinstance(value, str):
                 raise ValueError(f"{where}: built-in tool {name!r} argument {key!r} must be a string")
         pairs = ", ".join(f'{key}="{value}"' for key, value in arguments.items())
-        return f"{PYTHON_TAG}{_data(name, where)}.call({_data(pairs, where)})"
-    arguments_json = _data(json.dumps(arguments, ensure_ascii=False), f"{where}.function.arguments")
-    return '{"name": "' + _data(name, f"{where}.function.name") + '", "parameters": ' + arguments_json + "}"
+        return f"{PYTHON_TAG}{name}.call({pairs})"
+    return '{"name": "' + name + '", "parameters": ' + json.dumps(arguments, ensure_ascii=False) + "}"
 
 
 def _tool_result_text(content) -> str:
@@ -150,43 +144,40 @@ def render(messages: list[dict], tools: list[dict] | None = None, add_generation
     """Render a conversation in the Llama 3.x format (see the module docstring for every rule)."""
     if builtin_tools is not None and variant != "3.1":
         raise ValueError("builtin_tools exists only in the Llama 3.1 format; use llama3.1 or drop builtin_tools")
+    refuse_control_tokens([date_string, builtin_tools], "date_string, builtin_tools", _SPECIAL_TOKEN)
     tools = tools or None
-    out = SpanWriter()
-    emit = out.write
+    out = SpanWriter(messages, tools, _SPECIAL_TOKEN)
+    rest = list(enumerate(messages))  # keep original indices for labels and error messages
+    system = rest.pop(0)[0] if rest and rest[0][1].get("role") == "system" else None
 
-    messages = list(enumerate(messages))  # keep original indices for error messages
-    system_text, system_train = "", False
-    if messages and messages[0][1].get("role") == "system":
-        index, message = messages.pop(0)
-        system_text = _data(_text(message, index), f"messages[{index}].content")
-        system_train = message.get("train") is True
-
-    emit(BOS + _header("system"))
+    out.write(BOS)
+    out.write(_header("system"), HEADER, system)
     if builtin_tools is not None or tools is not None:
-        emit("Environment: ipython\n")
+        out.write("Environment: ipython\n")
     if builtin_tools is not None:
-        emit("Tools: " + _data(", ".join(t for t in builtin_tools if t != "code_interpreter"), "builtin_tools") + "\n\n")
-    emit(f"Cutting Knowledge Date: December 2023\nToday Date: {_data(date_string, 'date_string')}\n\n")
+        out.write("Tools: " + ", ".join(t for t in builtin_tools if t != "code_interpreter") + "\n\n")
+    out.write(f"Cutting Knowledge Date: December 2023\nToday Date: {date_string}\n\n")
     if tools is not None and not tools_in_user_message:
-        emit(TOOLS_IN_SYSTEM_PREAMBLE + _data(_declarations(tools), "tools"))
-    emit(system_text, trained=system_train)
-    emit(EOT)
+        out.write(TOOLS_IN_SYSTEM_PREAMBLE + _declarations(tools))
+    out.write(_text(messages[system], system) if system is not None else "", TEXT, system)
+    out.write(EOT, END, system)
 
     if tools is not None and tools_in_user_message:
-        if not messages:
+        if not rest:
             raise ValueError("tools go into the first user message (tools_in_user_message=True), but the "
                              "conversation has no message after the system message; add the user's request")
-        index, message = messages.pop(0)
+        index, message = rest.pop(0)
         if message.get("role") != "user":
             raise ValueError(f"messages[{index}]: tools go into the first message after the system message, "
                              f"which must be a user message, not {message.get('role')!r}; "
                              "put the user's request first or pass tools_in_user_message=False")
-        emit(_header("user") + TOOLS_IN_USER_PREAMBLE + _data(_declarations(tools), "tools"))
-        emit(_data(_text(message, index), f"messages[{index}].content"), trained=message.get("train") is True)
-        emit(EOT)
+        out.write(_header("user"), HEADER, index)
+        out.write(TOOLS_IN_USER_PREAMBLE + _declarations(tools))
+        out.write(_text(message, index), TEXT, index)
+        out.write(EOT, END, index)
 
     end_of_call = EOM if builtin_tools is not None else EOT
-    for index, message in messages:
+    for index, message in rest:
         role = message.get("role")
         if not isinstance(role, str) or not role:
             raise ValueError(f"messages[{index}]: role must be a non-empty string, got {role!r}")
@@ -194,30 +185,26 @@ def render(messages: list[dict], tools: list[dict] | None = None, add_generation
             if message.get("content") is None:  # the template would print "None" (transformers fails on it)
                 raise ValueError(f"messages[{index}]: tool result has no content; write the result as a string, "
                                  "number, dict or list")
-            emit(_header("ipython"))
-            emit(_data(_tool_result_text(message.get("content")), f"messages[{index}].content"),
-                 trained=message.get("train") is True)
-            emit(EOT)
+            out.write(_header("ipython"), HEADER, index)
+            out.write(_tool_result_text(message.get("content")), TEXT, index)
+            out.write(EOT, END, index)
         elif message.get("tool_calls"):
             if role != "assistant":
                 raise ValueError(f"messages[{index}]: only assistant messages may have tool_calls, not {role!r}")
             calls = [_call_text(call, f"messages[{index}].tool_calls[{i}]", builtin_tools)
                      for i, call in enumerate(message["tool_calls"])]
-            emit(_header("assistant"))  # content, if any, is dropped as in the official template
-            emit(PARALLEL_SEPARATOR.join(calls) + end_of_call, trained=message.get("train") is not False)
-        elif role == "assistant":
-            if message.get("content") is None:
-                raise ValueError(f"messages[{index}]: assistant message has neither content nor tool_calls")
-            emit(_header("assistant"))
-            emit(_data(_text(message, index), f"messages[{index}].content") + EOT,
-                 trained=message.get("train") is not False)
+            out.write(_header("assistant"), HEADER, index)  # content, if any, is dropped as in the official template
+            out.write(PARALLEL_SEPARATOR.join(calls), CALLS, index)
+            out.write(end_of_call, END, index)
         else:
-            emit(_header(_data(role, f"messages[{index}].role")))
-            emit(_data(_text(message, index), f"messages[{index}].content"), trained=message.get("train") is True)
-            emit(EOT)
+            if role == "assistant" and message.get("content") is None:
+                raise ValueError(f"messages[{index}]: assistant message has neither content nor tool_calls")
+            out.write(_header(role), HEADER, index)
+            out.write(_text(message, index), TEXT, index)
+            out.write(EOT, END, index)
 
     if add_generation_prompt:
-        emit(_header("assistant"))
+        out.write(_header("assistant"))
     return out.rendered()
 
 
@@ -225,14 +212,6 @@ def render(messages: list[dict], tools: list[dict] | None = None, add_generation
 
 _BUILTIN_CALL = re.compile(r"(\w+)\.call\((.*)\)", re.DOTALL)
 _BUILTIN_ARG = re.compile(r'\s*(\w+)="(.*?)"\s*(?:,(?=\s*\w+=")|$)', re.DOTALL)
-
-
-def _result(content, calls, error) -> dict:
-    return {"role": "assistant", "content": content, "tool_calls": calls, "parse_error": error}
-
-
-def _tool_call(name: str, arguments: dict) -> dict:
-    return {"type": "function", "function": {"name": name, "arguments": arguments}}
 
 
 def _call_from_json(obj, number: int) -> dict:
@@ -254,7 +233,7 @@ def _call_from_json(obj, number: int) -> dict:
             pass
     if not isinstance(arguments, dict):
         raise ValueError(f'call {number} ({name}): "parameters" must be a JSON object')
-    return _tool_call(name, arguments)
+    return tool_call(name, arguments)
 
 
 def _json_calls(body: str) -> list[dict]:
@@ -288,26 +267,23 @@ def _builtin_call(body: str) -> list[dict]:
             raise ValueError(f"cannot read the arguments of {match.group(1)}.call: {text[position:][:40]!r}")
         arguments[arg.group(1)] = arg.group(2)
         position = arg.end()
-    return [_tool_call(match.group(1), arguments)]
+    return [tool_call(match.group(1), arguments)]
 
 
 def parse(generated_text: str) -> dict:
     """What the model generated after the assistant header -> {"role", "content", "tool_calls",
     "parse_error"}. Never raises on malformed output."""
-    text = generated_text
-    for stop in (EOT, EOM, END_OF_TEXT):  # the turn ends at the first stop token
-        text = text.split(stop, 1)[0]
-    text = text.strip()
+    text = until_stop(generated_text, (EOT, EOM, END_OF_TEXT)).strip()
     tagged = text.startswith(PYTHON_TAG)
     body = text[len(PYTHON_TAG):].strip() if tagged else text
     looks_like_json = body.startswith("{") or re.match(r"\[\s*\{", body) is not None
     if not looks_like_json and not tagged:
-        return _result(text or None, [], None)
+        return parse_result(text or None, [], None)
     try:
         calls = _json_calls(body) if looks_like_json else _builtin_call(body)
     except (ValueError, RecursionError) as error:  # json.JSONDecodeError is a ValueError
-        return _result(text or None, [], f"malformed tool call: {error}")
-    return _result(None, calls, None)
+        return parse_result(text or None, [], f"malformed tool call: {error}")
+    return parse_result(None, calls, None)
 
 
 def _format(variant: str) -> ChatFormat:

@@ -1,0 +1,232 @@
+"""Examples -> token ids and labels, one render and one tokenization each; and the mask inspector.
+
+    ids, labels = encode_example(example, tokenizer, fmt, train_on=DEFAULT)
+        # example: an Example or a dict {"messages": [...], "tools": [...]}
+        # renders once with fmt.render(messages, tools=tools or None), tokenizes the text once with
+        # offsets (no automatic BOS: the format writes it) and labels each token from the trained spans
+        # that minifc/masking.py gives for `train_on` (default: what the assistant says and its end token):
+        # labels[i] == ids[i] where token i is trained on, else -100 (HF convention, aligned with ids).
+
+The labelling rule: a token is trained when all of its characters lie inside one trained span of the
+rendered text (spans that touch count as one). A token whose characters are partly inside and partly
+outside a span cannot be labelled honestly (the model would learn half a token), so it raises
+`SpanAlignmentError`; well-formed spans start and end at control tokens or at piece boundaries and
+never produce one. A token with no characters (an empty offset range) is not trained.
+
+A dataset:
+
+    encoded, report = encode_dataset(examples, tokenizer, fmt, max_len=2048, truncate=False, train_on=DEFAULT)
+        # encoded: list of (ids, labels). Examples longer than max_len are dropped and counted; with
+        # truncate=True they are cut at the end of the last trained span that fits (the end of an
+        # assistant turn, never inside a trained span) and kept only if something trained remains.
+        # Examples with nothing trained, or that the format cannot render (ValueError), are dropped
+        # and counted too. `print(report)` gives the counts by reason and the first locations.
+
+The inspector (`python inspect_masks.py`, or `inspect_example` here) prints a rendered example with the
+trained tokens highlighted, its tokens counted by the role of the message they came from, and whether
+every trained assistant turn ends with a trained stop token.
+"""
+
+import bisect
+from collections import Counter
+from dataclasses import dataclass, field
+
+from minifc.masking import DEFAULT, END, IGNORE_INDEX, TrainOn, message_trained
+
+
+class SpanAlignmentError(ValueError):
+    """A token straddles the edge of a trained span: the renderer's spans and the tokenizer disagree."""
+
+
+# ---------------------------------------------------------------------------------------------------
+# One example -> (input_ids, labels)
+
+
+def example_fields(example) -> tuple[list[dict], list[dict], str]:
+    """(messages, tools, location) of an Example or of a dict with "messages" and optional "tools"."""
+    if isinstance(example, dict):
+        if "messages" not in example:
+            raise ValueError(f"example {example.get('location', '')}: a dict example needs a 'messages' list")
+        return example["messages"], example.get("tools") or [], example.get("location", "")
+    return example.messages, example.tools or [], getattr(example, "location", "")
+
+
+def render_example(example, fmt, **format_options):
+    messages, tools, _ = example_fields(example)
+    return fmt.render(messages, tools=tools or None, **format_options)
+
+
+def label_tokens(ids: list[int], offsets: list[tuple[int, int]], spans: list[tuple[int, int]],
+                 text: str = "", location: str = "") -> list[int]:
+    """labels[i] = ids[i] when token i's characters all lie inside one span, else -100 (module doc)."""
+    spans = _merge_touching(spans)
+    labels = [IGNORE_INDEX] * len(ids)
+    span_index = 0
+    for i, (start, end) in enumerate(offsets):
+        if start >= end:
+            continue  # a token with no characters is in no span
+        while span_index < len(spans) and spans[span_index][1] <= start:
+            span_index += 1  # spans that end before this token can no longer contain anything
+        if span_index == len(spans):
+            break
+        span_start, span_end = spans[span_index]
+        if span_start <= start and end <= span_end:
+            labels[i] = ids[i]
+        elif start < span_end and end > span_start:
+            raise SpanAlignmentError(
+                f"{location or 'example'}: token {i} {text[start:end]!r} (characters {start}-{end}) straddles "
+                f"the edge of trained span {span_start}-{span_end} {text[span_start:span_end][:60]!r}; the "
+                "chat format's spans must start and end where tokens do (at a control token or a piece "
+                "boundary): fix the renderer's spans, or use the tokenizer the format was written for")
+    return labels
+
+
+def _merge_touching(spans) -> list[tuple[int, int]]:
+    """Sorted spans with touching or overlapping ones merged: a token across (a, b) + (b, c) is inside."""
+    merged = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        elif start < end:
+            merged.append((start, end))
+    return merged
+
+
+def encode_rendered(rendered, tokenizer, location: str = "", train_on: TrainOn = DEFAULT):
+    """(ids, labels) of a Rendered: tokenized once (no BOS added), labelled from its trained spans."""
+    ids, offsets = tokenizer.encode_with_offsets(rendered.text)
+    return list(ids), label_tokens(ids, offsets, rendered.trained_spans(train_on), rendered.text, location)
+
+
+def encode_example(example, tokenizer, fmt, train_on: TrainOn = DEFAULT, **format_options):
+    """(input_ids, labels) of one example: labels[i] == input_ids[i] where trained, else -100.
+    format_options go to fmt.render (say, Llama's date_string)."""
+    location = example_fields(example)[2]
+    return encode_rendered(render_example(example, fmt, **format_options), tokenizer, location, train_on)
+
+
+def truncate_at_span_end(ids: list[int], labels: list[int], max_len: int):
+    """Cut after the last trained run that ends within max_len tokens, or None if no trained run fits.
+
+    A trained run ends with the token that ends an assistant turn, so the cut lands on a turn
+    boundary and never inside a trained span."""
+    cut = 0
+    for i in range(min(max_len, len(ids))):
+        run_ends_here = labels[i] != IGNORE_INDEX and (i + 1 == len(ids) or labels[i + 1] == IGNORE_INDEX)
+        if run_ends_here:
+            cut = i + 1
+    return (ids[:cut], labels[:cut]) if cut else None
+
+
+@dataclass
+class EncodeReport:
+    """What encode_dataset kept, dropped (by reason) and truncated, with the first locations of each."""
+    kept: int = 0
+    truncated: int = 0
+    dropped: Counter = field(default_factory=Counter)
+    first_locations: dict[str, list[str]] = field(default_factory=dict)
+    num_tokens: int = 0
+    num_trained: int = 0
+
+    def note(self, reason: str, location: str, keep: int = 5):
+        self.first_locations.setdefault(reason, [])
+        if len(self.first_locations[reason]) < keep:
+            self.first_locations[reason].append(location or "?")
+
+    def __str__(self) -> str:
+        lines = [f"encoded {self.kept} examples ({self.num_tokens} tokens, {self.num_trained} trained); "
+                 f"truncated {self.truncated}; dropped {sum(self.dropped.values())}"]
+        if self.truncated:
+            lines.append(f"  truncated at a turn boundary: first at {', '.join(self.first_locations['truncated'])}")
+        for reason, count in sorted(self.dropped.items()):
+            lines.append(f"  dropped {count} ({reason}): first at {'; '.join(self.first_locations[reason])}")
+        return "\n".join(lines)
+
+
+def encode_dataset(examples, tokenizer, fmt, max_len: int | None = None, truncate: bool = False,
+                   train_on: TrainOn = DEFAULT, **format_options):
+    """Encode every example; returns (list of (ids, labels), EncodeReport). Nothing is dropped uncounted."""
+    encoded, report = [], EncodeReport()
+    for n, example in enumerate(examples):
+        location = example_fields(example)[2] or f"example {n}"
+        try:
+            rendered = render_example(example, fmt, **format_options)
+        except ValueError as error:  # the format cannot express this conversation (Gemma's strict turns, say)
+            report.dropped["cannot render"] += 1
+            report.note("cannot render", f"{location}: {error}")
+            continue
+        ids, labels = encode_rendered(rendered, tokenizer, location, train_on)
+        if max_len is not None and len(ids) > max_len:
+            cut = truncate_at_span_end(ids, labels, max_len) if truncate else None
+            if cut is None:
+                reason = f"longer than max_len={max_len}" + (" with no trained turn within it" if truncate else "")
+                report.dropped[reason] += 1
+                report.note(reason, f"{location} ({len(ids)} tokens)")
+                continue
+            ids, labels = cut
+            report.truncated += 1
+            report.note("truncated", location)
+        num_trained = sum(label != IGNORE_INDEX for label in labels[1:])  # the first token has no context
+        if num_trained == 0:
+            report.dropped["nothing trained"] += 1
+            report.note("nothing trained", location)
+            continue
+        encoded.append((ids, labels))
+        report.kept += 1
+        report.num_tokens += len(ids)
+        report.num_trained += num_trained
+    return encoded, report
+
+
+
+# ---------------------------------------------------------------------------------------------------
+# The mask inspector
+
+
+def highlight(text: str, offsets, labels, colour: bool) -> str:
+    """The text with the trained tokens' characters marked: green on a terminal, ⟦...⟧ otherwise."""
+    on, off = ("\033[42;30m", "\033[0m") if colour else ("⟦", "⟧")
+    pieces, cursor, i = [], 0, 0
+    while i < len(labels):
+        if labels[i] == IGNORE_INDEX:
+            i += 1
+            continue
+        j = i
+        while j + 1 < len(labels) and labels[j + 1] != IGNORE_INDEX:
+            j += 1
+        start, end = offsets[i][0], offsets[j][1]
+        pieces += [text[cursor:start], on, text[start:end], off]
+        cursor, i = end, j + 1
+    pieces.append(text[cursor:])
+    return "".join(pieces)
+
+
+def inspect_example(example, tokenizer, fmt, colour: bool = False, train_on: TrainOn = DEFAULT) -> str:
+    """A report on one example: the text with trained tokens highlighted, trained/untrained tokens by
+    the role of the message they came from (the template's own text: "(format)"), the BOS count, and
+    whether every trained assistant turn has its end token (one of the format's stop tokens) trained."""
+    messages, tools, location = example_fields(example)
+    rendered = render_example(example, fmt)
+    ids, offsets = tokenizer.encode_with_offsets(rendered.text)
+    labels = label_tokens(ids, offsets, rendered.trained_spans(train_on), rendered.text, location)
+    stop_ids = set(tokenizer.stop_ids(fmt))
+    starts = [piece.start for piece in rendered.pieces]
+    counts: dict[str, Counter] = {}
+    ended = set()  # assistant messages whose END piece holds a trained stop token
+    for token, (start, _) in enumerate(offsets):
+        piece = rendered.pieces[max(0, bisect.bisect_right(starts, start) - 1)]  # the piece the token starts in
+        role = "(format)" if piece.message is None else messages[piece.message]["role"]
+        trained = labels[token] != IGNORE_INDEX
+        counts.setdefault(role, Counter())["trained" if trained else "untrained"] += 1
+        if trained and piece.kind == END and ids[token] in stop_ids:
+            ended.add(piece.message)
+    turns = [i for i, m in enumerate(messages) if m["role"] == "assistant" and message_trained(messages, i, train_on)]
+    lines = [f"--- {location or 'example'}: {len(ids)} tokens, {sum(l != IGNORE_INDEX for l in labels)} trained",
+             highlight(rendered.text, offsets, labels, colour), "",
+             f"{'tokens by role':<20}{'trained':>8}{'untrained':>11}"]
+    lines += [f"  {role:<18}{c['trained']:>8}{c['untrained']:>11}" for role, c in counts.items()]
+    lines.append(f"BOS tokens: {sum(i == tokenizer.bos_id for i in ids)} (should be 1)")
+    done = len(ended.intersection(turns))
+    lines.append(f"every assistant turn's end token trained: {'yes' if done == len(turns) else 'NO'} ({done}/"
+                 f"{len(turns)} turns have a trained stop token {sorted(stop_ids)})")
+    return "\n".join(lines)
