@@ -434,7 +434,7 @@ def resolve_model(name_or_dir: str, format_name: str | None):
     minifc.config.MODELS or a hub id; only the tokenizer files are downloaded. The format is
     --format, else the registry's, else the one train.py recorded in the directory (minifc.json)."""
     from minifc.checkpoint import CheckpointError, resolve_checkpoint_dir
-    from minifc.export import resolve_chat_format
+    from minifc.chat.lookup import resolve_chat_format
     from minifc.tokenizer import Tokenizer
 
     try:
