@@ -22,14 +22,14 @@ from pathlib import Path
 
 import torch
 
+from minifc.adapters import load_adapter
 from minifc.bfcl import bfcl_accuracy, format_bfcl, load_bfcl
 from minifc.chat import FORMATS
+from minifc.chat.lookup import resolve_chat_format
 from minifc.checkpoint import CheckpointError, load_pretrained
 from minifc.data import BUILTIN_TEST, load_examples
 from minifc.evalloop import cases_from_examples, run_eval
 from minifc.evaluate import compute_metrics, format_table
-from minifc.export import resolve_chat_format
-from minifc.lora import load_adapter
 from minifc.tokenizer import Tokenizer
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}

@@ -23,7 +23,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from minifc.adapters import load_adapter
 from minifc.chat import get_format
+from minifc.chat.lookup import resolve_chat_format
 from minifc.checkpoint import CheckpointError, load_pretrained, resolve_checkpoint_dir
 from minifc.collate import epoch_batches, epoch_rows, num_batches
 from minifc.encode import encode_dataset
@@ -31,8 +33,8 @@ from minifc.config import resolve_model_name
 from minifc.data import BUILTIN_TEST, BUILTIN_TRAIN, DataError, load_examples
 from minifc.evalloop import cases_from_examples, run_eval
 from minifc.evaluate import compute_metrics, format_table
-from minifc.export import resolve_chat_format, save_hf_model
-from minifc.lora import apply_lora, load_adapter, lora_parameters, mark_only_lora_trainable
+from minifc.export import save_hf_model
+from minifc.lora import apply_lora, lora_parameters, mark_only_lora_trainable
 from minifc.loss import batch_loss
 from minifc.tiny import save_tiny, tokenizer_for_examples
 from minifc.tokenizer import Tokenizer

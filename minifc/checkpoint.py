@@ -27,7 +27,7 @@ from .config import ModelConfig, resolve_model_name
 from .model import Transformer
 
 # what snapshot_download fetches: nothing else from the repo (no original/*.pth, no onnx, no gguf)
-ALLOW_PATTERNS = ["config.json", "generation_config.json", "model.safetensors", "model-*.safetensors",
+_ALLOW_PATTERNS = ["config.json", "generation_config.json", "model.safetensors", "model-*.safetensors",
                   "model.safetensors.index.json", "tokenizer.json", "tokenizer_config.json",
                   "special_tokens_map.json", "chat_template.jinja"]
 
@@ -46,7 +46,7 @@ class CheckpointError(RuntimeError):
     """A checkpoint cannot be found, downloaded or loaded; the message says what to do."""
 
 
-def resolve_checkpoint_dir(name_or_path: str, allow_patterns=ALLOW_PATTERNS) -> Path:
+def resolve_checkpoint_dir(name_or_path: str, allow_patterns=_ALLOW_PATTERNS) -> Path:
     """Short name, hub id or local directory -> local directory holding config.json and weights
     (or only the files `allow_patterns` names: the mask inspector fetches just the tokenizer)."""
     target, _ = resolve_model_name(name_or_path)
@@ -88,7 +88,7 @@ def load_config(directory) -> ModelConfig:
     return ModelConfig.from_hf(hf, source=str(path))
 
 
-def safetensors_files(directory) -> list[Path]:
+def _safetensors_files(directory) -> list[Path]:
     """The weight files: the shards listed by model.safetensors.index.json, or model.safetensors."""
     directory = Path(directory)
     index = directory / "model.safetensors.index.json"
@@ -100,7 +100,7 @@ def safetensors_files(directory) -> list[Path]:
     raise CheckpointError(f"{directory} has neither model.safetensors nor model.safetensors.index.json")
 
 
-def read_safetensors_header(path) -> tuple[dict, int]:
+def _read_safetensors_header(path) -> tuple[dict, int]:
     """(header: tensor name -> {dtype, shape, data_offsets}, byte offset where the data starts)."""
     with open(path, "rb") as f:
         size = int.from_bytes(f.read(8), "little")
@@ -109,7 +109,7 @@ def read_safetensors_header(path) -> tuple[dict, int]:
     return header, 8 + size
 
 
-def read_tensor(f, entry: dict, data_start: int) -> torch.Tensor:
+def _read_tensor(f, entry: dict, data_start: int) -> torch.Tensor:
     """Read one tensor from an open safetensors file straight into a new CPU tensor (no extra copy)."""
     begin, end = entry["data_offsets"]
     raw = torch.empty(end - begin, dtype=torch.uint8)
@@ -142,8 +142,8 @@ def load_pretrained(name_or_path: str, device="cpu", dtype: torch.dtype = torch.
         model = Transformer(config)
     expected = {name: tuple(p.shape) for name, p in model.named_parameters()}  # tied lm_head listed once
     loaded = set()
-    for path in safetensors_files(directory):
-        header, data_start = read_safetensors_header(path)
+    for path in _safetensors_files(directory):
+        header, data_start = _read_safetensors_header(path)
         with open(path, "rb") as f:
             for hf_name, entry in header.items():
                 name = minifc_name(hf_name)
@@ -156,7 +156,7 @@ def load_pretrained(name_or_path: str, device="cpu", dtype: torch.dtype = torch.
                     raise CheckpointError(
                         f"{path}: tensor {hf_name!r} has shape {tuple(entry['shape'])} but config.json "
                         f"implies {expected[name]}: config.json and the weights do not match")
-                tensor = read_tensor(f, entry, data_start).to(device=device, dtype=dtype)
+                tensor = _read_tensor(f, entry, data_start).to(device=device, dtype=dtype)
                 _set_parameter(model, name, tensor)
                 loaded.add(name)
     missing = [name for name in expected if name not in loaded]

@@ -11,18 +11,18 @@ newer transformers versions write (`rope_parameters`, `layer_types`).
 
 `MODELS` maps the short names accepted by `--model` to a hub id, a chat format and the real
 architecture numbers (copied from each checkpoint's config.json, linked in a comment), so that
-`config_for(name)` gives the full-size configuration offline (benchmarks build random-weight models
-from it; nothing is downloaded).
+`ModelConfig.from_hf(MODELS[name].hf_config)` gives the full-size configuration offline (benchmarks
+build random-weight models from it; nothing is downloaded).
 """
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 # rope types model.py implements (see model.rope_inv_freq)
-SUPPORTED_ROPE_TYPES = ("default", "linear", "llama3")
-SUPPORTED_MODEL_TYPES = ("llama (Llama 3.x)", "gemma3_text (Gemma 3 1B/270M, FunctionGemma)",
-                         "gemma3 (Gemma 3 4B/12B/27B, text part only)")
+_ROPE_TYPES = ("default", "linear", "llama3")
+_MODEL_TYPES = ("llama (Llama 3.x)", "gemma3_text (Gemma 3 1B/270M, FunctionGemma)",
+                "gemma3 (Gemma 3 4B/12B/27B, text part only)")
 
 
 @dataclass
@@ -54,7 +54,6 @@ class ModelConfig:
     scale_embeddings: bool = False      # Gemma: embeddings * sqrt(hidden_size), scale cast to compute dtype
     qk_norm: bool = False               # Gemma 3: RMSNorm on each query and key head
     sandwich_norm: bool = False         # Gemma: post-attention and pre/post-feedforward norms too
-    extra: dict = field(default_factory=dict, repr=False)  # bos/eos/pad ids, for reference
 
     @property
     def attention_scale(self) -> float:
@@ -64,19 +63,25 @@ class ModelConfig:
     @classmethod
     def from_hf(cls, hf: dict, source: str = "config.json") -> "ModelConfig":
         """Build from a Hugging Face config.json dict. `source` names the file in error messages."""
+        hf = text_config(hf)
         model_type = hf.get("model_type")
-        if model_type == "gemma3":
-            # multimodal checkpoint (4B/12B/27B): the decoder is described by text_config
-            text = dict(hf.get("text_config") or {})
-            text.setdefault("tie_word_embeddings", hf.get("tie_word_embeddings", True))
-            return cls.from_hf({**text, "model_type": "gemma3_text"}, source)
         if model_type == "gemma3_text":
             return _gemma3_from_hf(hf, source)
         if model_type == "llama":
             return _llama_from_hf(hf, source)
         raise ValueError(
             f"{source}: unsupported architecture model_type={model_type!r} "
-            f"(architectures={hf.get('architectures')}). minifc supports: {', '.join(SUPPORTED_MODEL_TYPES)}.")
+            f"(architectures={hf.get('architectures')}). minifc supports: {', '.join(_MODEL_TYPES)}.")
+
+
+def text_config(hf: dict) -> dict:
+    """A multimodal Gemma 3 config.json (4B/12B/27B) -> the config of its text decoder, as transformers'
+    Gemma3ForCausalLM writes it; any other config unchanged (a copy)."""
+    if hf.get("model_type") != "gemma3":
+        return dict(hf)
+    text = dict(hf.get("text_config") or {})
+    text.setdefault("tie_word_embeddings", hf.get("tie_word_embeddings", True))
+    return {**text, "model_type": "gemma3_text", "architectures": ["Gemma3ForCausalLM"]}
 
 
 def _rope_entry(params: dict | None, theta: float, source: str) -> dict:
@@ -85,9 +90,9 @@ def _rope_entry(params: dict | None, theta: float, source: str) -> dict:
     for key, value in (params or {}).items():
         entry["rope_type" if key == "type" else key] = value  # very old configs wrote "type"
     entry["rope_theta"] = float(entry["rope_theta"])
-    if entry["rope_type"] not in SUPPORTED_ROPE_TYPES:
+    if entry["rope_type"] not in _ROPE_TYPES:
         raise ValueError(f"{source}: rope_type {entry['rope_type']!r} is not supported "
-                         f"(supported: {', '.join(SUPPORTED_ROPE_TYPES)})")
+                         f"(supported: {', '.join(_ROPE_TYPES)})")
     return entry
 
 
@@ -105,7 +110,6 @@ def _common(hf: dict, defaults: dict) -> dict:
         final_logit_softcapping=hf.get("final_logit_softcapping"),
         # attn_logit_softcapping is deliberately not read: Gemma 3 sets it to null, and transformers'
         # Gemma3Attention never applies it even when set (only Gemma 2 did), so neither do we.
-        extra={k: hf[k] for k in ("bos_token_id", "eos_token_id", "pad_token_id") if k in hf},
     )
 
 
@@ -175,7 +179,7 @@ def _gemma3_from_hf(hf: dict, source: str) -> ModelConfig:
 
 
 @dataclass(frozen=True)
-class ModelInfo:
+class _ModelInfo:
     hub_id: str
     chat_format: str
     hf_config: dict  # the architecture keys of the hub's config.json
@@ -208,52 +212,45 @@ def _llama3_rope(factor: float) -> dict:
             "original_max_position_embeddings": 8192}
 
 
-MODELS: dict[str, ModelInfo] = {
+MODELS: dict[str, _ModelInfo] = {
     # https://huggingface.co/google/functiongemma-270m-it/blob/main/config.json (same decoder as gemma-3-270m)
-    "functiongemma-270m": ModelInfo("google/functiongemma-270m-it", "functiongemma", _gemma3_text(
+    "functiongemma-270m": _ModelInfo("google/functiongemma-270m-it", "functiongemma", _gemma3_text(
         vocab_size=262_144, hidden_size=640, intermediate_size=2048, num_hidden_layers=18,
         num_attention_heads=4, num_key_value_heads=1, max_position_embeddings=32_768, sliding_window=512)),
     # https://huggingface.co/google/gemma-3-270m-it/blob/main/config.json
-    "gemma-3-270m": ModelInfo("google/gemma-3-270m-it", "gemma3", _gemma3_text(
+    "gemma-3-270m": _ModelInfo("google/gemma-3-270m-it", "gemma3", _gemma3_text(
         vocab_size=262_144, hidden_size=640, intermediate_size=2048, num_hidden_layers=18,
         num_attention_heads=4, num_key_value_heads=1, max_position_embeddings=32_768, sliding_window=512)),
     # https://huggingface.co/google/gemma-3-1b-it/blob/main/config.json
-    "gemma-3-1b": ModelInfo("google/gemma-3-1b-it", "gemma3", _gemma3_text(
+    "gemma-3-1b": _ModelInfo("google/gemma-3-1b-it", "gemma3", _gemma3_text(
         vocab_size=262_144, hidden_size=1152, intermediate_size=6912, num_hidden_layers=26,
         num_attention_heads=4, num_key_value_heads=1, max_position_embeddings=32_768, sliding_window=512)),
     # https://huggingface.co/google/gemma-3-4b-it/blob/main/config.json (text_config)
-    "gemma-3-4b": ModelInfo("google/gemma-3-4b-it", "gemma3", _gemma3_multimodal(
+    "gemma-3-4b": _ModelInfo("google/gemma-3-4b-it", "gemma3", _gemma3_multimodal(
         hidden_size=2560, intermediate_size=10240, num_hidden_layers=34, num_attention_heads=8,
         num_key_value_heads=4)),
     # https://huggingface.co/google/gemma-3-12b-it/blob/main/config.json (text_config)
-    "gemma-3-12b": ModelInfo("google/gemma-3-12b-it", "gemma3", _gemma3_multimodal(
+    "gemma-3-12b": _ModelInfo("google/gemma-3-12b-it", "gemma3", _gemma3_multimodal(
         hidden_size=3840, intermediate_size=15360, num_hidden_layers=48, num_attention_heads=16,
         num_key_value_heads=8)),
     # https://huggingface.co/google/gemma-3-27b-it/blob/main/config.json (text_config; head_dim 128 and
     # query_pre_attn_scalar 168 = hidden_size / num_attention_heads, unlike the smaller models)
-    "gemma-3-27b": ModelInfo("google/gemma-3-27b-it", "gemma3", _gemma3_multimodal(
+    "gemma-3-27b": _ModelInfo("google/gemma-3-27b-it", "gemma3", _gemma3_multimodal(
         hidden_size=5376, intermediate_size=21504, num_hidden_layers=62, num_attention_heads=32,
         num_key_value_heads=16, head_dim=128, query_pre_attn_scalar=168)),
     # https://huggingface.co/meta-llama/Llama-3.2-1B-Instruct/blob/main/config.json
-    "llama-3.2-1b": ModelInfo("meta-llama/Llama-3.2-1B-Instruct", "llama3.2", _llama3(
+    "llama-3.2-1b": _ModelInfo("meta-llama/Llama-3.2-1B-Instruct", "llama3.2", _llama3(
         hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, num_attention_heads=32, head_dim=64,
         tie_word_embeddings=True, rope_scaling=_llama3_rope(32.0))),
     # https://huggingface.co/meta-llama/Llama-3.2-3B-Instruct/blob/main/config.json
-    "llama-3.2-3b": ModelInfo("meta-llama/Llama-3.2-3B-Instruct", "llama3.2", _llama3(
+    "llama-3.2-3b": _ModelInfo("meta-llama/Llama-3.2-3B-Instruct", "llama3.2", _llama3(
         hidden_size=3072, intermediate_size=8192, num_hidden_layers=28, num_attention_heads=24, head_dim=128,
         tie_word_embeddings=True, rope_scaling=_llama3_rope(32.0))),
     # https://huggingface.co/meta-llama/Llama-3.1-8B-Instruct/blob/main/config.json (untied lm_head)
-    "llama-3.1-8b": ModelInfo("meta-llama/Llama-3.1-8B-Instruct", "llama3.1", _llama3(
+    "llama-3.1-8b": _ModelInfo("meta-llama/Llama-3.1-8B-Instruct", "llama3.1", _llama3(
         hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32,
         tie_word_embeddings=False, rope_scaling=_llama3_rope(8.0))),
 }
-
-
-def config_for(short_name: str) -> ModelConfig:
-    """The full-size architecture of a registry entry, offline (no download)."""
-    if short_name not in MODELS:
-        raise KeyError(f"unknown model {short_name!r}; known: {', '.join(MODELS)}")
-    return ModelConfig.from_hf(MODELS[short_name].hf_config, source=f"registry entry {short_name!r}")
 
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")

@@ -13,12 +13,8 @@ The directory holds what `transformers.AutoModelForCausalLM.from_pretrained` and
                              `generate()` stops where the fine-tuned model ends its turn
     tokenizer.json, tokenizer_config.json (+ special_tokens_map.json, chat_template.jinja if the
                              base had them)
-    minifc.json              {"chat_format": ...}: the prompt format the model was trained with, which
-                             a local directory cannot otherwise tell (`read_chat_format`; train.py
-                             writes it into adapter directories too)
-
-`resolve_chat_format` is the one lookup train.py, eval.py, the mask inspector and the export command
-use: the --format flag, else the model registry's format, else a minifc.json.
+    minifc.json              {"chat_format": ...}: the prompt format the model was trained with
+                             (minifc/chat/lookup.py)
 
 Merging does not touch the model: each adapted weight is computed as W + scale * B A in fp32 and
 rounded once to W's dtype. Everything is written into a temporary directory that is renamed into
@@ -37,17 +33,16 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from .chat import FORMATS, ChatFormat, get_format
+from .chat.lookup import resolve_chat_format, write_chat_format
 from .checkpoint import atomic_directory
-from .config import resolve_model_name
+from .config import text_config
 from .lora import lora_layers
 
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja")
-MINIFC_FILE = "minifc.json"
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja")
 _DTYPE_NAMES = {torch.float32: "float32", torch.bfloat16: "bfloat16", torch.float16: "float16"}
 
 
-def merged_state_dict(model) -> dict[str, torch.Tensor]:
+def _merged_state_dict(model) -> dict[str, torch.Tensor]:
     """The model's weights under HF names, each LoRA update folded into its base weight (model untouched)."""
     layers = lora_layers(model)
     state = {}
@@ -55,7 +50,7 @@ def merged_state_dict(model) -> dict[str, torch.Tensor]:
         module, _, leaf = name.rpartition(".")
         if ".lora_A." in name or ".lora_B." in name:
             continue
-        if module in layers and leaf == "weight" and not layers[module].merged:
+        if module in layers and leaf == "weight":
             tensor = (tensor.float() + layers[module].delta_weight().to(tensor.device)).to(tensor.dtype)
         state[name] = tensor
     if model.config.tie_word_embeddings:
@@ -63,16 +58,7 @@ def merged_state_dict(model) -> dict[str, torch.Tensor]:
     return {name: t.detach().to("cpu").contiguous() for name, t in state.items()}
 
 
-def hf_text_config(hf_config: dict) -> dict:
-    """A multimodal Gemma 3 config (4B and up) -> the text-only config of the decoder we write."""
-    if hf_config.get("model_type") != "gemma3":
-        return dict(hf_config)
-    text = dict(hf_config.get("text_config") or {})
-    text.setdefault("tie_word_embeddings", hf_config.get("tie_word_embeddings", True))
-    return {**text, "model_type": "gemma3_text", "architectures": ["Gemma3ForCausalLM"]}
-
-
-def generation_config(tokenizer, fmt, base: dict | None = None) -> dict:
+def _generation_config(tokenizer, fmt, base: dict | None = None) -> dict:
     """The base's generation_config.json with the format's stop tokens added to eos_token_id."""
     config = dict(base or {})
     eos = config.get("eos_token_id")
@@ -94,25 +80,25 @@ def save_hf_model(model, directory, hf_config: dict, tokenizer, fmt, tokenizer_d
     hf_config: the base model's config.json as a dict. tokenizer_dir: copy the base's tokenizer files
     from there (keeps its chat template); without it, `tokenizer` is written (the tiny demo's)."""
     directory = Path(directory)
-    state = merged_state_dict(model)
+    state = _merged_state_dict(model)
     dtype = next(iter(state.values())).dtype
-    config = {**hf_text_config(hf_config), "torch_dtype": _DTYPE_NAMES.get(dtype, str(dtype))}
+    config = {**text_config(hf_config), "torch_dtype": _DTYPE_NAMES.get(dtype, str(dtype))}
     base_generation = None
     if tokenizer_dir is not None and (Path(tokenizer_dir) / "generation_config.json").is_file():
         base_generation = json.loads((Path(tokenizer_dir) / "generation_config.json").read_text())
     with atomic_directory(directory) as tmp:
         save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
         _write_json(tmp / "config.json", config)
-        _write_json(tmp / "generation_config.json", generation_config(tokenizer, fmt, base_generation))
-        write_tokenizer(tmp, tokenizer, tokenizer_dir)
-        _write_json(tmp / MINIFC_FILE, {"chat_format": fmt.name, **(extra_info or {})})
+        _write_json(tmp / "generation_config.json", _generation_config(tokenizer, fmt, base_generation))
+        _write_tokenizer(tmp, tokenizer, tokenizer_dir)
+        write_chat_format(tmp, fmt, **(extra_info or {}))
     return directory
 
 
-def write_tokenizer(directory: Path, tokenizer, tokenizer_dir=None):
+def _write_tokenizer(directory: Path, tokenizer, tokenizer_dir=None):
     """Copy the base's tokenizer files, or write `tokenizer` (tokenizer.json + its special tokens)."""
     if tokenizer_dir is not None and (Path(tokenizer_dir) / "tokenizer.json").is_file():
-        for name in TOKENIZER_FILES:
+        for name in _TOKENIZER_FILES:
             if (Path(tokenizer_dir) / name).is_file():
                 shutil.copyfile(Path(tokenizer_dir) / name, directory / name)
         return
@@ -122,50 +108,13 @@ def write_tokenizer(directory: Path, tokenizer, tokenizer_dir=None):
         "eos_token": tokenizer.eos_token, "pad_token": tokenizer.pad_token})
 
 
-def read_chat_format(directory) -> str | None:
-    """The chat format recorded by save_hf_model (or train.py) in a local directory, or None."""
-    path = Path(directory) / MINIFC_FILE
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))["chat_format"]
-    except (ValueError, KeyError, TypeError) as error:
-        raise ValueError(f"{path}: expected a JSON object with a \"chat_format\" field, like "
-                         f"{{\"chat_format\": \"gemma3\"}} ({type(error).__name__}: {error})") from error
-
-
-def resolve_chat_format(model: str, format_name: str | None = None, directories=()) -> ChatFormat:
-    """The chat format for --model: `format_name` (the --format flag) if given, else the model registry's
-    (minifc.config.MODELS, by short name or hub id), else the one recorded in the minifc.json of the first
-    of `directories` that has one (the model's local directory, an adapter directory; entries that are
-    None or not directories are skipped). Raises ValueError naming what to pass when nothing says."""
-    if format_name:
-        return get_format(format_name)
-    registry_format = resolve_model_name(model)[1]
-    if registry_format:
-        return get_format(registry_format)
-    searched = [Path(d) for d in directories if d and Path(d).is_dir()]
-    for directory in searched:
-        recorded = read_chat_format(directory)
-        if recorded is None:
-            continue
-        if recorded not in FORMATS:
-            raise ValueError(f"{directory / MINIFC_FILE}: chat_format {recorded!r} is not one of "
-                             f"{', '.join(sorted(FORMATS))}; fix the file or pass --format")
-        return get_format(recorded)
-    missing = (f"there is no {' or '.join(str(d / MINIFC_FILE) for d in searched)}" if searched
-               else "it is no local directory with a minifc.json")
-    raise ValueError(f"which chat format does --model {model} use? It is not in the model registry "
-                     f"(minifc/config.py) and {missing}: pass --format, one of {', '.join(sorted(FORMATS))}")
-
-
 def _write_json(path: Path, value: dict):
     path.write_text(json.dumps(value, indent=2) + "\n", encoding="utf-8")
 
 
 def main(argv=None):
+    from .adapters import load_adapter
     from .checkpoint import load_pretrained, resolve_checkpoint_dir
-    from .lora import load_adapter
     from .tokenizer import Tokenizer
 
     parser = argparse.ArgumentParser(description="Merge a LoRA adapter into its base model, in HF layout.")

@@ -6,7 +6,8 @@ demonstrates the whole pipeline -- data, rendering, masking, packing, the loop, 
 evaluation -- on a few CPU cores in minutes. It is not a pretrained model: it only learns the shape
 of the training data.
 
-    directory = build_tiny("out/tiny/init", examples, get_format("gemma3"))
+    fmt = get_format("gemma3")
+    directory = save_tiny("out/tiny/init", tokenizer_for_examples(examples, fmt), fmt)
     model = load_pretrained(directory); tokenizer = Tokenizer.from_dir(directory)
 
 The tokenizer is byte-level BPE (the `tokenizers` library, ByteLevel pre-tokenizer and decoder, as
@@ -28,8 +29,8 @@ from .export import save_hf_model
 from .model import Transformer
 from .tokenizer import Tokenizer
 
-PAD = "<pad>"
-VOCAB_SIZE = 1024
+_PAD = "<pad>"
+_VOCAB_SIZE = 1024
 # ~0.9M parameters in all (0.13M of them the tied embedding): a few hundred steps on 2 CPU cores in a few minutes.
 SIZES = dict(hidden_size=128, intermediate_size=384, num_hidden_layers=4, num_attention_heads=4,
              num_key_value_heads=2, head_dim=32, max_position_embeddings=4096)
@@ -53,9 +54,9 @@ def tiny_hf_config(family: str, vocab_size: int, tokenizer: Tokenizer) -> dict:
                 attn_logit_softcapping=None, **SIZES, **ids)
 
 
-def train_tokenizer(texts, fmt, vocab_size: int = VOCAB_SIZE) -> Tokenizer:
+def train_tokenizer(texts, fmt, vocab_size: int = _VOCAB_SIZE) -> Tokenizer:
     """Byte-level BPE trained on `texts`, with `<pad>` and the format's control tokens as special tokens."""
-    specials = list(dict.fromkeys([PAD, *fmt.control_tokens, *fmt.stop_tokens]))
+    specials = list(dict.fromkeys([_PAD, *fmt.control_tokens, *fmt.stop_tokens]))
     tk = HFTokenizer(models.BPE())
     tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tk.decoder = decoders.ByteLevel()
@@ -63,19 +64,14 @@ def train_tokenizer(texts, fmt, vocab_size: int = VOCAB_SIZE) -> Tokenizer:
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     tk.train_from_iterator(texts, trainer)
     # BOS is the first control token every format writes; EOS the last stop token (<eos>, <|end_of_text|>)
-    return Tokenizer(tk, bos_token=fmt.control_tokens[0], eos_token=fmt.stop_tokens[-1], pad_token=PAD)
+    return Tokenizer(tk, bos_token=fmt.control_tokens[0], eos_token=fmt.stop_tokens[-1], pad_token=_PAD)
 
 
 def family_of(fmt) -> str:
     return "llama" if fmt.name.startswith("llama") else "gemma3"
 
 
-def build_tiny(directory, examples, fmt, seed: int = 0, vocab_size: int = VOCAB_SIZE) -> Path:
-    """Train the tokenizer on the rendered `examples`, initialise the model, write both to `directory`."""
-    return save_tiny(directory, tokenizer_for_examples(examples, fmt, vocab_size), fmt, seed)
-
-
-def tokenizer_for_examples(examples, fmt, vocab_size: int = VOCAB_SIZE) -> Tokenizer:
+def tokenizer_for_examples(examples, fmt, vocab_size: int = _VOCAB_SIZE) -> Tokenizer:
     """train_tokenizer on the conversations as `fmt` renders them (so it learns the format's text too)."""
     return train_tokenizer([render_example(example, fmt).text for example in examples], fmt, vocab_size)
 

@@ -17,16 +17,16 @@ The data order depends only on (seed, epoch) (collate.epoch_batches), so the dat
 (epoch, batches done in that epoch). The torch RNG states are kept for dropout.
 """
 
-import json
 import re
 import shutil
 from pathlib import Path
 
 import torch
 
+from .adapters import save_adapter
+from .chat.lookup import write_chat_format
 from .checkpoint import atomic_directory
 from .export import save_hf_model
-from .lora import save_adapter
 
 STATE_FILE = "trainer_state.pt"
 _STEP_DIR = re.compile(r"^step-(\d+)$")
@@ -80,7 +80,7 @@ def weights_writer(model, full: bool, base_name: str, hf_config: dict, tokenizer
             save_hf_model(model, directory, hf_config, tokenizer, fmt, tokenizer_dir)
         else:
             save_adapter(model, directory, base_name)
-            (Path(directory) / "minifc.json").write_text(json.dumps({"chat_format": fmt.name}) + "\n")
+            write_chat_format(directory, fmt)
     return write
 
 

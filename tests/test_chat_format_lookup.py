@@ -1,4 +1,4 @@
-"""One chat-format lookup (export.resolve_chat_format) for train.py, eval.py, the mask inspector and the
+"""One chat-format lookup (chat.lookup.resolve_chat_format) for train.py, eval.py, the mask inspector and the
 export command: the --format flag, else the model registry's, else the minifc.json of the model's local
 directory or of the adapter directory; otherwise an error that says what to pass."""
 
@@ -10,7 +10,7 @@ import pytest
 import train
 from minifc import collate, export
 from minifc.chat import get_format
-from minifc.export import resolve_chat_format
+from minifc.chat.lookup import resolve_chat_format
 
 KNOWN = "pass --format, one of functiongemma, gemma3, llama3, llama3.1, llama3.2"
 
@@ -105,7 +105,7 @@ def test_export_command_reads_the_adapters_format(tmp_path, monkeypatch, capsys)
     (base / "config.json").write_text("{}")
     formats = []
     monkeypatch.setattr("minifc.checkpoint.load_pretrained", lambda *a, **k: None)
-    monkeypatch.setattr("minifc.lora.load_adapter", lambda *a, **k: None)
+    monkeypatch.setattr("minifc.adapters.load_adapter", lambda *a, **k: None)
     monkeypatch.setattr("minifc.tokenizer.Tokenizer.from_dir", staticmethod(lambda directory: None))
     monkeypatch.setattr(export, "save_hf_model", lambda model, out, config, tokenizer, fmt, **k: formats.append(fmt))
     export.main(["--model", str(base), "--adapter", str(adapter), "--out", str(tmp_path / "out")])

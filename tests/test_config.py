@@ -3,8 +3,13 @@
 import pytest
 import torch
 
-from minifc.config import MODELS, ModelConfig, config_for, resolve_model_name
+from minifc.config import MODELS, ModelConfig, resolve_model_name
 from minifc.model import Transformer
+
+
+def config_for(short_name: str) -> ModelConfig:
+    """The full-size architecture of a registry entry, offline (no download)."""
+    return ModelConfig.from_hf(MODELS[short_name].hf_config, source=f"registry entry {short_name!r}")
 
 # Parameter counts the hub shows for these checkpoints (safetensors metadata on each model page):
 # an independent check that the registry's architecture numbers are the real ones.

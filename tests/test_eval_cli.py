@@ -216,7 +216,8 @@ def test_eval_end_to_end_on_a_saved_checkpoint(tmp_path, checkpoint):
 
 @pytest.mark.slow
 def test_eval_compare_base_and_adapter(tmp_path, checkpoint, capsys):
-    from minifc.lora import apply_lora, load_adapter, save_adapter
+    from minifc.adapters import load_adapter, save_adapter
+    from minifc.lora import apply_lora
     directory, _, tokenizer, fmt = checkpoint
     from minifc.checkpoint import load_pretrained
     trained = load_pretrained(str(directory))

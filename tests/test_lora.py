@@ -18,9 +18,9 @@ transformers = pytest.importorskip("transformers")
 peft = pytest.importorskip("peft")
 
 from tiny_models import max_diff, randomize_b  # noqa: E402
+from minifc.adapters import load_adapter, save_adapter  # noqa: E402
 from minifc.lora import (  # noqa: E402
-    LoRALinear, apply_lora, load_adapter, lora_layers, lora_parameters, lora_state_dict,
-    mark_only_lora_trainable, merge_lora, save_adapter, unmerge_lora, unwrap_lora,
+    LoRALinear, apply_lora, lora_layers, lora_parameters, lora_state_dict, mark_only_lora_trainable,
 )
 
 TOL = 1e-5
@@ -181,31 +181,6 @@ def test_mark_only_lora_trainable_freezes_everything_else():
     assert all(".lora_A." in n or ".lora_B." in n for n in trainable) and len(trainable) == 2 * 2 * 2
 
 
-# --------------------------------------------------------------------------- merge / unmerge
-
-def test_merge_unmerge(base, input_ids):
-    model = copy.deepcopy(base)
-    apply_lora(model, r=4, alpha=8, rslora=True)
-    randomize_b(model)
-    unmerged = logits(model, input_ids)
-    assert max_diff(unmerged, logits(base, input_ids)) > 1e-2  # the adapter does something
-    before = {n: p.clone() for n, p in model.named_parameters()}
-
-    merge_lora(model)
-    merge_lora(model)  # idempotent: merging twice must not add the update twice
-    assert all(layer.merged for layer in lora_layers(model).values())
-    assert max_diff(logits(model, input_ids), unmerged) <= TOL
-
-    unmerge_lora(model)
-    assert max(max_diff(p, before[n]) for n, p in model.named_parameters()) <= 1e-6
-    assert max_diff(logits(model, input_ids), unmerged) <= TOL
-
-    # unwrap: merged plain nn.Linear layers, state_dict keys exactly the base model's again
-    unwrap_lora(model)
-    assert not lora_layers(model) and list(model.state_dict()) == list(base.state_dict())
-    assert max_diff(logits(model, input_ids), unmerged) <= TOL
-
-
 # --------------------------------------------------------------------------- PEFT files, both ways
 
 @pytest.mark.parametrize("targets, rslora", [(("all",), False), (("q", "v", "down"), True)])
@@ -278,8 +253,7 @@ def test_load_into_model_that_already_has_lora(tmp_path, input_ids):
     load_adapter(target, tmp_path / "a")
     assert torch.equal(logits(target, input_ids), logits(source, input_ids))
 
-    other = copy.deepcopy(source)
-    unwrap_lora(other)
+    other = tiny_llama()
     apply_lora(other, r=2, alpha=8, targets=("q", "v"))
     with pytest.raises(ValueError, match="already has LoRA with r=2"):
         load_adapter(other, tmp_path / "a")

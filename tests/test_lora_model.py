@@ -16,7 +16,8 @@ peft = pytest.importorskip("peft")
 import tiny_models  # noqa: E402
 from tiny_models import max_diff, randomize_b  # noqa: E402
 from minifc.checkpoint import load_pretrained  # noqa: E402
-from minifc.lora import apply_lora, load_adapter, mark_only_lora_trainable, save_adapter  # noqa: E402
+from minifc.adapters import load_adapter, save_adapter  # noqa: E402
+from minifc.lora import apply_lora, mark_only_lora_trainable  # noqa: E402
 from minifc.loss import trained_token_loss  # noqa: E402
 
 TOL = 1e-5

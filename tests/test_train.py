@@ -11,9 +11,9 @@ import torch
 import train
 from minifc import export, tiny, trainstate
 from minifc.chat import get_format
+from minifc.chat.lookup import read_chat_format
 from minifc.checkpoint import load_pretrained
 from minifc.data import BUILTIN_TEST, BUILTIN_TRAIN, load_examples
-from minifc.export import read_chat_format
 from minifc.tokenizer import Tokenizer
 from minifc.trainlog import MetricsLog
 
@@ -61,7 +61,8 @@ def base_dir(data, tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(tiny, "SIZES", SMALL)
         examples = load_examples(data[0])[0]
-        return tiny.build_tiny(tmp_path_factory.mktemp("base") / "model", examples, get_format("gemma3"))
+        fmt = get_format("gemma3")
+        return tiny.save_tiny(tmp_path_factory.mktemp("base") / "model", tiny.tokenizer_for_examples(examples, fmt), fmt)
 
 
 def args_for(data, out, *extra):

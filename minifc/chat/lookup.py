@@ -1,0 +1,61 @@
+"""Which chat format a model speaks: the record in `minifc.json`, and the one lookup for --model.
+
+    write_chat_format(directory, fmt)         # train.py (adapters, checkpoints) and export.save_hf_model
+    read_chat_format(directory) -> "gemma3"   # or None when the directory has no minifc.json
+    fmt = resolve_chat_format(args.model, args.format, [model_dir, adapter_dir])
+
+A local directory cannot otherwise tell the prompt format it was trained with. `resolve_chat_format` is
+what train.py, eval.py, the mask inspector and the export command use: the --format flag, else the model
+registry's format, else a minifc.json.
+"""
+
+import json
+from pathlib import Path
+
+from minifc.chat import FORMATS, get_format
+from minifc.config import resolve_model_name
+
+_FILE = "minifc.json"
+
+
+def write_chat_format(directory, fmt, **extra):
+    """Record `fmt` (and `extra` fields, e.g. the base model) in `directory`/minifc.json."""
+    text = json.dumps({"chat_format": fmt.name, **extra}, indent=2) + "\n"
+    (Path(directory) / _FILE).write_text(text, encoding="utf-8")
+
+
+def read_chat_format(directory) -> str | None:
+    """The chat format recorded by write_chat_format in a local directory, or None."""
+    path = Path(directory) / _FILE
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))["chat_format"]
+    except (ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"{path}: expected a JSON object with a \"chat_format\" field, like "
+                         f"{{\"chat_format\": \"gemma3\"}} ({type(error).__name__}: {error})") from error
+
+
+def resolve_chat_format(model: str, format_name: str | None = None, directories=()):
+    """The ChatFormat for --model: `format_name` (the --format flag) if given, else the model registry's
+    (minifc.config.MODELS, by short name or hub id), else the one recorded in the minifc.json of the first
+    of `directories` that has one (the model's local directory, an adapter directory; entries that are
+    None or not directories are skipped). Raises ValueError naming what to pass when nothing says."""
+    if format_name:
+        return get_format(format_name)
+    registry_format = resolve_model_name(model)[1]
+    if registry_format:
+        return get_format(registry_format)
+    searched = [Path(d) for d in directories if d and Path(d).is_dir()]
+    for directory in searched:
+        recorded = read_chat_format(directory)
+        if recorded is None:
+            continue
+        if recorded not in FORMATS:
+            raise ValueError(f"{directory / _FILE}: chat_format {recorded!r} is not one of "
+                             f"{', '.join(sorted(FORMATS))}; fix the file or pass --format")
+        return get_format(recorded)
+    missing = (f"there is no {' or '.join(str(d / _FILE) for d in searched)}" if searched
+               else "it is no local directory with a minifc.json")
+    raise ValueError(f"which chat format does --model {model} use? It is not in the model registry "
+                     f"(minifc/config.py) and {missing}: pass --format, one of {', '.join(sorted(FORMATS))}")
