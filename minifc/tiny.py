@@ -23,8 +23,8 @@ import torch
 from tokenizers import Tokenizer as HFTokenizer
 from tokenizers import decoders, models, pre_tokenizers, trainers
 
-from .encode import render_example
 from .config import ModelConfig
+from .encode import render_example
 from .export import save_hf_model
 from .model import Transformer
 from .tokenizer import Tokenizer

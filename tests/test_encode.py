@@ -204,7 +204,7 @@ def test_inspector_flags_an_untrained_end_token(tok):
 
 def test_inspector_command_line(tok, tmp_path, monkeypatch, capsys):
     tok.tk.save(str(tmp_path / "tokenizer.json"))
-    monkeypatch.setattr("minifc.export.get_format", lambda name: TOY)
+    monkeypatch.setattr("minifc.chat.lookup.get_format", lambda name: TOY)
     monkeypatch.setattr("minifc.data.load_examples", lambda path: ([two_turns("x:1"), two_turns("x:2"),
                                                                     two_turns("x:3")], None), raising=False)
     collate.main(["--model", str(tmp_path), "--format", "toy", "--data", "unused.jsonl", "--n", "2"])
