@@ -55,9 +55,9 @@ class TrainOn:
 DEFAULT = TrainOn()
 
 
-def role_of(message: dict) -> str:
-    role = message.get("role")
-    return ROLE_ALIASES.get(role, role)
+def role_of(message) -> str | None:
+    role = message.get("role") if isinstance(message, dict) else None
+    return ROLE_ALIASES.get(role, role) if isinstance(role, str) else None
 
 
 def message_trained(messages: list[dict], index: int, train_on: TrainOn = DEFAULT) -> bool:
