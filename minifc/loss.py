@@ -83,8 +83,7 @@ def _chunk_loss_sum(rows: torch.Tensor, labels: torch.Tensor, output_fn) -> torc
 
 
 def _trains(output_fn, rows: torch.Tensor) -> bool:
-    """Whether output_fn has a parameter that wants a gradient: its output on zero detached rows
-    requires grad only then (and costs nothing)."""
+    """Whether output_fn has a trained parameter: only then does its output on zero detached rows require grad."""
     with torch.enable_grad():
         return output_fn(rows[:0].detach()).requires_grad
 
