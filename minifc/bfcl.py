@@ -31,13 +31,14 @@ import json
 import re
 from pathlib import Path
 
-from minifc.data import Example
+from minifc.chat.kit import function_tool
+from minifc.schema import Example
 
-BFCL_TYPES = {"dict": "object", "float": "number", "tuple": "array", "any": "string"}
-CALL_CATEGORIES = ("simple", "multiple", "parallel", "parallel_multiple",
+_BFCL_TYPES = {"dict": "object", "float": "number", "tuple": "array", "any": "string"}
+_CALL_CATEGORIES = ("simple", "multiple", "parallel", "parallel_multiple",
                    "live_simple", "live_multiple", "live_parallel", "live_parallel_multiple")
-NO_CALL_CATEGORIES = ("irrelevance", "live_irrelevance")
-SUPPORTED_CATEGORIES = CALL_CATEGORIES + NO_CALL_CATEGORIES
+_NO_CALL_CATEGORIES = ("irrelevance", "live_irrelevance")
+_SUPPORTED_CATEGORIES = _CALL_CATEGORIES + _NO_CALL_CATEGORIES
 
 
 def convert_schema(schema):
@@ -49,7 +50,7 @@ def convert_schema(schema):
     converted = {}
     for key, value in schema.items():
         if key == "type" and isinstance(value, str):
-            converted[key] = BFCL_TYPES.get(value, value)
+            converted[key] = _BFCL_TYPES.get(value, value)
         elif key == "properties" and isinstance(value, dict):
             converted[key] = {name: convert_schema(prop) for name, prop in value.items()}
         else:
@@ -59,14 +60,12 @@ def convert_schema(schema):
 
 def convert_function(function: dict) -> dict:
     """A BFCL function description -> a canonical tool {"type": "function", "function": {...}}."""
-    return {"type": "function", "function": {
-        "name": function["name"],
-        "description": function.get("description", ""),
-        "parameters": convert_schema(function.get("parameters") or {"type": "dict", "properties": {}}),
-    }}
+    parameters = function.get("parameters") or {"type": "dict", "properties": {}}
+    return function_tool({"name": function["name"], "description": function.get("description", ""),
+                          "parameters": convert_schema(parameters)})
 
 
-def category_of(path: Path, row_id: str) -> str:
+def _category_of(path: Path, row_id: str) -> str:
     """The BFCL category from the file name (BFCL_v3_<category>.json), else from the id ("simple_12",
     "live_multiple_3-1-0")."""
     match = re.fullmatch(r"BFCL_v\d+_(.+?)\.jsonl?", path.name)
@@ -132,10 +131,6 @@ def _gold(ground_truth, tool_names: set, where: str) -> list[dict]:
     return gold
 
 
-def _answers(path: Path) -> dict[str, tuple[int, dict]]:
-    return {row["id"]: (lineno, row) for lineno, row in _read_jsonl(path)}
-
-
 def load_bfcl(question_path, answer_path=None, category: str | None = None) -> list[tuple[Example, list]]:
     """Read a BFCL question file (and its possible-answer file) into [(Example, gold calls)].
 
@@ -145,29 +140,29 @@ def load_bfcl(question_path, answer_path=None, category: str | None = None) -> l
     "file:line (id)"."""
     question_path = Path(question_path)
     rows = _read_jsonl(question_path)
-    categories = {category or category_of(question_path, row["id"]) for _, row in rows}
-    unsupported = sorted(categories - set(SUPPORTED_CATEGORIES))
+    categories = {category or _category_of(question_path, row["id"]) for _, row in rows}
+    unsupported = sorted(categories - set(_SUPPORTED_CATEGORIES))
     if unsupported:
         raise ValueError(f"{question_path}: BFCL category {', '.join(unsupported)} is not supported; "
-                         f"supported: {', '.join(SUPPORTED_CATEGORIES)}")
+                         f"supported: {', '.join(_SUPPORTED_CATEGORIES)}")
     answers = {}
-    if categories - set(NO_CALL_CATEGORIES):
+    if categories - set(_NO_CALL_CATEGORIES):
         answer_path = Path(answer_path) if answer_path else question_path.parent / "possible_answer" / question_path.name
         if not answer_path.is_file():
             raise ValueError(f"{question_path}: possible-answer file {answer_path} not found; pass "
                              f"answer_path (BFCL keeps it in data/possible_answer/)")
-        answers = _answers(answer_path)
+        answers = {row["id"]: (lineno, row) for lineno, row in _read_jsonl(answer_path)}
     pairs = []
     for lineno, row in rows:
         where = f"{question_path}:{lineno} ({row['id']})"
-        row_category = category or category_of(question_path, row["id"])
+        row_category = category or _category_of(question_path, row["id"])
         for field in ("question", "function"):
             if field not in row:
                 raise ValueError(f"{where}: missing field \"{field}\"")
         messages = _messages(row["question"], where)
         functions = _functions(row["function"], where)
         tools = [convert_function(f) for f in functions]
-        if row_category in NO_CALL_CATEGORIES:
+        if row_category in _NO_CALL_CATEGORIES:
             gold = []
         else:
             if row["id"] not in answers:

@@ -24,7 +24,16 @@ import ast
 import json
 import re
 
-from minifc.data import ConversionError, DataError, Example
+from minifc.chat.kit import function_tool, tool_call
+from minifc.schema import DataError, Example
+
+
+class ConversionError(Exception):
+    """A record that a converter cannot turn into an Example; load_examples counts it as skipped."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(f"{field}: {message}")
+        self.field, self.message = field, message
 
 # ---------------------------------------------------------------------------------------------------------
 # Canonical
@@ -36,30 +45,30 @@ def convert_canonical(record, location) -> Example:
         raise ConversionError("messages", "missing; a canonical example is {\"messages\": [...], \"tools\": [...]}")
     messages = record["messages"]
     if isinstance(messages, list):
-        messages = [normalise_message(m) if isinstance(m, dict) else m for m in messages]
-    return Example(messages=messages, tools=normalise_tools(record.get("tools") or []),
+        messages = [_normalise_message(m) if isinstance(m, dict) else m for m in messages]
+    return Example(messages=messages, tools=_normalise_tools(record.get("tools") or []),
                    category=record.get("category"), location=location)
 
 
-def normalise_tools(tools):
+def _normalise_tools(tools):
     """Wraps bare {name, description, parameters} tools as {"type": "function", "function": {...}}."""
     if isinstance(tools, str):
         tools = _parse_json(tools, "tools")
     if not isinstance(tools, list):
         return tools  # validation reports it
-    return [{"type": "function", "function": tool} if isinstance(tool, dict) and "function" not in tool
-            and "name" in tool else tool for tool in tools]
+    return [function_tool(tool) if isinstance(tool, dict) and "function" not in tool and "name" in tool else tool
+            for tool in tools]
 
 
-def normalise_message(message: dict) -> dict:
+def _normalise_message(message: dict) -> dict:
     """Copies a message with tool calls as {"type": "function", "function": {name, arguments: dict}}."""
     message = dict(message)
     if isinstance(message.get("tool_calls"), list):
-        message["tool_calls"] = [normalise_call(call) for call in message["tool_calls"]]
+        message["tool_calls"] = [_normalise_call(call) for call in message["tool_calls"]]
     return message
 
 
-def normalise_call(call):
+def _normalise_call(call):
     if not isinstance(call, dict):
         return call
     function = call.get("function", call)  # a bare {name, arguments} call is accepted too
@@ -71,19 +80,15 @@ def normalise_call(call):
             arguments = json.loads(arguments) if arguments.strip() else {}
         except json.JSONDecodeError:
             pass  # left as a string; validation reports "arguments are not an object"
-    return {"type": "function", "function": {"name": function.get("name"), "arguments": arguments}}
-
-
-def tool_call(name, arguments) -> dict:
-    return {"type": "function", "function": {"name": name, "arguments": arguments}}
+    return tool_call(function.get("name"), arguments)
 
 
 # ---------------------------------------------------------------------------------------------------------
 # glaive-function-calling-v2
 
-GLAIVE_TOOLS_MARKER = "Use them if required -"
-GLAIVE_TURN = re.compile(r"(?:^|\n)\s*(USER|ASSISTANT|FUNCTION RESPONSE):[ \t]?")
-GLAIVE_END = "<|endoftext|>"
+_GLAIVE_TOOLS_MARKER = "Use them if required -"
+_GLAIVE_TURN = re.compile(r"(?:^|\n)\s*(USER|ASSISTANT|FUNCTION RESPONSE):[ \t]?")
+_GLAIVE_END = "<|endoftext|>"
 
 
 def convert_glaive(record, location) -> Example:
@@ -91,22 +96,22 @@ def convert_glaive(record, location) -> Example:
     for key in ("system", "chat"):
         if not isinstance(record.get(key), str):
             raise ConversionError(key, "missing or not a string (glaive records have \"system\" and \"chat\")")
-    tools = glaive_tools(record["system"])
-    parts = GLAIVE_TURN.split(record["chat"])
+    tools = _glaive_tools(record["system"])
+    parts = _GLAIVE_TURN.split(record["chat"])
     if parts[0].strip():
         raise ConversionError("chat", f"text before the first USER:/ASSISTANT: turn: {parts[0].strip()[:60]!r}")
     messages, last_call = [], None
     for speaker, text in zip(parts[1::2], parts[2::2]):
         text = text.strip()
-        if text.endswith(GLAIVE_END):
-            text = text[:-len(GLAIVE_END)].rstrip()
+        if text.endswith(_GLAIVE_END):
+            text = text[:-len(_GLAIVE_END)].rstrip()
         if speaker == "USER":
             messages.append({"role": "user", "content": text})
         elif speaker == "FUNCTION RESPONSE":
             messages.append({"role": "tool", "name": last_call, "content": text})
         elif "<functioncall>" in text:
             before, call_text = text.split("<functioncall>", 1)
-            call = glaive_call(call_text.strip())
+            call = _glaive_call(call_text.strip())
             last_call = call["function"]["name"]
             messages.append({"role": "assistant", "content": before.strip() or None, "tool_calls": [call]})
         else:
@@ -114,17 +119,17 @@ def convert_glaive(record, location) -> Example:
     return Example(messages=messages, tools=tools, location=location)
 
 
-def glaive_tools(system: str) -> list[dict]:
+def _glaive_tools(system: str) -> list[dict]:
     """The JSON objects after "...Use them if required -" (one or several, back to back)."""
-    if GLAIVE_TOOLS_MARKER not in system:
+    if _GLAIVE_TOOLS_MARKER not in system:
         return []  # "You are a helpful assistant, with no access to external functions."
-    text = system.split(GLAIVE_TOOLS_MARKER, 1)[1]
+    text = system.split(_GLAIVE_TOOLS_MARKER, 1)[1]
     decoder, position, tools = json.JSONDecoder(), 0, []
     while True:
         while position < len(text) and text[position].isspace():
             position += 1
         if position >= len(text):
-            return normalise_tools(tools)
+            return _normalise_tools(tools)
         try:
             tool, position = decoder.raw_decode(text, position)
         except json.JSONDecodeError as error:
@@ -132,7 +137,7 @@ def glaive_tools(system: str) -> list[dict]:
         tools.append(tool)
 
 
-def glaive_call(text: str) -> dict:
+def _glaive_call(text: str) -> dict:
     """{"name": "f", "arguments": '{"a": 1}'} -> a tool call with arguments {"a": 1}. Glaive wraps the
     arguments JSON in single quotes, which is not JSON; the quoted text is cut out and parsed on its own."""
     try:
@@ -145,15 +150,15 @@ def glaive_call(text: str) -> dict:
         call = {"name": name.group(1), "arguments": _parse_json(quoted.group(1), "chat <functioncall> arguments")}
     if not isinstance(call, dict) or not isinstance(call.get("name"), str):
         raise ConversionError("chat", f"<functioncall> without a name: {text[:80]!r}")
-    return normalise_call({"name": call["name"], "arguments": call.get("arguments", {})})
+    return _normalise_call({"name": call["name"], "arguments": call.get("arguments", {})})
 
 
 # ---------------------------------------------------------------------------------------------------------
 # hermes-function-calling-v1
 
-HERMES_ROLES = {"system": "system", "human": "user", "user": "user", "gpt": "assistant",
+_HERMES_ROLES = {"system": "system", "human": "user", "user": "user", "gpt": "assistant",
                 "assistant": "assistant", "tool": "tool"}
-HERMES_TAG = "<{0}>(.*?)</{0}>"
+_HERMES_TAG = "<{0}>(.*?)</{0}>"
 
 
 def convert_hermes(record, location) -> Example:
@@ -161,42 +166,42 @@ def convert_hermes(record, location) -> Example:
     turns = record.get("conversations")
     if not isinstance(turns, list):
         raise ConversionError("conversations", "missing or not a list of {\"from\": ..., \"value\": ...}")
-    tools = normalise_tools(_parse_literal(record["tools"], "tools")) if record.get("tools") else []
+    tools = _normalise_tools(_parse_literal(record["tools"], "tools")) if record.get("tools") else []
     messages, calls = [], []
     for i, turn in enumerate(turns):
         if not isinstance(turn, dict) or not isinstance(turn.get("value"), str):
             raise ConversionError(f"conversations[{i}]", "must be {\"from\": ..., \"value\": \"...\"}")
-        role, value = HERMES_ROLES.get(turn.get("from"), turn.get("from")), turn["value"]
+        role, value = _HERMES_ROLES.get(turn.get("from"), turn.get("from")), turn["value"]
         if role == "system" and "<tools>" in value:
             if not tools:
                 # the prompt's own prose says "within <tools> </tools> XML tags": skip empty matches
-                found = [t for t in re.findall(HERMES_TAG.format("tools"), value, re.DOTALL) if t.strip()]
-                tools = normalise_tools(_flatten([_parse_literal(t, f"conversations[{i}] <tools>") for t in found]))
+                found = [t for t in re.findall(_HERMES_TAG.format("tools"), value, re.DOTALL) if t.strip()]
+                tools = _normalise_tools(_flatten([_parse_literal(t, f"conversations[{i}] <tools>") for t in found]))
         elif role == "assistant":
-            found = re.findall(HERMES_TAG.format("tool_call"), value, re.DOTALL)
-            calls = [hermes_call(text, f"conversations[{i}] <tool_call>") for text in found]
-            content = re.sub(HERMES_TAG.format("tool_call"), "", value, flags=re.DOTALL).strip()
+            found = re.findall(_HERMES_TAG.format("tool_call"), value, re.DOTALL)
+            calls = [_hermes_call(text, f"conversations[{i}] <tool_call>") for text in found]
+            content = re.sub(_HERMES_TAG.format("tool_call"), "", value, flags=re.DOTALL).strip()
             message = {"role": "assistant", "content": content or None}
             if calls:
                 message["tool_calls"] = calls
             messages.append(message)
         elif role == "tool":
-            messages.extend(hermes_results(value, calls))
+            messages.extend(_hermes_results(value, calls))
         else:
             messages.append({"role": role, "content": value})  # unknown roles are reported by validation
     return Example(messages=messages, tools=tools, category=record.get("category"), location=location)
 
 
-def hermes_call(text, field):
+def _hermes_call(text, field):
     call = _parse_literal(text, field)
     if not isinstance(call, dict) or not isinstance(call.get("name"), str):
         raise ConversionError(field, f"expected {{\"name\": ..., \"arguments\": {{...}}}}, got {text.strip()[:80]!r}")
-    return normalise_call(call)
+    return _normalise_call(call)
 
 
-def hermes_results(value, calls) -> list[dict]:
+def _hermes_results(value, calls) -> list[dict]:
     """One tool message per <tool_response>{"name": ..., "content": ...}</tool_response> block."""
-    blocks = re.findall(HERMES_TAG.format("tool_response"), value, re.DOTALL) or [value]
+    blocks = re.findall(_HERMES_TAG.format("tool_response"), value, re.DOTALL) or [value]
     results = []
     for k, block in enumerate(blocks):
         try:
@@ -218,7 +223,7 @@ def hermes_results(value, calls) -> list[dict]:
 # ---------------------------------------------------------------------------------------------------------
 # xlam-function-calling-60k
 
-XLAM_TYPES = {"str": "string", "string": "string", "int": "integer", "integer": "integer", "float": "number",
+_XLAM_TYPES = {"str": "string", "string": "string", "int": "integer", "integer": "integer", "float": "number",
               "number": "number", "bool": "boolean", "boolean": "boolean", "list": "array", "tuple": "array",
               "set": "array", "array": "array", "dict": "object", "object": "object"}
 
@@ -234,11 +239,11 @@ def convert_xlam(record, location) -> Example:
         raise ConversionError("tools" if not isinstance(tools, list) else "answers", "must be a JSON list")
     messages = [{"role": "user", "content": record["query"]}]
     if answers:
-        messages.append({"role": "assistant", "tool_calls": [normalise_call(a) for a in answers]})
-    return Example(messages=messages, tools=[xlam_tool(t) for t in tools], location=location)
+        messages.append({"role": "assistant", "tool_calls": [_normalise_call(a) for a in answers]})
+    return Example(messages=messages, tools=[_xlam_tool(t) for t in tools], location=location)
 
 
-def xlam_tool(tool) -> dict:
+def _xlam_tool(tool) -> dict:
     """{name, description, parameters: {p: {"type": "int, optional", ...}}} -> a canonical tool."""
     if not isinstance(tool, dict) or "name" not in tool:
         raise ConversionError("tools", f"expected {{\"name\", \"description\", \"parameters\"}}, got {str(tool)[:80]}")
@@ -256,8 +261,7 @@ def xlam_tool(tool) -> dict:
             if not optional and "default" not in spec and spec.get("required", True):
                 required.append(name)
         schema = {"type": "object", "properties": properties, "required": required}
-    return {"type": "function", "function": {"name": tool["name"], "description": tool.get("description", ""),
-                                             "parameters": schema}}
+    return function_tool({"name": tool["name"], "description": tool.get("description", ""), "parameters": schema})
 
 
 def xlam_type(text: str) -> tuple[dict, bool]:
@@ -277,9 +281,9 @@ def xlam_type(text: str) -> tuple[dict, bool]:
             return {"type": "number"}, optional
         return {}, optional
     base = (match.group(1) if match else text).lower()
-    if base not in XLAM_TYPES:
+    if base not in _XLAM_TYPES:
         return {}, optional
-    schema = {"type": XLAM_TYPES[base]}
+    schema = {"type": _XLAM_TYPES[base]}
     if match and schema["type"] == "array":
         members = _split_top(match.group(2))
         if len(members) == 1 or len(set(members)) == 1:
@@ -307,14 +311,14 @@ def _split_top(text):
 # simple (FunctionGemma fine-tuning guide)
 
 SIMPLE_TOOLS = [  # the two tools of Google's "Fine-tune FunctionGemma" guide, as get_json_schema writes them
-    {"type": "function", "function": {
+    function_tool({
         "name": "search_knowledge_base", "description": "Search internal company documents, policies and project data.",
         "parameters": {"type": "object", "properties": {"query": {"type": "string", "description": "query string"}},
-                       "required": ["query"]}}},
-    {"type": "function", "function": {
+                       "required": ["query"]}}),
+    function_tool({
         "name": "search_google", "description": "Search public information.",
         "parameters": {"type": "object", "properties": {"query": {"type": "string", "description": "query string"}},
-                       "required": ["query"]}}},
+                       "required": ["query"]}}),
 ]
 
 
@@ -327,7 +331,7 @@ def convert_simple(record, location, tools=None) -> Example:
     arguments = record.get("tool_arguments", {})
     if isinstance(arguments, str):
         arguments = _parse_json(arguments, "tool_arguments")
-    tools = normalise_tools(record.get("tools") or tools or SIMPLE_TOOLS)
+    tools = _normalise_tools(record.get("tools") or tools or SIMPLE_TOOLS)
     messages = [{"role": "user", "content": record["user_content"]},
                 {"role": "assistant", "tool_calls": [tool_call(record["tool_name"], arguments)]}]
     return Example(messages=messages, tools=tools, category=record.get("category"), location=location)
@@ -338,19 +342,19 @@ def convert_simple(record, location, tools=None) -> Example:
 
 FORMATS = {"canonical": convert_canonical, "glaive": convert_glaive, "hermes": convert_hermes,
            "xlam": convert_xlam, "simple": convert_simple}
-FORMAT_KEYS = [("canonical", "messages"), ("hermes", "conversations"), ("glaive", "chat"),
+_FORMAT_KEYS = [("canonical", "messages"), ("hermes", "conversations"), ("glaive", "chat"),
                ("xlam", "answers"), ("simple", "user_content")]
 
 
 def detect_format(record, location) -> str:
-    """The format name whose telltale key the record has (see FORMAT_KEYS)."""
+    """The format name whose telltale key the record has (see _FORMAT_KEYS)."""
     if isinstance(record, dict):
-        for name, key in FORMAT_KEYS:
+        for name, key in _FORMAT_KEYS:
             if key in record:
                 return name
     keys = ", ".join(map(str, record)) if isinstance(record, dict) else type(record).__name__
     raise DataError(f"{location}: cannot tell the data format from this record (keys: {keys}); expected one of "
-                    + ", ".join(f"{name} (has \"{key}\")" for name, key in FORMAT_KEYS)
+                    + ", ".join(f"{name} (has \"{key}\")" for name, key in _FORMAT_KEYS)
                     + "; pass --data-format to choose")
 
 
@@ -381,7 +385,4 @@ def _parse_literal(text, field):
 
 
 def _flatten(items):
-    out = []
-    for item in items:
-        out.extend(item if isinstance(item, list) else [item])
-    return out
+    return [x for item in items for x in (item if isinstance(item, list) else [item])]

@@ -34,7 +34,7 @@ def cases_from_examples(examples) -> list[tuple]:
     return [split_gold(example) for example in examples]
 
 
-def prompt_text(example, fmt) -> str:
+def _prompt_text(example, fmt) -> str:
     return fmt.render(example.messages, tools=example.tools or None, add_generation_prompt=True).text
 
 
@@ -58,7 +58,7 @@ def run_eval(model, tokenizer, fmt, cases, batch_size: int = 8, max_new_tokens: 
     """Generate an answer for every case and score it. Returns (records, predictions), both in the
     order of `cases`. `progress(done, total)` is called after each batch. The model is put in eval
     mode for the loop and given back in the mode it came in (so a training loop can call this)."""
-    prompts = [prompt_text(example, fmt) for example, _ in cases]
+    prompts = [_prompt_text(example, fmt) for example, _ in cases]
     prompt_ids = [tokenizer.encode(text) for text in prompts]
     stop_ids = tokenizer.stop_ids(fmt)
     was_training = model.training

@@ -33,8 +33,10 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
+from minifc.schema import SCHEMA_TYPES, has_type, json_type
+
 # Categories whose gold answer is a clarifying question (a text reply that asks the user for more).
-CLARIFICATION_CATEGORIES = frozenset({"clarification"})
+_CLARIFICATION_CATEGORIES = frozenset({"clarification"})
 
 
 @dataclass(frozen=True)
@@ -45,20 +47,16 @@ class Verdict:
 
 # ----------------------------------------------------------------------------- calls, tools, gold
 
-def call_name_arguments(call: dict) -> tuple[str, object]:
+def _call_name_arguments(call: dict) -> tuple[str, object]:
     """(name, arguments) of a call in the canonical {"type": "function", "function": {...}} shape or the
     flat {"name", "arguments"} shape."""
     function = call.get("function", call)
     return function.get("name"), function.get("arguments", {})
 
 
-def tool_schemas(tools: list[dict]) -> dict[str, dict]:
+def _tool_schemas(tools: list[dict]) -> dict[str, dict]:
     """Map each tool's name to its function dict ({name, description, parameters})."""
-    schemas = {}
-    for tool in tools or []:
-        function = tool.get("function", tool)
-        schemas[function["name"]] = function
-    return schemas
+    return {function["name"]: function for function in (tool.get("function", tool) for tool in tools or [])}
 
 
 def gold_from_message(message: dict) -> list[dict]:
@@ -66,7 +64,7 @@ def gold_from_message(message: dict) -> list[dict]:
     value [value] (dict values become {key: [value]} all the way down). A text reply gives [] (no call)."""
     gold = []
     for call in message.get("tool_calls") or []:
-        name, arguments = call_name_arguments(call)
+        name, arguments = _call_name_arguments(call)
         gold.append({"name": name, "arguments": {k: [_acceptable(v)] for k, v in arguments.items()}})
     return gold
 
@@ -93,33 +91,10 @@ def normalize_string(text: str) -> str:
     return re.sub(r"[ ,./\-_*^]", "", text).lower().replace("'", '"')
 
 
-def json_type_name(value) -> str:
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, (list, tuple)):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return "null" if value is None else type(value).__name__
-
-
-# The JSON type names a value of each schema type may have ("number" takes ints: BFCL's float rule).
-_ALLOWED = {"string": {"string"}, "integer": {"integer"}, "number": {"number", "integer"},
-            "boolean": {"boolean"}, "array": {"array"}, "object": {"object"}, "null": {"null"}}
-
-
 def _type_ok(value, schema_type) -> bool:
     """Does `value` fit the schema type? An absent or unknown type (or one of a list of types) passes."""
     types = schema_type if isinstance(schema_type, list) else [schema_type]
-    if any(t not in _ALLOWED for t in types):
-        return True
-    return any(json_type_name(value) in _ALLOWED[t] for t in types)
+    return any(t not in SCHEMA_TYPES for t in types) or any(has_type(value, t) for t in types)
 
 
 def _type_error(param: str, value, schema: dict, alternatives: list) -> str | None:
@@ -127,25 +102,25 @@ def _type_error(param: str, value, schema: dict, alternatives: list) -> str | No
     if not _type_ok(value, expected):
         # BFCL: when the gold answer's values have another type than the schema (variables written as
         # strings), a value of the gold's type is accepted and compared as such.
-        if json_type_name(value) not in {json_type_name(a) for a in alternatives if a != ""}:
-            return f"type mismatch for '{param}': expected {expected}, got {json_type_name(value)}"
+        if json_type(value) not in {json_type(a) for a in alternatives if a != ""}:
+            return f"type mismatch for '{param}': expected {expected}, got {json_type(value)}"
         return None
     items_type = (schema.get("items") or {}).get("type")
     if expected == "array" and items_type is not None:
         for i, item in enumerate(value):  # one level deep, as BFCL
             if not _type_ok(item, items_type):
                 return (f"type mismatch for '{param}' item {i}: expected {items_type}, "
-                        f"got {json_type_name(item)}")
+                        f"got {json_type(item)}")
     return None
 
 
-def value_matches(value, acceptable) -> bool:
+def _value_matches(value, acceptable) -> bool:
     """Does `value` equal one acceptable value (strings normalised, lists in order, dicts key by key)?"""
     if isinstance(acceptable, dict):
         return isinstance(value, dict) and _dict_matches(value, acceptable)
     if isinstance(acceptable, (list, tuple)):
         return (isinstance(value, (list, tuple)) and len(value) == len(acceptable)
-                and all(value_matches(v, a) for v, a in zip(value, acceptable)))
+                and all(_value_matches(v, a) for v, a in zip(value, acceptable)))
     if isinstance(acceptable, str):
         return isinstance(value, str) and normalize_string(value) == normalize_string(acceptable)
     if isinstance(acceptable, bool) or isinstance(value, bool):
@@ -159,16 +134,16 @@ def _dict_matches(value: dict, acceptable: dict) -> bool:
     """Key by key: every key of `value` is in `acceptable` with a matching alternative; every key of
     `acceptable` that `value` leaves out lists "" (may be omitted)."""
     for key, item in value.items():
-        if key not in acceptable or not any(value_matches(item, a) for a in acceptable[key]):
+        if key not in acceptable or not any(_value_matches(item, a) for a in acceptable[key]):
             return False
     return all("" in alternatives for key, alternatives in acceptable.items() if key not in value)
 
 
 # ----------------------------------------------------------------------------- checking calls
 
-def check_call(call: dict, gold_call: dict, schemas: dict[str, dict]) -> Verdict:
+def _check_call(call: dict, gold_call: dict, schemas: dict[str, dict]) -> Verdict:
     """Check one predicted call against one gold call ({"name", "arguments": {param: [acceptable]}})."""
-    name, arguments = call_name_arguments(call)
+    name, arguments = _call_name_arguments(call)
     if name not in schemas:
         return Verdict(False, f"unknown function {name!r} (not among the tools)")
     if name != gold_call["name"]:
@@ -190,7 +165,7 @@ def check_call(call: dict, gold_call: dict, schemas: dict[str, dict]) -> Verdict
         error = _type_error(param, value, properties[param], alternatives)
         if error:
             return Verdict(False, error)
-        if not any(value_matches(value, a) for a in alternatives):
+        if not any(_value_matches(value, a) for a in alternatives):
             return Verdict(False, f"value mismatch for '{param}': got {value!r}, allowed {alternatives!r}")
     for param, alternatives in gold_arguments.items():
         if param not in arguments and "" not in alternatives:
@@ -218,7 +193,7 @@ def _max_matching(ok: list[list[bool]]) -> dict[int, int]:
 
 
 def _check_all(calls: list[dict], gold: list[dict], schemas: dict) -> list[list[Verdict]]:
-    return [[check_call(call, gold_call, schemas) for call in calls] for gold_call in gold]
+    return [[_check_call(call, gold_call, schemas) for call in calls] for gold_call in gold]
 
 
 def _require_gold_tools(gold: list[dict], schemas: dict) -> None:
@@ -232,11 +207,11 @@ def check_calls(predicted, gold: list[dict], tools: list[dict]) -> Verdict:
     """Check a model's answer: `predicted` is a parse() result (or a list of calls), `gold` the gold calls
     (possible-answer style; [] = no call expected), `tools` the example's tools."""
     calls, parse_error = _predicted_calls(predicted)
-    schemas = tool_schemas(tools)
+    schemas = _tool_schemas(tools)
     _require_gold_tools(gold, schemas)
     if parse_error is not None:
         return Verdict(False, f"invalid syntax: {parse_error}")
-    names = [call_name_arguments(call)[0] for call in calls]
+    names = [_call_name_arguments(call)[0] for call in calls]
     if not gold:
         if calls:
             return Verdict(False, f"expected no call, got {len(calls)} call(s): {', '.join(map(str, names))}")
@@ -244,7 +219,7 @@ def check_calls(predicted, gold: list[dict], tools: list[dict]) -> Verdict:
     if len(calls) != len(gold):
         return Verdict(False, f"wrong number of calls: got {len(calls)}, expected {len(gold)}")
     if len(gold) == 1:
-        return check_call(calls[0], gold[0], schemas)
+        return _check_call(calls[0], gold[0], schemas)
     verdicts = _check_all(calls, gold, schemas)
     owner = _max_matching([[v.ok for v in row] for row in verdicts])
     unmatched = [g for g in range(len(gold)) if g not in owner.values()]
@@ -267,9 +242,9 @@ def score_example(parsed, gold: list[dict], tools: list[dict], category: str | N
     (generation ended on an end token), "length" (hit the token limit) or None (unknown)."""
     calls, parse_error = _predicted_calls(parsed)
     valid = parse_error is None
-    schemas = tool_schemas(tools)
+    schemas = _tool_schemas(tools)
     verdict = check_calls(parsed, gold, tools)
-    names = [call_name_arguments(call)[0] for call in calls] if valid else []
+    names = [_call_name_arguments(call)[0] for call in calls] if valid else []
     gold_names = [g["name"] for g in gold]
     predicted_count, gold_count = Counter(names), Counter(gold_names)
     if valid and gold and calls:
@@ -298,7 +273,7 @@ def score_example(parsed, gold: list[dict], tools: list[dict], category: str | N
 
 
 # metric key -> label in tables; the order of the table rows.
-METRICS = {
+_METRICS = {
     "valid_syntax": "valid syntax",
     "call_decision": "call decision",
     "call_precision": "calling precision",
@@ -312,12 +287,12 @@ METRICS = {
 }
 
 
-def metric_counts(record: dict) -> dict[str, tuple[int, int]]:
+def _metric_counts(record: dict) -> dict[str, tuple[int, int]]:
     """(numerator, denominator) each metric takes from one record; a metric's rate is the sum of
     numerators over the sum of denominators. See README "Metrics" for the definitions in words."""
     should_call = record["gold_calls"] > 0
     called = record["called"]
-    asks = record["category"] in CLARIFICATION_CATEGORIES
+    asks = record["category"] in _CLARIFICATION_CATEGORIES
     stopped = record["stop_reason"] is not None
     # Each numerator counts only what its denominator counts.
     return {
@@ -335,9 +310,9 @@ def metric_counts(record: dict) -> dict[str, tuple[int, int]]:
 
 
 def _summarize(records: list[dict]) -> dict:
-    sums = {key: [0, 0] for key in METRICS}
+    sums = {key: [0, 0] for key in _METRICS}
     for record in records:
-        for key, (count, total) in metric_counts(record).items():
+        for key, (count, total) in _metric_counts(record).items():
             assert count <= total, (key, record)
             sums[key][0] += int(count)
             sums[key][1] += int(total)
@@ -372,7 +347,7 @@ def _section_lines(title: str, after: dict, before: dict | None, labels: tuple[s
     lines = [f"{title} ({examples} example{'' if examples == 1 else 's'})"]
     if before is not None or after is None:
         lines.append(f"  {'metric':<36} {labels[0]:<18} {labels[1]:<18} change")
-    for key, label in METRICS.items():
+    for key, label in _METRICS.items():
         new, old = (after or {}).get(key), (before or {}).get(key)
         if not (new and new["total"]) and not (old and old["total"]):
             continue  # a metric that does not apply to this section (e.g. clarification in "simple")

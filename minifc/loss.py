@@ -1,42 +1,42 @@
-"""Cross-entropy on the trained tokens only, chunked so full-vocabulary logits never exist at once.
+"""The training loss: `token_loss` (edit it to change the loss of every path) summed over the trained
+tokens only, chunked so that full-vocabulary logits never exist at once.
 
-Most tokens of function-calling data are prompt (system text, tool declarations, user turns, tool
-results) and are not trained, and Gemma's vocabulary has 262k entries: logits for every token of a
-batch of 16k tokens would be 16k x 262k x 4 bytes = 17 GB in fp32. So:
-
-1. gather the final hidden states at the trained positions only (targets != -100; the collator
-   lists them up front, so the GPU never has to report how many there are);
-2. run the output projection (`output_fn`, e.g. `model.output`: lm_head plus any soft-capping) and
-   the cross-entropy on `chunk_size` rows at a time, upcasting each chunk's logits to fp32;
-3. wrap each chunk in activation checkpointing, so backward recomputes that chunk's logits instead
-   of autograd keeping every chunk's fp32 [chunk, vocab] log-softmax alive until backward. Without
-   it the chunking would save nothing in training: autograd would hold all chunks at once. The
-   price is one extra output projection over the trained rows.
-
-Peak memory for logits is then one chunk (chunk_size x vocab x 4 bytes, about 1 GB for 1024 x 262k)
-in forward and in backward, independent of the batch.
+Logits for every token of a 16k-token batch under Gemma's 262k vocabulary would take 17 GB in fp32, and
+most tokens are prompt, not trained. So: (1) gather the final hidden states at the trained positions
+only (targets != -100; the collator lists them up front, so the GPU never reports how many there are);
+(2) run the output projection (`output_fn`, e.g. `model.output`: lm_head plus any soft-capping) and
+`token_loss` on `chunk_size` rows at a time; (3) checkpoint each chunk, so backward recomputes its logits
+instead of autograd keeping every chunk's [chunk, vocab] tensors until backward. Peak memory for logits
+is one chunk (about 1 GB for 1024 x 262k), at the price of one extra output projection.
 
 Fast path (FUSED_BACKWARD, on by default): when no parameter of `output_fn` is trained (LoRA: lm_head
-and the tied embedding are frozen), the only gradient needed is the one for the rows. Each chunk then
-computes it right away in forward (the logits' gradient is the chunk's own softmax minus the one-hot
-labels, made in place) and frees its logits; backward just scales the stored [N, D] fp32 gradient.
-Same numbers, one output projection fewer than recomputing (2 matmuls per chunk instead of 3), and
-two [chunk, vocab] tensors alive at once instead of the three of autograd's log-softmax backward. With a trained
-output projection (full fine-tuning) the checkpointed chunks above are used.
+and the tied embedding are frozen), only the rows need a gradient. Each chunk computes it right away in
+forward and frees its logits; backward just scales the stored [N, D] fp32 gradient (2 matmuls per chunk
+instead of 3). The logits' gradient is then written by hand (softmax minus one-hot, in place: two
+[chunk, vocab] tensors alive instead of autograd's three) if a one-time check finds that it is
+`token_loss`'s (cross-entropy); for any other `token_loss` it comes from autograd through it.
 """
+
+from functools import cache
 
 import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
-IGNORE_INDEX = -100
+from minifc.masking import IGNORE_INDEX
+
 FUSED_BACKWARD = True  # tests and benchmarks flip this to compare the fast path with the checkpointed one
+
+
+def token_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The loss of each trained token: logits [N, V], labels [N] -> [N] fp32. The one definition."""
+    return F.cross_entropy(logits.float(), labels, reduction="none")  # fp32: bf16 log-probs are too coarse
 
 
 def trained_token_loss(hidden: torch.Tensor, targets: torch.Tensor, output_fn, chunk_size: int = 1024,
                        normalizer: int | float | None = None,
                        trained_positions: torch.Tensor | None = None) -> torch.Tensor:
-    """Sum of the cross-entropies of the trained tokens, divided by `normalizer`.
+    """Sum of `token_loss` over the trained tokens, divided by `normalizer`.
 
     hidden:     [B, T, D] final hidden states (after the final norm).
     targets:    [B, T] token to predict at each position, IGNORE_INDEX (-100) where not trained.
@@ -61,16 +61,13 @@ def trained_token_loss(hidden: torch.Tensor, targets: torch.Tensor, output_fn, c
         normalizer = rows.shape[0]
     if rows.shape[0] == 0:  # nothing trained here: a zero that still backpropagates
         return hidden.sum().float() * 0.0
-    if FUSED_BACKWARD and torch.is_grad_enabled() and rows.requires_grad and not _trains(output_fn, rows):
-        return _GradientInForward.apply(rows, labels, output_fn, chunk_size) / normalizer
-    total = hidden.new_zeros((), dtype=torch.float32)
-    for start in range(0, rows.shape[0], chunk_size):
-        chunk_rows, chunk_labels = rows[start:start + chunk_size], labels[start:start + chunk_size]
-        if torch.is_grad_enabled():
-            total = total + checkpoint(_chunk_loss_sum, chunk_rows, chunk_labels, output_fn, use_reentrant=False)
-        else:
-            total = total + _chunk_loss_sum(chunk_rows, chunk_labels, output_fn)
-    return total / normalizer
+    chunks = [(rows[i:i + chunk_size], labels[i:i + chunk_size]) for i in range(0, rows.shape[0], chunk_size)]
+    if not torch.is_grad_enabled():
+        return sum(_chunk_loss_sum(r, l, output_fn) for r, l in chunks) / normalizer
+    if FUSED_BACKWARD and rows.requires_grad and not _trains(output_fn, rows):
+        by_hand = _is_cross_entropy(token_loss)
+        return _GradientInForward.apply(rows, labels, output_fn, chunk_size, by_hand) / normalizer
+    return sum(checkpoint(_chunk_loss_sum, r, l, output_fn, use_reentrant=False) for r, l in chunks) / normalizer
 
 
 def batch_loss(model, batch, chunk_size: int = 1024, normalizer: int | float | None = None) -> torch.Tensor:
@@ -82,22 +79,45 @@ def batch_loss(model, batch, chunk_size: int = 1024, normalizer: int | float | N
 
 
 def _chunk_loss_sum(rows: torch.Tensor, labels: torch.Tensor, output_fn) -> torch.Tensor:
-    logits = output_fn(rows).float()  # fp32 before log-softmax: bf16 log-probs are too coarse
-    return F.cross_entropy(logits, labels, reduction="sum")
+    return token_loss(output_fn(rows), labels).sum()
 
 
 def _trains(output_fn, rows: torch.Tensor) -> bool:
-    """Whether output_fn has a parameter that wants a gradient: its output on zero detached rows
-    requires grad only then (and costs nothing)."""
+    """Whether output_fn has a trained parameter: only then does its output on zero detached rows require grad."""
     with torch.enable_grad():
         return output_fn(rows[:0].detach()).requires_grad
 
 
+def _cross_entropy_and_grad(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-token cross-entropy [N] and its gradient wrt the logits [N, V], by hand: softmax minus the
+    one-hot labels, made in place from the fp32 log-probabilities (no third [N, V] tensor)."""
+    log_probs = torch.log_softmax(logits.float(), dim=-1)
+    picked = labels[:, None]
+    losses = -log_probs.gather(1, picked).squeeze(1)
+    return losses, log_probs.exp_().scatter_add_(1, picked, torch.full_like(picked, -1, dtype=log_probs.dtype))
+
+
+@cache
+def _is_cross_entropy(loss_fn) -> bool:
+    """Whether _cross_entropy_and_grad gives loss_fn's values and gradient (so the fast path may use it):
+    checked once per loss function, against autograd through it on small random CPU logits (no GPU sync)."""
+    g = torch.Generator().manual_seed(0)
+    logits = (4 * torch.randn(8, 13, generator=g, device="cpu")).requires_grad_()
+    labels = torch.randint(0, 13, (8,), generator=g, device="cpu")
+    with torch.enable_grad():
+        losses = loss_fn(logits, labels)
+        (grad,) = torch.autograd.grad(losses.sum(), logits)
+    by_hand = _cross_entropy_and_grad(logits.detach(), labels)
+    return losses.shape == by_hand[0].shape and all(torch.allclose(ours, theirs, rtol=1e-5, atol=1e-6)
+                                                    for ours, theirs in zip((losses.detach(), grad), by_hand))
+
+
 class _GradientInForward(torch.autograd.Function):
-    """Summed cross-entropy of the rows, whose gradient (rows only) is computed chunk by chunk in forward."""
+    """Summed token_loss of the rows, whose gradient (rows only) is computed chunk by chunk in forward:
+    by hand when `by_hand` (token_loss is cross-entropy), else by autograd through token_loss."""
 
     @staticmethod
-    def forward(ctx, rows, labels, output_fn, chunk_size):
+    def forward(ctx, rows, labels, output_fn, chunk_size, by_hand):
         grad = torch.empty(rows.shape, dtype=torch.float32, device=rows.device)
         total = rows.new_zeros((), dtype=torch.float32)
         for start in range(0, rows.shape[0], chunk_size):
@@ -105,15 +125,14 @@ class _GradientInForward(torch.autograd.Function):
             with torch.enable_grad():
                 chunk = rows[start:end].detach().requires_grad_(True)
                 logits = output_fn(chunk)
-            # The cross-entropy's gradient wrt the logits is softmax - one_hot(label): made in place
-            # from the log-probabilities, so a chunk holds two [chunk, vocab] tensors (logits and
-            # these) where autograd through log-softmax held three (tests/test_memory.py measures it).
-            log_probs = torch.log_softmax(logits.detach().float(), dim=-1)  # fp32: bf16 is too coarse
-            picked = labels[start:end, None]
-            total -= log_probs.gather(1, picked).sum()
-            dlogits = log_probs.exp_().scatter_add_(1, picked, torch.full_like(picked, -1, dtype=log_probs.dtype))
+                if by_hand:
+                    losses, dlogits = _cross_entropy_and_grad(logits.detach(), labels[start:end])
+                else:  # any other token_loss: the logits' gradient by autograd through it
+                    losses = token_loss(logits, labels[start:end])
+                    (dlogits,) = torch.autograd.grad(losses.sum(), logits)
             (grad[start:end],) = torch.autograd.grad(logits, chunk, dlogits.to(logits.dtype))
-            del logits, log_probs, dlogits
+            total += losses.detach().sum()
+            del logits, losses, dlogits
         ctx.save_for_backward(grad)
         ctx.rows_dtype = rows.dtype
         return total
@@ -121,9 +140,4 @@ class _GradientInForward(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_total):
         (grad,) = ctx.saved_tensors
-        return (grad * grad_total).to(ctx.rows_dtype), None, None, None
-
-
-def count_trained(targets: torch.Tensor) -> int:
-    """Number of trained tokens (targets != -100): sum this over the micro-batches of a step."""
-    return int((targets != IGNORE_INDEX).sum())
+        return (grad * grad_total).to(ctx.rows_dtype), None, None, None, None

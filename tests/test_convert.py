@@ -4,9 +4,10 @@ import json
 
 import pytest
 
-from minifc.convert import (SIMPLE_TOOLS, convert_glaive, convert_hermes, convert_simple, convert_xlam,
-                            detect_format, xlam_type)
-from minifc.data import ConversionError, load_examples, validate_example
+from minifc.convert import (SIMPLE_TOOLS, ConversionError, convert_glaive, convert_hermes, convert_simple,
+                            convert_xlam, detect_format, xlam_type)
+from minifc.data import load_examples
+from minifc.schema import validate_example
 
 
 def call(name, arguments):

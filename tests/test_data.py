@@ -6,7 +6,9 @@ import types
 
 import pytest
 
-from minifc.data import DataError, Example, load_examples, validate_example
+from minifc.data import DataError, Example, load_examples
+from minifc.masking import TrainOn
+from minifc.schema import validate_example
 
 WEATHER = {"type": "function", "function": {
     "name": "get_weather", "description": "Weather for a city.",
@@ -111,6 +113,21 @@ def test_undeclared_function_names_the_declared_ones():
 ])
 def test_conversation_order_and_structure(messages, expected):
     assert reasons(example(messages)) == expected
+
+
+def test_what_has_something_to_train_follows_the_masking_policy(tmp_path):
+    """"nothing_to_train" is masking.trains_anything under the policy given to validation and loading."""
+    no_reply = example([{"role": "user", "content": "hi"}])
+    assert reasons(no_reply) == [("nothing_to_train", "messages")]
+    assert validate_example(no_reply, TrainOn.parse("user")) == []
+    results = [{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "tool_calls": [
+        call("get_weather", {"city": "Oslo"})]}, {"role": "tool", "content": "3"}], "tools": [WEATHER]}]
+    path = write_jsonl(tmp_path / "a.jsonl", results)
+    assert load_examples(path)[1].kept == 1
+    results[0]["messages"][1]["train"] = False
+    path = write_jsonl(tmp_path / "b.jsonl", results)
+    assert load_examples(path)[1].skipped == {"nothing_to_train": 1}
+    assert load_examples(path, train_on=TrainOn.parse("assistant,tool"))[1].kept == 1
 
 
 def test_bad_tool_definition_is_reported():

@@ -14,7 +14,8 @@ import torch.nn.functional as F
 from minifc import loss as loss_module
 from minifc.config import ModelConfig
 from minifc.lora import apply_lora, lora_parameters, mark_only_lora_trainable
-from minifc.loss import IGNORE_INDEX, trained_token_loss
+from minifc.loss import trained_token_loss
+from minifc.masking import IGNORE_INDEX
 from minifc.model import Transformer
 
 D, V = 16, 97
@@ -110,7 +111,8 @@ def tiny_gemma() -> ModelConfig:
         layer_types=["sliding_attention", "full_attention"]))
 
 
-def test_fused_loss_gives_the_same_lora_gradients_on_the_model(monkeypatch):
+def lora_gemma_and_batch():
+    """A tiny LoRA Gemma whose adapters all carry gradient, ids [2, 24] and targets trained on the last 8."""
     torch.manual_seed(0)
     model = Transformer(tiny_gemma())
     apply_lora(model, r=4, alpha=8)
@@ -121,17 +123,69 @@ def test_fused_loss_gives_the_same_lora_gradients_on_the_model(monkeypatch):
     ids = torch.randint(0, 300, (2, 24), generator=torch.Generator().manual_seed(1))
     targets = torch.randint(0, 300, (2, 24), generator=torch.Generator().manual_seed(2))
     targets[:, :16] = IGNORE_INDEX
+    return model, ids, targets
 
+
+def lora_grads(model, loss_fn):
+    model.zero_grad(set_to_none=True)
+    loss = loss_fn()
+    loss.backward()
+    return loss.detach(), [p.grad.clone() for p in lora_parameters(model)]
+
+
+def test_fused_loss_gives_the_same_lora_gradients_on_the_model(monkeypatch):
+    model, ids, targets = lora_gemma_and_batch()
     grads = {}
     for fused in (True, False):
         monkeypatch.setattr(loss_module, "FUSED_BACKWARD", fused)
-        model.zero_grad(set_to_none=True)
-        trained_token_loss(model.hidden_states(ids), targets, model.output, chunk_size=5).backward()
-        grads[fused] = [p.grad.clone() for p in lora_parameters(model)]
+        grads[fused] = lora_grads(model, lambda: trained_token_loss(model.hidden_states(ids), targets, model.output,
+                                                                    chunk_size=5))[1]
     assert model.lm_head.weight.grad is None  # the tied embedding stays frozen either way
     for fast, plain in zip(grads[True], grads[False]):
         assert (fast - plain).abs().max().item() <= 1e-6 * max(1.0, plain.abs().max().item())
     assert max(g.abs().max().item() for g in grads[False]) > 1e-4
+
+
+def label_smoothed(logits, labels):
+    return F.cross_entropy(logits.float(), labels, reduction="none", label_smoothing=0.1)
+
+
+def focal(logits, labels):
+    ce = F.cross_entropy(logits.float(), labels, reduction="none")
+    return (1 - torch.exp(-ce)) ** 2 * ce
+
+
+@pytest.mark.parametrize("replacement", [label_smoothed, focal])
+def test_lora_gradients_follow_a_replaced_token_loss(replacement, monkeypatch):
+    """loss.token_loss is the one definition: replaced, every path follows it (the fast path steps aside for
+    autograd through it, still per chunk); the default keeps the hand-written cross-entropy gradient."""
+    model, ids, targets = lora_gemma_and_batch()
+    trained = targets != IGNORE_INDEX
+    assert loss_module._is_cross_entropy(loss_module.token_loss) and not loss_module._is_cross_entropy(replacement)
+    by_hand = []  # chunks whose gradient the hand-written cross-entropy made
+    real = loss_module._cross_entropy_and_grad
+    monkeypatch.setattr(loss_module, "_cross_entropy_and_grad", lambda *a: by_hand.append(1) or real(*a))
+
+    def ours():
+        return trained_token_loss(model.hidden_states(ids), targets, model.output, chunk_size=5)
+
+    default = lora_grads(model, ours)
+    assert len(by_hand) == 4  # 16 trained rows in chunks of 5: the fast path, as before
+
+    def oracle():  # plain autograd through full logits of the trained rows
+        logits = model.output(model.hidden_states(ids)[trained])
+        return replacement(logits, targets[trained]).mean()
+
+    monkeypatch.setattr(loss_module, "token_loss", replacement)
+    expected = lora_grads(model, oracle)
+    for fused in (True, False):
+        monkeypatch.setattr(loss_module, "FUSED_BACKWARD", fused)
+        loss, grads = lora_grads(model, ours)
+        assert abs(loss.item() - expected[0].item()) <= 1e-6
+        for got, want in zip(grads, expected[1]):
+            assert (got - want).abs().max().item() <= 1e-6 * max(1.0, want.abs().max().item())
+    assert len(by_hand) == 4  # the replaced loss never took the hand-written gradient
+    assert max((d - e).abs().max().item() for d, e in zip(default[1], expected[1])) > 1e-4  # it is another loss
 
 
 @pytest.mark.parametrize("bias", [False, True])

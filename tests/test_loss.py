@@ -5,7 +5,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from minifc.loss import IGNORE_INDEX, count_trained, trained_token_loss
+from minifc.loss import trained_token_loss
+from minifc.masking import IGNORE_INDEX
 
 B, T, D, V = 3, 20, 16, 97
 
@@ -33,6 +34,10 @@ def make_batch(seed, batch=B, frac_trained=0.3):
     targets = torch.randint(0, V, (batch, T), generator=g)
     targets[torch.rand(batch, T, generator=g) > frac_trained] = IGNORE_INDEX
     return hidden, targets
+
+
+def count_trained(targets):
+    return int((targets != IGNORE_INDEX).sum())
 
 
 def reference_loss(hidden, targets, head, reduction="mean"):

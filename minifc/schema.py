@@ -1,0 +1,232 @@
+"""The canonical example, its validation with clear errors, and the one JSON-Schema type rule.
+
+An example is one conversation in the OpenAI / Hugging Face chat layout:
+
+    {"tools": [{"type": "function", "function": {"name": "get_weather", "description": "...",
+                "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
+                               "required": ["city"]}}}],
+     "messages": [{"role": "user", "content": "Weather in Oslo?"},
+                  {"role": "assistant", "tool_calls": [{"type": "function", "function":
+                      {"name": "get_weather", "arguments": {"city": "Oslo"}}}]}],
+     "category": "single_call"}                                   # optional
+
+A message may carry "train": true/false to override the masking rule (minifc/masking.py).
+
+    validate_example(example, train_on) -> list[Problem]   every problem names file:line, field and the fix
+    json_type(value), has_type(value, type_name)           JSON-Schema types, shared with the call checker
+"""
+
+import json
+from dataclasses import dataclass, field
+
+from minifc import masking
+
+_ROLES = ("system", "developer", "user", "assistant", "tool")
+
+
+@dataclass
+class Example:
+    """One conversation. `tools` are normalised to {"type": "function", "function": {name, description,
+    parameters}}; assistant tool-call `arguments` are dicts. `location` ("file:line") is where it came from."""
+    messages: list[dict]
+    tools: list[dict] = field(default_factory=list)
+    category: str | None = None
+    location: str = ""
+
+
+class DataError(ValueError):
+    """Bad input data: the message names the file, line, field and the fix."""
+
+
+@dataclass
+class Problem:
+    reason: str    # short key used for counting, e.g. "undeclared_function"
+    location: str  # "path:line"
+    field: str     # e.g. "messages[2].tool_calls[0].function.arguments.city"
+    message: str   # what is wrong and how to fix it
+
+    def __str__(self):
+        return f"{self.location}: {self.field}: {self.message}"
+
+
+# JSON-Schema type -> the JSON types (json_type) of the values it accepts: an integer is a number too
+SCHEMA_TYPES = {"string": {"string"}, "integer": {"integer"}, "number": {"number", "integer"},
+                "boolean": {"boolean"}, "array": {"array"}, "object": {"object"}, "null": {"null"}}
+
+
+def json_type(value) -> str:
+    """The JSON type of a Python value; a bool is a boolean, never an integer (although Python's bool is an int)."""
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, (list, tuple)):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return "null" if value is None else type(value).__name__
+
+
+def has_type(value, type_name: str) -> bool:
+    """Whether `value` is of the JSON-Schema type `type_name` (a key of SCHEMA_TYPES)."""
+    return json_type(value) in SCHEMA_TYPES[type_name]
+
+
+def validate_example(example: Example, train_on: masking.TrainOn = masking.DEFAULT) -> list[Problem]:
+    """Everything wrong with one (normalised) example; an empty list means it is fine to train on."""
+    problems = []
+
+    def problem(reason, where, message):
+        problems.append(Problem(reason, example.location, where, message))
+
+    schemas = _check_tools(example.tools, problem)
+    if not isinstance(example.messages, list) or not example.messages:
+        problem("bad_structure", "messages", "must be a non-empty list of {role, content} objects")
+        return problems
+    seen_user, pending = False, []  # pending: names of calls not answered yet
+    for i, message in enumerate(example.messages):
+        where = f"messages[{i}]"
+        if not isinstance(message, dict):
+            problem("bad_structure", where, "must be an object with 'role' and 'content'")
+            continue
+        role = message.get("role")
+        if role not in _ROLES:
+            problem("unknown_role", f"{where}.role", f"unknown role {role!r}; use one of {', '.join(_ROLES)}")
+            continue
+        if "train" in message and not isinstance(message["train"], bool):
+            problem("bad_structure", f"{where}.train", "must be true or false")
+        if pending and role in ("user", "assistant", "system", "developer"):
+            problem("role_order", where, f"the call(s) to {', '.join(pending)} before it have no tool result; "
+                                         "add a 'tool' message answering each call first")
+            pending = []
+        if role in ("system", "developer"):
+            if any(m.get("role") not in ("system", "developer") for m in example.messages[:i] if isinstance(m, dict)):
+                problem("role_order", f"{where}.role", f"a {role} message may only open the conversation; "
+                                                       "move it to the start or make it a user message")
+            _check_text(message, where, problem)
+        elif role == "user":
+            seen_user = True
+            _check_text(message, where, problem)
+        elif role == "assistant":
+            if not seen_user:
+                problem("role_order", where, "an assistant message comes before any user message; "
+                                             "start the conversation with a user message")
+            pending = _check_assistant(message, where, schemas, problem)
+        else:  # tool
+            _check_tool_result(message, where, pending, problem)
+    # the masking rule decides, over the messages of known roles; a bad "train" flag (reported) counts as absent
+    readable = [{key: value for key, value in m.items() if key != "train" or isinstance(value, bool)}
+                for m in example.messages if isinstance(m, dict) and m.get("role") in _ROLES]
+    if not masking.trains_anything(readable, train_on):
+        roles = " or ".join(train_on.roles)
+        problem("nothing_to_train", "messages", f"no {roles} message to train on (none, or all \"train\": false); "
+                                                "add an assistant reply or remove \"train\": false")
+    return problems
+
+
+def _check_tools(tools, problem) -> dict:
+    """Checks the tool list; returns {function name: parameters schema}."""
+    schemas = {}
+    if not isinstance(tools, list):
+        problem("bad_structure", "tools", "must be a list of {\"type\": \"function\", \"function\": {...}}")
+        return schemas
+    for j, tool in enumerate(tools):
+        function = tool.get("function") if isinstance(tool, dict) else None
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str) or not function["name"]:
+            problem("bad_structure", f"tools[{j}]", "must be {\"type\": \"function\", \"function\": "
+                                                    "{\"name\": ..., \"description\": ..., \"parameters\": {...}}}")
+            continue
+        parameters = function.get("parameters", {})
+        if parameters is not None and not isinstance(parameters, dict):
+            problem("bad_structure", f"tools[{j}].function.parameters", "must be a JSON Schema object")
+            parameters = {}
+        schemas[function["name"]] = parameters or {}
+    return schemas
+
+
+def _check_text(message, where, problem):
+    if not isinstance(message.get("content"), str):
+        problem("bad_structure", f"{where}.content", "must be a string")
+
+
+def _check_assistant(message, where, schemas, problem) -> list[str]:
+    """Checks an assistant message; returns the names of the functions it calls."""
+    content, calls = message.get("content"), message.get("tool_calls") or []
+    if content is not None and not isinstance(content, str):
+        problem("bad_structure", f"{where}.content", "must be a string or null")
+    if not isinstance(calls, list):
+        problem("bad_structure", f"{where}.tool_calls", "must be a list of {\"type\": \"function\", \"function\": "
+                                                        "{\"name\": ..., \"arguments\": {...}}}")
+        return []
+    if not calls and not (isinstance(content, str) and content.strip()):
+        problem("bad_structure", where, "an assistant message needs non-empty content or tool_calls")
+    names = []
+    for k, call in enumerate(calls):
+        call_where = f"{where}.tool_calls[{k}]"
+        function = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+            problem("bad_structure", call_where, "must be {\"type\": \"function\", \"function\": "
+                                                 "{\"name\": ..., \"arguments\": {...}}}")
+            continue
+        name, arguments = function["name"], function.get("arguments", {})
+        names.append(name)
+        if name not in schemas:
+            declared = ", ".join(schemas) or "none"
+            problem("undeclared_function", f"{call_where}.function.name",
+                    f"calls {name!r}, which is not in the example's tools (declared: {declared}); "
+                    "declare it in \"tools\" or fix the name")
+        elif not isinstance(arguments, dict):
+            problem("bad_arguments", f"{call_where}.function.arguments",
+                    f"must be a JSON object of argument names to values, got {type(arguments).__name__}")
+        else:
+            for path, error in _schema_errors(arguments, schemas[name]):
+                problem("schema_violation", f"{call_where}.function.arguments{path}",
+                        f"{error} (function {name!r}); fix the value or the tool's parameters schema")
+    return names
+
+
+def _check_tool_result(message, where, pending, problem):
+    name = message.get("name")
+    if not pending:
+        problem("orphan_tool_result", where, "a tool result with no unanswered call before it; put it after the "
+                                             "assistant message whose tool call it answers")
+    elif name is not None and name not in pending:
+        problem("orphan_tool_result", f"{where}.name", f"answers {name!r}, but the pending call(s) are to "
+                                                       f"{', '.join(pending)}; fix the name or the order")
+    else:
+        pending.remove(name if name is not None else pending[0])
+    if not isinstance(message.get("content"), (str, dict, list)):
+        problem("bad_structure", f"{where}.content", "a tool result must be a string (or a JSON object/list)")
+
+
+def _schema_errors(value, schema: dict, path: str = "") -> list[tuple[str, str]]:
+    """(path, message) for each way `value` breaks `schema`: type (of the types it names that SCHEMA_TYPES
+    knows), enum, required / unexpected object keys, and array items; nested values are checked recursively."""
+    if not isinstance(schema, dict):
+        return []
+    errors = []
+    types = schema.get("type")
+    types = [types] if isinstance(types, str) else (types or [])
+    known = [t for t in types if t in SCHEMA_TYPES]
+    if known and not any(has_type(value, t) for t in known):
+        return [(path, f"{json.dumps(value)} is not of type {' or '.join(known)}")]
+    if "enum" in schema and value not in schema["enum"]:
+        errors.append((path, f"{json.dumps(value)} is not one of {json.dumps(schema['enum'])}"))
+    if isinstance(value, dict):
+        properties = schema.get("properties") or {}
+        for key in schema.get("required") or []:
+            if key not in value:
+                errors.append((f"{path}.{key}", "required argument is missing"))
+        for key, item in value.items():
+            if key in properties:
+                errors.extend(_schema_errors(item, properties[key], f"{path}.{key}"))
+            elif properties and not schema.get("additionalProperties", False):
+                errors.append((f"{path}.{key}", f"unexpected argument; known: {', '.join(properties)}"))
+    if json_type(value) == "array" and isinstance(schema.get("items"), dict):
+        for i, item in enumerate(value):
+            errors.extend(_schema_errors(item, schema["items"], f"{path}[{i}]"))
+    return errors
