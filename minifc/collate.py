@@ -55,7 +55,7 @@ class Batch:
         return Batch(**moved)
 
 
-def shift_labels(labels: list[int]) -> list[int]:
+def _shift_labels(labels: list[int]) -> list[int]:
     """Targets of one example: targets[t] = labels[t + 1], and -100 at the last token."""
     return list(labels[1:]) + [IGNORE_INDEX]
 
@@ -91,7 +91,7 @@ def packed_batch(rows: list[list[tuple[list[int], list[int]]]], tokens_per_row: 
         row_ids, row_targets, row_positions = [], [], []
         for ids, labels in row:
             row_ids += ids
-            row_targets += shift_labels(labels)
+            row_targets += _shift_labels(labels)
             row_positions += range(len(ids))
             segment_lengths.append(len(ids))
         padding = tokens_per_row - len(row_ids)
@@ -116,7 +116,7 @@ def padded_batch(examples: list[tuple[list[int], list[int]]], pad_id: int, pad_t
         if padding < 0:
             raise ValueError(f"an example has {len(ids)} tokens, more than pad_to={pad_to}")
         input_ids.append(list(ids) + [pad_id] * padding)
-        targets.append(shift_labels(labels) + [IGNORE_INDEX] * padding)
+        targets.append(_shift_labels(labels) + [IGNORE_INDEX] * padding)
         positions.append(list(range(width)))
         valid.append([True] * len(ids) + [False] * padding)
     return _make_batch(input_ids, targets, positions, valid, None, width)

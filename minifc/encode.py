@@ -42,7 +42,7 @@ class SpanAlignmentError(ValueError):
 # One example -> (input_ids, labels)
 
 
-def example_fields(example) -> tuple[list[dict], list[dict], str]:
+def _example_fields(example) -> tuple[list[dict], list[dict], str]:
     """(messages, tools, location) of an Example or of a dict with "messages" and optional "tools"."""
     if isinstance(example, dict):
         if "messages" not in example:
@@ -52,7 +52,7 @@ def example_fields(example) -> tuple[list[dict], list[dict], str]:
 
 
 def render_example(example, fmt, **format_options):
-    messages, tools, _ = example_fields(example)
+    messages, tools, _ = _example_fields(example)
     return fmt.render(messages, tools=tools or None, **format_options)
 
 
@@ -92,7 +92,7 @@ def _merge_touching(spans) -> list[tuple[int, int]]:
     return merged
 
 
-def encode_rendered(rendered, tokenizer, location: str = "", train_on: TrainOn = DEFAULT):
+def _encode_rendered(rendered, tokenizer, location: str = "", train_on: TrainOn = DEFAULT):
     """(ids, labels) of a Rendered: tokenized once (no BOS added), labelled from its trained spans."""
     ids, offsets = tokenizer.encode_with_offsets(rendered.text)
     return list(ids), label_tokens(ids, offsets, rendered.trained_spans(train_on), rendered.text, location)
@@ -101,11 +101,11 @@ def encode_rendered(rendered, tokenizer, location: str = "", train_on: TrainOn =
 def encode_example(example, tokenizer, fmt, train_on: TrainOn = DEFAULT, **format_options):
     """(input_ids, labels) of one example: labels[i] == input_ids[i] where trained, else -100.
     format_options go to fmt.render (say, Llama's date_string)."""
-    location = example_fields(example)[2]
-    return encode_rendered(render_example(example, fmt, **format_options), tokenizer, location, train_on)
+    location = _example_fields(example)[2]
+    return _encode_rendered(render_example(example, fmt, **format_options), tokenizer, location, train_on)
 
 
-def truncate_at_span_end(ids: list[int], labels: list[int], max_len: int):
+def _truncate_at_turn_end(ids: list[int], labels: list[int], max_len: int):
     """Cut after the last trained run that ends within max_len tokens, or None if no trained run fits.
 
     A trained run ends with the token that ends an assistant turn, so the cut lands on a turn
@@ -148,16 +148,16 @@ def encode_dataset(examples, tokenizer, fmt, max_len: int | None = None, truncat
     """Encode every example; returns (list of (ids, labels), EncodeReport). Nothing is dropped uncounted."""
     encoded, report = [], EncodeReport()
     for n, example in enumerate(examples):
-        location = example_fields(example)[2] or f"example {n}"
+        location = _example_fields(example)[2] or f"example {n}"
         try:
             rendered = render_example(example, fmt, **format_options)
         except ValueError as error:  # the format cannot express this conversation (Gemma's strict turns, say)
             report.dropped["cannot render"] += 1
             report.note("cannot render", f"{location}: {error}")
             continue
-        ids, labels = encode_rendered(rendered, tokenizer, location, train_on)
+        ids, labels = _encode_rendered(rendered, tokenizer, location, train_on)
         if max_len is not None and len(ids) > max_len:
-            cut = truncate_at_span_end(ids, labels, max_len) if truncate else None
+            cut = _truncate_at_turn_end(ids, labels, max_len) if truncate else None
             if cut is None:
                 reason = f"longer than max_len={max_len}" + (" with no trained turn within it" if truncate else "")
                 report.dropped[reason] += 1
@@ -183,7 +183,7 @@ def encode_dataset(examples, tokenizer, fmt, max_len: int | None = None, truncat
 # The mask inspector
 
 
-def highlight(text: str, offsets, labels, colour: bool) -> str:
+def _highlight(text: str, offsets, labels, colour: bool) -> str:
     """The text with the trained tokens' characters marked: green on a terminal, ⟦...⟧ otherwise."""
     on, off = ("\033[42;30m", "\033[0m") if colour else ("⟦", "⟧")
     pieces, cursor, i = [], 0, 0
@@ -205,7 +205,7 @@ def inspect_example(example, tokenizer, fmt, colour: bool = False, train_on: Tra
     """A report on one example: the text with trained tokens highlighted, trained/untrained tokens by
     the role of the message they came from (the template's own text: "(format)"), the BOS count, and
     whether every trained assistant turn has its end token (one of the format's stop tokens) trained."""
-    messages, tools, location = example_fields(example)
+    messages, tools, location = _example_fields(example)
     rendered = render_example(example, fmt)
     ids, offsets = tokenizer.encode_with_offsets(rendered.text)
     labels = label_tokens(ids, offsets, rendered.trained_spans(train_on), rendered.text, location)
@@ -222,7 +222,7 @@ def inspect_example(example, tokenizer, fmt, colour: bool = False, train_on: Tra
             ended.add(piece.message)
     turns = [i for i, m in enumerate(messages) if m["role"] == "assistant" and message_trained(messages, i, train_on)]
     lines = [f"--- {location or 'example'}: {len(ids)} tokens, {sum(l != IGNORE_INDEX for l in labels)} trained",
-             highlight(rendered.text, offsets, labels, colour), "",
+             _highlight(rendered.text, offsets, labels, colour), "",
              f"{'tokens by role':<20}{'trained':>8}{'untrained':>11}"]
     lines += [f"  {role:<18}{c['trained']:>8}{c['untrained']:>11}" for role, c in counts.items()]
     lines.append(f"BOS tokens: {sum(i == tokenizer.bos_id for i in ids)} (should be 1)")

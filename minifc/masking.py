@@ -55,7 +55,7 @@ class TrainOn:
 DEFAULT = TrainOn()
 
 
-def role_of(message) -> str | None:
+def _role(message) -> str | None:
     role = message.get("role") if isinstance(message, dict) else None
     return ROLE_ALIASES.get(role, role) if isinstance(role, str) else None
 
@@ -65,11 +65,11 @@ def message_trained(messages: list[dict], index: int, train_on: TrainOn = DEFAUL
     message = messages[index]
     if message.get("train") is not None:
         return message["train"] is True
-    role = role_of(message)
+    role = _role(message)
     if role not in train_on.roles:
         return False
     if train_on.last_turn_only and role == "assistant":
-        return index == max(i for i, m in enumerate(messages) if role_of(m) == "assistant")
+        return index == max(i for i, m in enumerate(messages) if _role(m) == "assistant")
     return True
 
 
@@ -78,7 +78,7 @@ def piece_trained(kind: str, messages: list[dict], index: int | None, train_on: 
     if kind in (TEMPLATE, HEADER) or index is None or not message_trained(messages, index, train_on):
         return False
     if kind == END and messages[index].get("train") is True:
-        return role_of(messages[index]) == "assistant"
+        return _role(messages[index]) == "assistant"
     return True
 
 

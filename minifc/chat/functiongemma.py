@@ -68,24 +68,24 @@ def _upper(value) -> str:
     return _jinja_str(value).upper()
 
 
-def format_value(value, escape_keys: bool = True) -> str:
+def _format_value(value, escape_keys: bool = True) -> str:
     """A value in FunctionGemma syntax (the template's `format_argument` macro)."""
     if isinstance(value, str):
         return ESCAPE + value + ESCAPE  # nothing inside is escaped: braces, quotes, newlines stay literal
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, dict):
-        pairs = ((ESCAPE + key + ESCAPE if escape_keys else key) + ":" + format_value(item, escape_keys)
+        pairs = ((ESCAPE + key + ESCAPE if escape_keys else key) + ":" + _format_value(item, escape_keys)
                  for key, item in _dictsort(value))
         return "{" + ",".join(pairs) + "}"
     if isinstance(value, (list, tuple)):
-        return "[" + ",".join(format_value(item, escape_keys) for item in value) + "]"
+        return "[" + ",".join(_format_value(item, escape_keys) for item in value) + "]"
     return str(value)  # numbers as Python prints them (21.0 stays 21.0); None prints `None` (quirk)
 
 
-def format_fields(mapping: dict) -> str:
+def _format_fields(mapping: dict) -> str:
     """`key:value` pairs with bare keys, sorted: the body of a call or of a dict tool result."""
-    return ",".join(key + ":" + format_value(value, escape_keys=False) for key, value in _dictsort(mapping))
+    return ",".join(key + ":" + _format_value(value, escape_keys=False) for key, value in _dictsort(mapping))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -107,9 +107,9 @@ def _format_items(items: dict) -> str:
             parts.append("required:[" + _escaped_list(value) + "]")
         elif key == "type":
             upper = _upper(value) if isinstance(value, str) else [_upper(item) for item in value]
-            parts.append("type:" + format_value(upper))
+            parts.append("type:" + _format_value(upper))
         else:
-            parts.append(key + ":" + format_value(value))
+            parts.append(key + ":" + _format_value(value))
     return "{" + ",".join(parts) + "}"
 
 
@@ -120,7 +120,7 @@ def _format_property(prop) -> str:
     if kind == "STRING":
         enum = _get(prop, "enum")
         if enum is not _MISSING and enum:
-            text += ",enum:" + format_value(enum)  # an enum on any other type is dropped (template)
+            text += ",enum:" + _format_value(enum)  # an enum on any other type is dropped (template)
     elif kind == "OBJECT":
         nested = _get(prop, "properties")
         # Quirk: an object without a `properties` dict has its own non-standard keys (additionalProperties,
@@ -142,7 +142,7 @@ def _format_properties(properties: dict) -> str:
                     if key not in _STANDARD_KEYS)
 
 
-def format_declaration(tool: dict) -> str:
+def _format_declaration(tool: dict) -> str:
     """`declaration:NAME{description:<escape>...<escape>,parameters:{...}}` for one tool."""
     function = tool["function"]
     name = function["name"]
@@ -192,7 +192,7 @@ def _format_call(call: dict, where: str) -> str:
         # The template dumps a JSON string verbatim after 20 spaces of indentation: always wrong.
         raise ValueError(f"{where}: tool call {function.get('name')!r} has arguments of type "
                          f"{type(arguments).__name__}; pass a dict (json.loads a JSON string first)")
-    return CALL_START + "call:" + function["name"] + "{" + format_fields(arguments) + "}" + CALL_END
+    return CALL_START + "call:" + function["name"] + "{" + _format_fields(arguments) + "}" + CALL_END
 
 
 def _format_tool_results(message: dict, where: str, name=_MISSING) -> list[str]:
@@ -210,18 +210,18 @@ def _format_tool_results(message: dict, where: str, name=_MISSING) -> list[str]:
         if "name" in item and "response" in item:  # Google's style: {"name": N, "response": {...}}
             if not isinstance(item["response"], dict):
                 raise ValueError(f"{where}: tool result {item['name']!r} has a non-dict \"response\"")
-            return block(item["name"], format_fields(item["response"]))
+            return block(item["name"], _format_fields(item["response"]))
         if name is _MISSING:
             raise ValueError(f"{where}: a dict tool result needs a \"name\" on the tool message, or the form "
                              "{\"name\": ..., \"response\": {...}}")
-        return block(name, format_fields(item))
+        return block(name, _format_fields(item))
 
     if isinstance(content, dict):
         return [dict_block(content)]
     if isinstance(content, str):
         if name is _MISSING:
             raise ValueError(f"{where}: tool message has no \"name\"; FunctionGemma writes response:NAME{{...}}")
-        return [block(name, "value:" + format_value(content))]  # a string result becomes {value:...}
+        return [block(name, "value:" + _format_value(content))]  # a string result becomes {value:...}
     if isinstance(content, list):
         if not all(isinstance(item, dict) for item in content):
             raise ValueError(f"{where}: a list tool result must hold only dicts")
@@ -249,7 +249,7 @@ def render(messages: list[dict], tools: list[dict] | None = None, add_generation
         else:
             out.write(DEFAULT_DEVELOPER_TEXT)
         for tool in tools or []:
-            out.write(DECL_START + format_declaration(tool) + DECL_END)
+            out.write(DECL_START + _format_declaration(tool) + DECL_END)
         out.write(END_OF_TURN, END, 0 if has_system else None)
         out.write("\n")
 
