@@ -8,6 +8,7 @@
     write = weights_writer(model, full, base_name, hf_config, tokenizer, fmt, tokenizer_dir)
     save_checkpoint(OUT / "step-N", write, trainer_state(step, (epoch, batches_done), optimizer))
     step, (epoch, batches_done) = restore(latest_checkpoint(OUT), optimizer)   # also sets the RNG
+    flags = resumed_flags(OUT, given)   # OUT/args.json (train.py writes it) under the flags given now
 
 Everything goes into `OUT/.step-N.partial` first and is renamed to `OUT/step-N` only once complete,
 so a crash or a full disk mid-save never leaves a directory that looks like a checkpoint but is not.
@@ -103,6 +104,15 @@ def load_trainer_state(directory) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: {directory} is not a finished train.py checkpoint")
     return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def resumed_flags(out, given: dict) -> dict:
+    """The flags of the run resumed in OUT: those it saved in OUT/args.json, under the ones `given` now
+    (only the flags on the command line), with "out" set to OUT."""
+    path = Path(out) / "args.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"--resume {out}: no args.json there; is it the output directory of a train.py run?")
+    return {**json.loads(path.read_text()), **given, "out": out}
 
 
 def remove_checkpoints(out):

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 
 import train
-from minifc import collate, export
+from minifc import collate, export, loader
 from minifc.chat import get_format
 from minifc.export import resolve_chat_format
 
@@ -82,12 +82,17 @@ def test_bad_names_and_bad_files_are_named(tmp_path):
 
 # ------------------------------------------------------------------------------------ each caller
 
+class NamedTokenizer(str):
+    """A stand-in for a Tokenizer read from a directory (the loader notes the directory on it)."""
+
+
 def test_train_looks_in_the_model_directory(tmp_path, monkeypatch):
-    args = SimpleNamespace(model=str(tmp_path), format=None)
+    args = SimpleNamespace(model=tmp_path, format=None)  # train.py passes --model through (a str there)
     with pytest.raises(SystemExit, match=f"^model: which chat format does --model {tmp_path} use?.*{KNOWN}$"):
         train.tokenizer_and_format(args, [])
     recorded(tmp_path, "llama3.2")
-    monkeypatch.setattr(train.Tokenizer, "from_dir", staticmethod(lambda directory: f"tokenizer of {directory}"))
+    monkeypatch.setattr(loader.Tokenizer, "from_dir",
+                        staticmethod(lambda directory: NamedTokenizer(f"tokenizer of {directory}")))
     assert train.tokenizer_and_format(args, []) == (tmp_path, f"tokenizer of {tmp_path}", get_format("llama3.2"))
     args.format = "gemma3"
     assert train.tokenizer_and_format(args, [])[2] is get_format("gemma3")
@@ -104,9 +109,10 @@ def test_export_command_reads_the_adapters_format(tmp_path, monkeypatch, capsys)
     base.mkdir()
     (base / "config.json").write_text("{}")
     formats = []
-    monkeypatch.setattr("minifc.checkpoint.load_pretrained", lambda *a, **k: None)
+    monkeypatch.setattr("minifc.loader.load_pretrained", lambda *a, **k: SimpleNamespace(checkpoint_dir=base))
     monkeypatch.setattr("minifc.lora.load_adapter", lambda *a, **k: None)
-    monkeypatch.setattr("minifc.tokenizer.Tokenizer.from_dir", staticmethod(lambda directory: None))
+    monkeypatch.setattr("minifc.tokenizer.Tokenizer.from_dir",
+                        staticmethod(lambda directory: SimpleNamespace(stop_ids=lambda fmt: [])))
     monkeypatch.setattr(export, "save_hf_model", lambda model, out, config, tokenizer, fmt, **k: formats.append(fmt))
     export.main(["--model", str(base), "--adapter", str(adapter), "--out", str(tmp_path / "out")])
     assert formats == [get_format("llama3.2")]

@@ -1,0 +1,55 @@
+"""One loader: a model's name, hub id or directory -> (model, tokenizer, chat format), for every command.
+
+    model, tokenizer, fmt = load("gemma-3-1b", device="cuda", dtype=torch.bfloat16)
+    _, tokenizer, fmt = load("llama-3.2-1b", weights=False)           # no model: the tokenizer files only
+    model, tokenizer, fmt = load("out/run/merged", adapter="out/run/final")
+
+1. The directory (checkpoint.resolve_checkpoint_dir): a local directory as it is; a short name of
+   config.MODELS or a hub id downloaded once, without weights only its tokenizer and JSON files.
+2. The chat format: `format_name` (the --format flag), else the model registry's, else the one a
+   minifc.json records in the model directory or in the `adapter` directory (train.py writes it).
+3. The tokenizer, with `tokenizer.directory` set to the directory it was read from (which holds
+   config.json too). With weights, the tokenizer must have the format's stop tokens (generation and
+   the exported generation_config.json need them).
+4. With weights, the model (checkpoint.load_pretrained; `model.checkpoint_dir` is the directory).
+   The adapter's weights are not loaded here: `lora.load_adapter(model, adapter)` does that, when
+   the caller wants it (eval.py --compare runs the base model first).
+
+Every problem raises LoadError, whose message names the fix.
+"""
+
+from pathlib import Path
+
+import torch
+
+from .checkpoint import ALLOW_PATTERNS, CheckpointError, load_pretrained, resolve_checkpoint_dir
+from .export import resolve_chat_format
+from .tokenizer import Tokenizer
+
+_TOKENIZER_FILES = ["tokenizer*", "*.json"]
+
+
+class LoadError(Exception):
+    """The model, its tokenizer, its chat format or the adapter directory cannot be loaded or found."""
+
+
+def load(name_or_dir, format_name: str | None = None, adapter=None, *, weights: bool = True, device="cpu",
+         dtype: torch.dtype = torch.float32):
+    """(model or None without weights, Tokenizer, ChatFormat); see the module docstring."""
+    if adapter is not None and not Path(adapter).is_dir():
+        raise LoadError(f"--adapter {adapter}: no such directory (give the directory train.py wrote, e.g. OUT/final)")
+    try:
+        directory = resolve_checkpoint_dir(str(name_or_dir), ALLOW_PATTERNS if weights else _TOKENIZER_FILES)
+        fmt = resolve_chat_format(str(name_or_dir), format_name, [directory, adapter])
+        tokenizer = Tokenizer.from_dir(directory)
+        tokenizer.directory = directory
+        if not weights:
+            return None, tokenizer, fmt
+        try:
+            tokenizer.stop_ids(fmt)
+        except KeyError as error:
+            raise LoadError(f"{directory}/tokenizer.json does not fit chat format {fmt.name}: {error.args[0]}; "
+                            "pass the --format this model was trained with") from None
+        return load_pretrained(str(directory), device, dtype), tokenizer, fmt
+    except (CheckpointError, ValueError, OSError) as error:  # their messages say what to fix
+        raise LoadError(str(error)) from error
