@@ -17,7 +17,7 @@ import shutil
 import signal
 import sys
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -37,35 +37,28 @@ from minifc.loss import batch_loss
 from minifc.masking import TrainOn
 from minifc.tiny import save_tiny, tokenizer_for_examples
 from minifc.trainlog import MetricsLog, plot_losses, step_line, step_record
-from minifc.trainstate import (checkpoints, latest_checkpoint, remove_checkpoints, restore, resumed_flags,
+from minifc.trainstate import (checkpoints, latest_checkpoint, remove_checkpoints, restore, saved_flags,
                                save_checkpoint, step_dir, trainer_state, weights_writer)
 
-# Every setting's default (the parser has none, so that a resumed run can tell the flags given now).
-DEFAULTS = dict(
-    model="gemma-3-1b", format=None, data=None, data_format=None, strict=False, eval_data=None,
-    train_on="assistant", last_turn_only=False, out=None, resume=None, overwrite=False, epochs=3, max_steps=None,
-    lr=2e-4, schedule="cosine", warmup_steps=None, min_lr_ratio=0.1, weight_decay=0.0, grad_clip=1.0,
-    batch_tokens=16384, grad_accum=1, max_len=2048, truncate=False, no_packing=False, lora_r=16, lora_alpha=32,
-    lora_dropout=0.0, lora_targets="all", rslora=False, full=False, seed=0, eval_interval=50, eval_examples=256,
-    check_examples=8, save_interval=100, keep_checkpoints=3, grad_checkpointing=False, compile=False,
-    loss_chunk=1024, device=None, dtype=None, export=False)
 # The offline demo learns from scratch: full fine-tuning, a higher learning rate, shorter rows.
-TINY_DEFAULTS = {**DEFAULTS, **dict(full=True, lr=3e-3, max_len=1024, batch_tokens=8192, epochs=5, eval_interval=25,
-                                    save_interval=50, format="gemma3", warmup_steps=10, eval_examples=64)}
+TINY_DEFAULTS = dict(full=True, lr=3e-3, max_len=1024, batch_tokens=8192, epochs=5, eval_interval=25,
+                     save_interval=50, format="gemma3", warmup_steps=10, eval_examples=64)
+DEFAULTS = dict(full=False, lr=2e-4, max_len=2048, batch_tokens=16384, epochs=3, eval_interval=50,
+                save_interval=100, format=None, warmup_steps=None, eval_examples=256)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description="Fine-tune Gemma 3 / FunctionGemma / Llama 3.x for function calling.",
-                                argument_default=argparse.SUPPRESS)  # the defaults: DEFAULTS
+    p = argparse.ArgumentParser(description="Fine-tune Gemma 3 / FunctionGemma / Llama 3.x for function calling.")
     add = p.add_argument
-    add("--model", help="short name (see minifc/config.py), hub id, local directory, or 'tiny' (the offline demo)")
+    add("--model", default="gemma-3-1b", help="short name (see minifc/config.py), hub id, local directory, "
+        "or 'tiny' (the offline demo)")
     add("--format", help="chat format (default: the model's): functiongemma, gemma3, llama3.1, llama3.2")
     add("--data", help="training data: JSONL/JSON file, directory or hf:OWNER/NAME[/FILE] (default: built-in)")
     add("--data-format", help="record layout of --data (default: detected): canonical, glaive, hermes, xlam, simple")
     add("--strict", action="store_true", help="stop at the first invalid example instead of skipping it")
     add("--eval-data", help="held-out data (default: the built-in test split, or 5%% of --data)")
-    add("--train-on", metavar="ROLES", help="comma list of the messages trained: assistant (default), tool, user, "
-        "system")
+    add("--train-on", default="assistant", metavar="ROLES",
+        help="comma list of the messages trained: assistant (default), tool, user, system")
     add("--last-turn-only", action="store_true", help="train only the last assistant turn (the others are context)")
     add("--out", help="output directory (default: out/<model name>)")
     add("--resume", metavar="OUT", help="continue the run in OUT from its latest checkpoint")
@@ -73,31 +66,31 @@ def build_parser() -> argparse.ArgumentParser:
     add("--epochs", type=float, help="passes over the data (default 3; tiny: 5)")
     add("--max-steps", type=int, help="optimizer steps (overrides --epochs)")
     add("--lr", type=float, help="peak learning rate (default 2e-4; tiny: 3e-3)")
-    add("--schedule", choices=["cosine", "linear", "constant"], help="decay after warmup (default cosine)")
+    add("--schedule", default="cosine", choices=["cosine", "linear", "constant"], help="decay after warmup")
     add("--warmup-steps", type=int, help="linear warmup steps (default 5%% of the steps)")
-    add("--min-lr-ratio", type=float, help="final learning rate as a fraction of --lr (default 0.1)")
-    add("--weight-decay", type=float, help="AdamW weight decay (matrices only; default 0)")
-    add("--grad-clip", type=float, help="clip the gradient norm to this (0: off; default 1)")
+    add("--min-lr-ratio", type=float, default=0.1, help="final learning rate as a fraction of --lr")
+    add("--weight-decay", type=float, default=0.0, help="AdamW weight decay (matrices only)")
+    add("--grad-clip", type=float, default=1.0, help="clip the gradient norm to this (0: off)")
     add("--batch-tokens", type=int, help="tokens per micro-batch: rows of --max-len tokens (default 16384)")
-    add("--grad-accum", type=int, help="micro-batches per optimizer step (default 1)")
+    add("--grad-accum", type=int, default=1, help="micro-batches per optimizer step")
     add("--max-len", type=int, help="longest example in tokens, also the packed row length (default 2048)")
     add("--truncate", action="store_true", help="cut longer examples at a turn boundary instead of dropping them")
     add("--no-packing", action="store_true", help="one example per row, padded (slower; the reference path)")
-    add("--lora-r", type=int, help="LoRA rank (default 16)")
-    add("--lora-alpha", type=float, help="LoRA alpha (default 32)")
-    add("--lora-dropout", type=float, help="dropout on the LoRA input (default 0)")
-    add("--lora-targets", help="comma-separated: q,k,v,o,gate,up,down or all (default)")
+    add("--lora-r", type=int, default=16)
+    add("--lora-alpha", type=float, default=32)
+    add("--lora-dropout", type=float, default=0.0)
+    add("--lora-targets", default="all", help="comma-separated: q,k,v,o,gate,up,down or all")
     add("--rslora", action="store_true", help="scale by alpha/sqrt(r) instead of alpha/r")
-    add("--full", action="store_true", help="full fine-tune instead of LoRA (small models)")
-    add("--seed", type=int, help="seed of the initialisation, data order and dropout (default 0)")
+    add("--full", action="store_true", default=None, help="full fine-tune instead of LoRA (small models)")
+    add("--seed", type=int, default=0)
     add("--eval-interval", type=int, help="held-out loss every N steps (default 50)")
     add("--eval-examples", type=int, help="at most this many held-out examples (default 256; tiny: 64)")
-    add("--check-examples", type=int, help="held-out examples for the before/after tool-call check (default 8)")
+    add("--check-examples", type=int, default=8, help="held-out examples for the before/after tool-call check")
     add("--save-interval", type=int, help="checkpoint every N steps (default 100)")
-    add("--keep-checkpoints", type=int, help="keep the latest N step-* checkpoints (default 3)")
+    add("--keep-checkpoints", type=int, default=3, help="keep the latest N step-* checkpoints")
     add("--grad-checkpointing", action="store_true", help="recompute activations in backward (less memory)")
     add("--compile", action="store_true", help="torch.compile each transformer block")
-    add("--loss-chunk", type=int, help="trained rows per lm_head chunk in the loss (default 1024)")
+    add("--loss-chunk", type=int, default=1024, help="trained rows per lm_head chunk in the loss")
     add("--device", help="cuda or cpu (default: cuda if available)")
     add("--dtype", choices=["bfloat16", "float32", "float16"], help="default: bfloat16 on CUDA, float32 on CPU")
     add("--export", action="store_true", help="also write a merged Hugging Face model to OUT/merged")
@@ -105,15 +98,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    """The settings, fixed here once: the flags given (over a resumed run's saved ones), then the defaults."""
-    given = vars(build_parser().parse_args(argv))
-    if given.get("resume"):
+    """The settings, fixed here once: the flags given now (over a resumed run's saved ones), then the defaults."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.resume:  # parse again into the saved settings: argparse sets a default only where nothing is
         try:
-            given = resumed_flags(given["resume"], given)
+            args = parser.parse_args(argv, argparse.Namespace(**saved_flags(args.resume)))
         except FileNotFoundError as error:
             sys.exit(str(error))
-    demo = given.get("model") == "tiny"
-    args = argparse.Namespace(**{**(TINY_DEFAULTS if demo else DEFAULTS), **given})
+        args.out = args.resume
+    for key, value in (TINY_DEFAULTS if args.model == "tiny" else DEFAULTS).items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
     args.out = args.out or str(Path("out") / Path(args.model.rstrip("/")).name)
     args.device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     args.dtype = args.dtype or ("bfloat16" if args.device.startswith("cuda") else "float32")
@@ -124,7 +120,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                  "keep_checkpoints", "max_steps"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             sys.exit(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
-    if not demo:
+    if args.model != "tiny":
         try:
             resolve_model_name(args.model)  # an unknown name lists the known ones
         except ValueError as error:
@@ -132,9 +128,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def prepare_out_dir(args):
-    """Refuse to mix two runs in one directory; record the settings so that --resume can reuse them."""
+def prepare_out_dir(args) -> Path | None:
+    """The checkpoint a resumed run continues from (None for a new run). Refuses to mix two runs in one
+    directory; records the settings, which --resume reuses."""
     out = Path(args.out)
+    resume_dir = latest_checkpoint(out) if args.resume else None
+    if args.resume and resume_dir is None:
+        sys.exit(f"--resume {args.out}: no finished checkpoint (a step-N directory) there")
     if (checkpoints(out) or (out / "final").exists()) and not args.resume:
         if args.overwrite:
             remove_checkpoints(out)
@@ -144,6 +144,7 @@ def prepare_out_dir(args):
     out.mkdir(parents=True, exist_ok=True)
     saved = {k: v for k, v in vars(args).items() if k not in ("resume", "overwrite")}  # one-off choices
     (out / "args.json").write_text(json.dumps(saved, indent=2))
+    return resume_dir
 
 
 # --------------------------------------------------------------------------------------------- data
@@ -183,12 +184,6 @@ def tokenizer_and_format(args, examples):
     except LoadError as error:
         sys.exit(f"model: {error}")
     return name, tokenizer, fmt
-
-
-def encode(examples, tokenizer, fmt, args, train_on, what: str):
-    encoded, report = encode_dataset(examples, tokenizer, fmt, args.max_len, args.truncate, train_on=train_on)
-    print(f"{what}: {report}")
-    return encoded, report
 
 
 def plan_steps(args, train_set, rows_per_batch: int) -> int:
@@ -256,14 +251,19 @@ def lr_at(step: int, total: int, args) -> float:
 
 # ------------------------------------------------------------------------------------------ the loop
 
-def micro_batches(train_set, args, rows_per_batch, pad_id, epoch=0, start=0):
-    """(epoch, batches done in it, batch) forever: one epoch after another, each in a seeded order."""
+def step_batches(train_set, args, rows_per_batch, pad_id, epoch=0, start=0):
+    """The --grad-accum micro-batches of each optimizer step, with the data position after them
+    (epoch, batches done in it), forever: one epoch after another, each in a seeded order."""
     tokens_per_row = None if args.no_packing else args.max_len
     rows = epoch_rows(train_set, tokens_per_row)  # pack once; epochs only reshuffle the rows
+    batches = []
     while True:
         for i, batch in enumerate(epoch_batches(train_set, rows_per_batch, pad_id, tokens_per_row,
                                                 args.seed, epoch, start, rows), start):
-            yield epoch, i + 1, batch
+            batches.append(batch)
+            if len(batches) == args.grad_accum:
+                yield (epoch, i + 1), batches
+                batches = []
         epoch, start = epoch + 1, 0
 
 
@@ -298,8 +298,9 @@ def heldout_loss(model, batches, args, autocast, log, step):
             total += batch_loss(model, batch, args.loss_chunk, normalizer=1)
         count += batch.num_trained
     model.train()
-    log.write({"step": step, "heldout_loss": total.item() / max(count, 1)})
-    print(f"step {step} | held-out loss {total.item() / max(count, 1):.4f}")
+    loss = total.item() / max(count, 1)
+    log.write({"step": step, "heldout_loss": loss})
+    print(f"step {step} | held-out loss {loss:.4f}")
 
 
 def tool_call_check(model, tokenizer, fmt, examples, args) -> dict | None:
@@ -320,17 +321,21 @@ def save(args, write_weights, optimizer, step, position):
     print(f"saved {path}")
 
 
-def catch_ctrl_c() -> list:
-    """Ctrl-C appends to the returned list; the loop then checkpoints and stops after the step.
+@contextmanager
+def ctrl_c_stops():
+    """Within: Ctrl-C appends to the list given, and the loop checkpoints and stops after the step.
     A second Ctrl-C raises KeyboardInterrupt at once (the usual behaviour)."""
-    stop = []
+    stop, previous = [], signal.getsignal(signal.SIGINT)
 
     def handler(signum, frame):
         stop.append(True)
         signal.signal(signal.SIGINT, signal.default_int_handler)
         print("\nCtrl-C: saving a checkpoint after this step (press again to quit without saving)", flush=True)
     signal.signal(signal.SIGINT, handler)
-    return stop
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def main(argv=None):
@@ -342,16 +347,15 @@ def main(argv=None):
         sys.exit(f"--train-on: {error}")
     torch.manual_seed(args.seed)
     examples, heldout = load_data(args, train_on)
-    resume_dir = latest_checkpoint(args.out) if args.resume else None
-    if args.resume and resume_dir is None:
-        sys.exit(f"--resume {args.out}: no finished checkpoint (a step-N directory) there")
-    prepare_out_dir(args)
+    resume_dir = prepare_out_dir(args)
     name, tokenizer, fmt = tokenizer_and_format(args, examples)
-    train_set, report = encode(examples, tokenizer, fmt, args, train_on, "training data")
+    train_set, report = encode_dataset(examples, tokenizer, fmt, args.max_len, args.truncate, train_on=train_on)
+    print(f"training data: {report}")
     if report.num_trained == 0:
         sys.exit("training data: no trained tokens left after encoding (see above): raise --max-len, pass "
                  "--truncate, or check that the examples have assistant turns")
-    heldout_set, _ = encode(heldout, tokenizer, fmt, args, train_on, "held-out data")
+    heldout_set, heldout_report = encode_dataset(heldout, tokenizer, fmt, args.max_len, args.truncate, train_on=train_on)
+    print(f"held-out data: {heldout_report}")
     rows_per_batch = max(1, args.batch_tokens // args.max_len)
     total = plan_steps(args, train_set, rows_per_batch)
 
@@ -377,17 +381,12 @@ def main(argv=None):
         heldout_loss(model, heldout_batches, args, autocast, log, step)
 
     # 4. The loop.
-    previous_handler = signal.getsignal(signal.SIGINT)
-    stop = catch_ctrl_c()
-    data = micro_batches(train_set, args, rows_per_batch, tokenizer.pad_id, *position)
+    data = step_batches(train_set, args, rows_per_batch, tokenizer.pad_id, *position)
     start_time, start_step, tokens, trained = time.time(), step, 0, 0
     saved_step = step if resume_dir else None
-    try:
+    with ctrl_c_stops() as stop:
         while step < total and not stop:
-            batches = []
-            for _ in range(args.grad_accum):
-                epoch, done, batch = next(data)
-                batches.append(batch)
+            next_position, batches = next(data)
             lr = lr_at(step, total, args)
             for group in optimizer.param_groups:
                 group["lr"] = lr
@@ -400,7 +399,7 @@ def main(argv=None):
                          f"lower --lr (now {args.lr}) or raise --warmup-steps.")
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
-            step, position = step + 1, (epoch, done)
+            step, position = step + 1, next_position
             tokens += sum(b.num_tokens for b in batches)
             trained += sum(b.num_trained for b in batches)
             record = step_record(step, total, loss, lr, norm, tokens, trained, time.time() - start_time,
@@ -412,8 +411,6 @@ def main(argv=None):
             if step % args.save_interval == 0 or step == total or stop:
                 save(args, write_weights, optimizer, step, position)
                 saved_step = step
-    finally:
-        signal.signal(signal.SIGINT, previous_handler)
     if stop:
         if saved_step != step:
             save(args, write_weights, optimizer, step, position)
