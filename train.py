@@ -354,8 +354,8 @@ def main(argv=None):
     if report.num_trained == 0:
         sys.exit("training data: no trained tokens left after encoding (see above): raise --max-len, pass "
                  "--truncate, or check that the examples have assistant turns")
-    heldout_set, heldout_report = encode_dataset(heldout, tokenizer, fmt, args.max_len, args.truncate, train_on=train_on)
-    print(f"held-out data: {heldout_report}")
+    heldout_set, held_report = encode_dataset(heldout, tokenizer, fmt, args.max_len, args.truncate, train_on=train_on)
+    print(f"held-out data: {held_report}")
     rows_per_batch = max(1, args.batch_tokens // args.max_len)
     total = plan_steps(args, train_set, rows_per_batch)
 

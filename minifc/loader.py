@@ -1,8 +1,9 @@
 """One loader: a model's name, hub id or directory -> (model, tokenizer, chat format), for every command.
 
     model, tokenizer, fmt = load("gemma-3-1b", device="cuda", dtype=torch.bfloat16)
-    _, tokenizer, fmt = load("llama-3.2-1b", weights=False)           # no model: the tokenizer files only
-    model, tokenizer, fmt = load("out/run/merged", adapter="out/run/final")
+    _, tokenizer, fmt = load("llama-3.2-1b", weights=False)          # no model: the tokenizer files only
+    model, tokenizer, fmt = load("path/to/base", adapter="out/run/final")   # the adapter may name the format
+    lora.load_adapter(model, "out/run/final")                          # its weights, when wanted
 
 1. The directory (checkpoint.resolve_checkpoint_dir): a local directory as it is; a short name of
    config.MODELS or a hub id downloaded once, without weights only its tokenizer and JSON files.
@@ -12,8 +13,7 @@
    config.json too). With weights, the tokenizer must have the format's stop tokens (generation and
    the exported generation_config.json need them).
 4. With weights, the model (checkpoint.load_pretrained; `model.checkpoint_dir` is the directory).
-   The adapter's weights are not loaded here: `lora.load_adapter(model, adapter)` does that, when
-   the caller wants it (eval.py --compare runs the base model first).
+   The adapter's weights are the caller's to load (eval.py --compare runs the base model first).
 
 Every problem raises LoadError, whose message names the fix.
 """

@@ -120,3 +120,23 @@ def test_export_command_reads_the_adapters_format(tmp_path, monkeypatch, capsys)
     with pytest.raises(SystemExit):
         export.main(["--model", str(base), "--adapter", str(adapter), "--out", str(tmp_path / "out")])
     assert f"which chat format does --model {base} use?" in capsys.readouterr().err
+
+
+def test_loader_without_weights_fetches_the_tokenizer_files_only(tmp_path, monkeypatch):
+    """load(weights=False): the tokenizer and JSON files of a hub model, no model, the directory noted on the
+    tokenizer; a missing adapter directory or tokenizer.json is a LoadError that says what is missing."""
+    import huggingface_hub
+
+    from minifc.tiny import train_tokenizer
+    train_tokenizer(["Hello there!"] * 4, get_format("gemma3")).tk.save(str(tmp_path / "tokenizer.json"))
+    downloads = []
+    monkeypatch.setattr(huggingface_hub, "snapshot_download",
+                        lambda repo, allow_patterns: downloads.append((repo, allow_patterns)) or str(tmp_path))
+    model, tokenizer, fmt = loader.load("gemma-3-1b", weights=False)
+    assert model is None and fmt is get_format("gemma3") and tokenizer.directory == tmp_path
+    assert downloads == [("google/gemma-3-1b-it", ["tokenizer*", "*.json"])]
+    with pytest.raises(loader.LoadError, match="--adapter .*missing: no such directory"):
+        loader.load("gemma-3-1b", adapter=str(tmp_path / "missing"), weights=False)
+    (tmp_path / "tokenizer.json").unlink()
+    with pytest.raises(loader.LoadError, match="tokenizer.json not found"):
+        loader.load("gemma-3-1b", weights=False)
