@@ -225,8 +225,8 @@ def uncompiled(args):
     """A context in which compiled blocks run eagerly. Only training steps run compiled: held-out loss
     and the tool-call check have other shapes and modes (no gradients; a KV cache, one token at a
     time, a guard per layer index) that would use up dynamo's 8 variants per code before the first
-    training step (see Transformer.compile_blocks). Only with --compile:
-    torch.compiler imports torch._dynamo, which takes seconds."""
+    training step (see Transformer.compile_blocks). Only with --compile: torch.compiler imports
+    torch._dynamo, which takes seconds."""
     return torch.compiler.set_stance("force_eager") if args.compile else nullcontext()
 
 

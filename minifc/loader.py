@@ -1,21 +1,15 @@
-"""One loader: a model's name, hub id or directory -> (model, tokenizer, chat format), for every command.
+"""One loader for every command: a model's short name, hub id or directory -> (model, tokenizer, chat format).
 
     model, tokenizer, fmt = load("gemma-3-1b", device="cuda", dtype=torch.bfloat16)
-    _, tokenizer, fmt = load("llama-3.2-1b", weights=False)          # no model: the tokenizer files only
+    _, tokenizer, fmt = load("llama-3.2-1b", weights=False)     # no model: only the tokenizer files are fetched
     model, tokenizer, fmt = load("path/to/base", adapter="out/run/final")   # the adapter may name the format
-    lora.load_adapter(model, "out/run/final")                          # its weights, when wanted
 
-1. The directory (checkpoint.resolve_checkpoint_dir): a local directory as it is; a short name of
-   config.MODELS or a hub id downloaded once, without weights only its tokenizer and JSON files.
-2. The chat format: `format_name` (the --format flag), else the model registry's, else the one a
-   minifc.json records in the model directory or in the `adapter` directory (train.py writes it).
-3. The tokenizer, with `tokenizer.directory` set to the directory it was read from (which holds
-   config.json too). With weights, the tokenizer must have the format's stop tokens (generation and
-   the exported generation_config.json need them).
-4. With weights, the model (checkpoint.load_pretrained; `model.checkpoint_dir` is the directory).
-   The adapter's weights are the caller's to load (eval.py --compare runs the base model first).
-
-Every problem raises LoadError, whose message names the fix.
+The chat format is `format_name` (--format), else the model registry's, else the one a minifc.json records
+in the model directory or in the adapter directory. `tokenizer.directory` is where the tokenizer (and
+config.json) was read. With weights, the tokenizer must hold the format's stop tokens (generation needs
+them) and `model.checkpoint_dir` is that directory; the adapter's weights are the caller's to load
+(lora.load_adapter: eval.py --compare runs the base model first). Every problem raises LoadError, whose
+message names the fix.
 """
 
 from pathlib import Path
