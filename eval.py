@@ -25,12 +25,10 @@ import torch
 from minifc.adapters import load_adapter
 from minifc.bfcl import bfcl_accuracy, format_bfcl, load_bfcl
 from minifc.chat import FORMATS
-from minifc.chat.lookup import resolve_chat_format
-from minifc.checkpoint import CheckpointError, load_pretrained
 from minifc.data import BUILTIN_TEST, load_examples
 from minifc.evalloop import cases_from_examples, run_eval
 from minifc.evaluate import compute_metrics, format_table
-from minifc.tokenizer import Tokenizer
+from minifc.loader import LoadError, load
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
@@ -77,21 +75,12 @@ def device_and_dtype(device: str, dtype: str) -> tuple[torch.device, torch.dtype
 
 
 def load_model(name: str, device, dtype, format_name: str | None = None, adapter: str | None = None):
-    """(model, tokenizer, chat format) for --model: registry short name, hub id or local directory.
-    The format is --format, else the registry's, else the one train.py recorded (minifc.json) in the
-    local model directory or in the adapter directory."""
+    """(base model, tokenizer, chat format) by minifc/loader.py; the adapter's minifc.json may name the
+    format, its weights are loaded after the base model's run (main)."""
     try:
-        fmt = resolve_chat_format(name, format_name, [name, adapter])
-    except ValueError as error:
+        return load(name, format_name, adapter, device=device, dtype=dtype)
+    except LoadError as error:
         sys.exit(f"eval.py: {error}")
-    model = load_pretrained(name, device=device, dtype=dtype)
-    tokenizer = Tokenizer.from_dir(model.checkpoint_dir)
-    try:
-        tokenizer.stop_ids(fmt)
-    except KeyError as error:
-        sys.exit(f"eval.py: {model.checkpoint_dir}/tokenizer.json does not fit chat format {fmt.name}: "
-                 f"{error.args[0]}; pass the --format this model was trained with")
-    return model, tokenizer, fmt
 
 
 def load_cases(args) -> tuple[list, str]:
@@ -190,5 +179,5 @@ def main(argv=None):
 if __name__ == "__main__":
     try:
         main()
-    except (ValueError, OSError, CheckpointError) as error:  # bad input: the message says what to fix
+    except (ValueError, OSError) as error:  # bad input: the message says what to fix
         sys.exit(f"eval.py: {error}")

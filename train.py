@@ -6,8 +6,8 @@
     python train.py --model gemma-3-1b --export   # also write a merged HF model to OUT/merged
 
 Read top to bottom: settings, data, tokenizer and chat format, model, optimizer and schedule, the
-loop, checkpoints. The method lives in the library: rendering and masking in minifc/chat and
-minifc/collate.py, LoRA in minifc/lora.py, the loss in minifc/loss.py.
+loop, checkpoints. The method lives in the library: what is trained in minifc/masking.py, rendering
+in minifc/chat, batches in minifc/collate.py, LoRA in minifc/lora.py, the loss in minifc/loss.py.
 """
 
 import argparse
@@ -17,7 +17,7 @@ import shutil
 import signal
 import sys
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -25,22 +25,22 @@ import torch
 
 from minifc.adapters import load_adapter
 from minifc.chat import get_format
-from minifc.chat.lookup import resolve_chat_format
-from minifc.checkpoint import CheckpointError, load_pretrained, resolve_checkpoint_dir
+from minifc.checkpoint import load_pretrained
 from minifc.collate import epoch_batches, epoch_rows, num_batches
-from minifc.encode import encode_dataset
 from minifc.config import resolve_model_name
 from minifc.data import BUILTIN_TEST, BUILTIN_TRAIN, DataError, load_examples
+from minifc.encode import encode_dataset
 from minifc.evalloop import cases_from_examples, run_eval
 from minifc.evaluate import compute_metrics, format_table
 from minifc.export import save_hf_model
+from minifc.loader import LoadError, load
 from minifc.lora import apply_lora, lora_parameters, mark_only_lora_trainable
 from minifc.loss import batch_loss
+from minifc.masking import TrainOn
 from minifc.tiny import save_tiny, tokenizer_for_examples
-from minifc.tokenizer import Tokenizer
 from minifc.trainlog import MetricsLog, plot_losses, step_line, step_record
-from minifc.trainstate import (checkpoints, latest_checkpoint, remove_checkpoints, restore, save_checkpoint,
-                               step_dir, trainer_state, weights_writer)
+from minifc.trainstate import (checkpoints, latest_checkpoint, remove_checkpoints, restore, saved_flags,
+                               save_checkpoint, step_dir, trainer_state, weights_writer)
 
 # The offline demo learns from scratch: full fine-tuning, a higher learning rate, shorter rows.
 TINY_DEFAULTS = dict(full=True, lr=3e-3, max_len=1024, batch_tokens=8192, epochs=5, eval_interval=25,
@@ -59,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("--data-format", help="record layout of --data (default: detected): canonical, glaive, hermes, xlam, simple")
     add("--strict", action="store_true", help="stop at the first invalid example instead of skipping it")
     add("--eval-data", help="held-out data (default: the built-in test split, or 5%% of --data)")
+    add("--train-on", default="assistant", metavar="ROLES",
+        help="comma list of the messages trained: assistant (default), tool, user, system")
+    add("--last-turn-only", action="store_true", help="train only the last assistant turn (the others are context)")
     add("--out", help="output directory (default: out/<model name>)")
     add("--resume", metavar="OUT", help="continue the run in OUT from its latest checkpoint")
     add("--overwrite", action="store_true", help="delete OUT's previous checkpoints and start over")
@@ -97,18 +100,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    """Flags, with a resumed run's saved flags under the ones given now, and the defaults filled in."""
+    """The settings, fixed here once: the flags given now (over a resumed run's saved ones), then the defaults."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.resume:
-        saved_path = Path(args.resume) / "args.json"
-        if not saved_path.is_file():
-            sys.exit(f"--resume {args.resume}: no args.json there; is it the output directory of a train.py run?")
-        saved = json.loads(saved_path.read_text())
-        for action in parser._actions:  # which flags were given now: parse again with no defaults
-            action.default = argparse.SUPPRESS
-        given = vars(parser.parse_args(argv))
-        args = argparse.Namespace(**{**vars(args), **saved, **given, "out": args.resume})
+    if args.resume:  # parse again into the saved settings: argparse sets a default only where nothing is
+        try:
+            args = parser.parse_args(argv, argparse.Namespace(**saved_flags(args.resume)))
+        except FileNotFoundError as error:
+            sys.exit(str(error))
+        args.out = args.resume
     for key, value in (TINY_DEFAULTS if args.model == "tiny" else DEFAULTS).items():
         if getattr(args, key) is None:
             setattr(args, key, value)
@@ -130,9 +130,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def prepare_out_dir(args):
-    """Refuse to mix two runs in one directory; record the flags so that --resume can reuse them."""
+def prepare_out_dir(args) -> Path | None:
+    """The checkpoint a resumed run continues from (None for a new run). Refuses to mix two runs in one
+    directory; records the settings, which --resume reuses."""
     out = Path(args.out)
+    resume_dir = latest_checkpoint(out) if args.resume else None
+    if args.resume and resume_dir is None:
+        sys.exit(f"--resume {args.out}: no finished checkpoint (a step-N directory) there")
     if (checkpoints(out) or (out / "final").exists()) and not args.resume:
         if args.overwrite:
             remove_checkpoints(out)
@@ -142,17 +146,19 @@ def prepare_out_dir(args):
     out.mkdir(parents=True, exist_ok=True)
     saved = {k: v for k, v in vars(args).items() if k not in ("resume", "overwrite")}  # one-off choices
     (out / "args.json").write_text(json.dumps(saved, indent=2))
+    return resume_dir
 
 
 # --------------------------------------------------------------------------------------------- data
 
-def load_data(args):
+def load_data(args, train_on):
     """(training examples, held-out examples), validated; the validation summary is printed."""
     try:
-        examples, report = load_examples(args.data or BUILTIN_TRAIN, args.data_format, args.strict)
+        examples, report = load_examples(args.data or BUILTIN_TRAIN, args.data_format, args.strict, train_on=train_on)
         print(report.summary())
         if args.eval_data or not args.data:
-            heldout, heldout_report = load_examples(args.eval_data or BUILTIN_TEST, args.data_format, args.strict)
+            heldout, heldout_report = load_examples(args.eval_data or BUILTIN_TEST, args.data_format, args.strict,
+                                                    train_on=train_on)
             print(heldout_report.summary())
         else:  # hold out a seeded 5% of the user's data
             order = np.random.default_rng(args.seed).permutation(len(examples))
@@ -167,44 +173,43 @@ def load_data(args):
 
 
 def tokenizer_and_format(args, examples):
-    """(base model directory or None, Tokenizer, ChatFormat). The tiny demo trains its tokenizer here."""
-    if args.model == "tiny":
-        init = Path(args.out) / "init"
-        fmt = get_format(args.format)
-        tokenizer = Tokenizer.from_dir(init) if init.is_dir() else tokenizer_for_examples(examples, fmt)
-        return init, tokenizer, fmt
+    """(the model's name or directory, Tokenizer, ChatFormat) by minifc/loader.py, no weights loaded yet.
+    The offline demo (--model tiny) is OUT/init: a tiny random model and a tokenizer trained on the
+    rendered examples, written here once (a resumed run reuses it)."""
+    name = args.model
+    if name == "tiny":
+        name, fmt = str(Path(args.out) / "init"), get_format(args.format)
+        if not Path(name).is_dir():
+            save_tiny(name, tokenizer_for_examples(examples, fmt), fmt, seed=args.seed)
     try:
-        base_dir = resolve_checkpoint_dir(args.model)  # downloads config, weights and tokenizer once
-    except CheckpointError as error:
+        _, tokenizer, fmt = load(name, args.format, weights=False)
+    except LoadError as error:
         sys.exit(f"model: {error}")
-    try:
-        fmt = resolve_chat_format(args.model, args.format, [base_dir])
-    except ValueError as error:
-        sys.exit(f"model: {error}")
-    return base_dir, Tokenizer.from_dir(base_dir), fmt
+    return name, tokenizer, fmt
 
 
-def encode(examples, tokenizer, fmt, args, what: str):
-    encoded, report = encode_dataset(examples, tokenizer, fmt, args.max_len, args.truncate)
-    print(f"{what}: {report}")
-    return encoded, report
+def plan_steps(args, train_set, rows_per_batch: int) -> int:
+    """Micro-batches of whole rows (--batch-tokens / --max-len of them); a step is --grad-accum of them."""
+    rows = len(epoch_rows(train_set, None if args.no_packing else args.max_len))
+    total = args.max_steps or math.ceil(args.epochs * num_batches(rows, rows_per_batch) / args.grad_accum)
+    print(f"{len(train_set)} examples in {rows} rows, {rows_per_batch} rows of {args.max_len} tokens per "
+          f"micro-batch, {args.grad_accum} micro-batch(es) per step: {total} steps")
+    return total
 
 
 # -------------------------------------------------------------------------------------------- model
 
-def build_model(args, base_dir, tokenizer, fmt, resume_dir):
+def build_model(args, name, resume_dir):
     """The model and the parameters to train. LoRA: frozen base in --dtype, fp32 adapters.
     --full: fp32 weights (the optimizer needs fp32 to accumulate small updates), bf16 via autocast."""
     device = torch.device(args.device)
-    if args.model == "tiny" and not Path(base_dir).is_dir():
-        save_tiny(base_dir, tokenizer, fmt, seed=args.seed)
     if args.full:
-        model = load_pretrained(str(resume_dir or base_dir), device, torch.float32)
+        model = load_pretrained(str(resume_dir or name), device, torch.float32)
         params = list(model.parameters())
         for p in params:
             p.requires_grad_(True)
     else:
-        model = load_pretrained(str(base_dir), device, getattr(torch, args.dtype))
+        model = load_pretrained(str(name), device, getattr(torch, args.dtype))
         apply_lora(model, args.lora_r, args.lora_alpha, args.lora_dropout, args.lora_targets.split(","), args.rslora)
         mark_only_lora_trainable(model)
         if resume_dir:
@@ -222,8 +227,8 @@ def uncompiled(args):
     """A context in which compiled blocks run eagerly. Only training steps run compiled: held-out loss
     and the tool-call check have other shapes and modes (no gradients; a KV cache, one token at a
     time, a guard per layer index) that would use up dynamo's 8 variants per code before the first
-    training step (see Transformer.compile_blocks). Only with --compile:
-    torch.compiler imports torch._dynamo, which takes seconds."""
+    training step (see Transformer.compile_blocks). Only with --compile: torch.compiler imports
+    torch._dynamo, which takes seconds."""
     return torch.compiler.set_stance("force_eager") if args.compile else nullcontext()
 
 
@@ -236,24 +241,31 @@ def make_optimizer(args, params):
 
 
 def lr_at(step: int, total: int, args) -> float:
-    """Learning rate of optimizer step `step` (0-based): linear warmup, then the chosen decay."""
-    if step < args.warmup_steps:
-        return args.lr * (step + 1) / (args.warmup_steps + 1)
-    progress = (step - args.warmup_steps) / max(1, total - args.warmup_steps)
+    """Learning rate of optimizer step `step` (0-based): linear warmup (--warmup-steps, default 5% of
+    the steps), then the chosen decay."""
+    warmup = max(1, total // 20) if args.warmup_steps is None else args.warmup_steps
+    if step < warmup:
+        return args.lr * (step + 1) / (warmup + 1)
+    progress = (step - warmup) / max(1, total - warmup)
     decay = {"constant": 1.0, "linear": 1.0 - progress, "cosine": 0.5 * (1.0 + math.cos(math.pi * progress))}
     return args.lr * (args.min_lr_ratio + (1.0 - args.min_lr_ratio) * decay[args.schedule])
 
 
 # ------------------------------------------------------------------------------------------ the loop
 
-def micro_batches(train_set, args, pad_id, epoch=0, start=0):
-    """(epoch, batches done in it, batch) forever: one epoch after another, each in a seeded order."""
+def step_batches(train_set, args, rows_per_batch, pad_id, epoch=0, start=0):
+    """The --grad-accum micro-batches of each optimizer step, with the data position after them
+    (epoch, batches done in it), forever: one epoch after another, each in a seeded order."""
     tokens_per_row = None if args.no_packing else args.max_len
     rows = epoch_rows(train_set, tokens_per_row)  # pack once; epochs only reshuffle the rows
+    batches = []
     while True:
-        for i, batch in enumerate(epoch_batches(train_set, args.rows_per_batch, pad_id, tokens_per_row,
+        for i, batch in enumerate(epoch_batches(train_set, rows_per_batch, pad_id, tokens_per_row,
                                                 args.seed, epoch, start, rows), start):
-            yield epoch, i + 1, batch
+            batches.append(batch)
+            if len(batches) == args.grad_accum:
+                yield (epoch, i + 1), batches
+                batches = []
         epoch, start = epoch + 1, 0
 
 
@@ -278,8 +290,8 @@ def train_step(model, params, batches, args, autocast) -> tuple[torch.Tensor, to
 
 
 @torch.no_grad()
-def heldout_loss(model, batches, args, autocast) -> float:
-    """Mean cross-entropy over every trained token of the held-out batches."""
+def heldout_loss(model, batches, args, autocast, log, step):
+    """Mean cross-entropy over every trained token of the held-out batches, logged and printed."""
     model.eval()
     total, count = torch.zeros((), device=args.device), 0
     for batch in batches:
@@ -288,15 +300,18 @@ def heldout_loss(model, batches, args, autocast) -> float:
             total += batch_loss(model, batch, args.loss_chunk, normalizer=1)
         count += batch.num_trained
     model.train()
-    return total.item() / max(count, 1)
+    loss = total.item() / max(count, 1)
+    log.write({"step": step, "heldout_loss": loss})
+    print(f"step {step} | held-out loss {loss:.4f}")
 
 
-def tool_call_check(model, tokenizer, fmt, examples) -> dict | None:
+def tool_call_check(model, tokenizer, fmt, examples, args) -> dict | None:
     """Tool-calling metrics on a few held-out examples: generate, parse, check, as eval.py does."""
     cases = cases_from_examples([e for e in examples if e.messages[-1]["role"] == "assistant"])
     if not cases:
         return None
-    records, _ = run_eval(model, tokenizer, fmt, cases, batch_size=8, max_new_tokens=192)
+    with uncompiled(args):
+        records, _ = run_eval(model, tokenizer, fmt, cases, batch_size=8, max_new_tokens=192)
     return {"overall": compute_metrics(records)["overall"], "by_category": {}}  # eval.py has the details
 
 
@@ -308,84 +323,72 @@ def save(args, write_weights, optimizer, step, position):
     print(f"saved {path}")
 
 
-def plan_steps(args, train_set) -> int:
-    """Micro-batches of whole rows (--batch-tokens / --max-len of them); a step is --grad-accum of them."""
-    args.rows_per_batch = max(1, args.batch_tokens // args.max_len)
-    rows = len(epoch_rows(train_set, None if args.no_packing else args.max_len))
-    total = args.max_steps or math.ceil(args.epochs * num_batches(rows, args.rows_per_batch) / args.grad_accum)
-    if args.warmup_steps is None:
-        args.warmup_steps = max(1, total // 20)
-    print(f"{len(train_set)} examples in {rows} rows, {args.rows_per_batch} rows of {args.max_len} tokens per "
-          f"micro-batch, {args.grad_accum} micro-batch(es) per step: {total} steps")
-    return total
-
-
-def catch_ctrl_c() -> list:
-    """Ctrl-C appends to the returned list; the loop then checkpoints and stops after the step.
+@contextmanager
+def ctrl_c_stops():
+    """Within: Ctrl-C appends to the list given, and the loop checkpoints and stops after the step.
     A second Ctrl-C raises KeyboardInterrupt at once (the usual behaviour)."""
-    stop = []
+    stop, previous = [], signal.getsignal(signal.SIGINT)
 
     def handler(signum, frame):
         stop.append(True)
         signal.signal(signal.SIGINT, signal.default_int_handler)
         print("\nCtrl-C: saving a checkpoint after this step (press again to quit without saving)", flush=True)
     signal.signal(signal.SIGINT, handler)
-    return stop
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def main(argv=None):
     # 1. Settings, data, tokenizer: every input problem stops the run before a model is loaded.
     args = parse_args(argv)
+    try:
+        train_on = TrainOn.parse(args.train_on, args.last_turn_only)
+    except ValueError as error:
+        sys.exit(f"--train-on: {error}")
     torch.manual_seed(args.seed)
-    examples, heldout = load_data(args)
-    resume_dir = latest_checkpoint(args.out) if args.resume else None
-    if args.resume and resume_dir is None:
-        sys.exit(f"--resume {args.out}: no finished checkpoint (a step-N directory) there")
-    prepare_out_dir(args)
-    base_dir, tokenizer, fmt = tokenizer_and_format(args, examples)
-    train_set, report = encode(examples, tokenizer, fmt, args, "training data")
+    examples, heldout = load_data(args, train_on)
+    resume_dir = prepare_out_dir(args)
+    name, tokenizer, fmt = tokenizer_and_format(args, examples)
+    train_set, report = encode_dataset(examples, tokenizer, fmt, args.max_len, args.truncate, train_on=train_on)
+    print(f"training data: {report}")
     if report.num_trained == 0:
         sys.exit("training data: no trained tokens left after encoding (see above): raise --max-len, pass "
                  "--truncate, or check that the examples have assistant turns")
-    heldout_set, _ = encode(heldout, tokenizer, fmt, args, "held-out data")
-    total = plan_steps(args, train_set)
+    heldout_set, held_report = encode_dataset(heldout, tokenizer, fmt, args.max_len, args.truncate, train_on=train_on)
+    print(f"held-out data: {held_report}")
+    rows_per_batch = max(1, args.batch_tokens // args.max_len)
+    total = plan_steps(args, train_set, rows_per_batch)
 
     # 2. Model, optimizer, and the state of a resumed run.
-    model, params = build_model(args, base_dir, tokenizer, fmt, resume_dir)
+    model, params = build_model(args, name, resume_dir)
     optimizer = make_optimizer(args, params)
     # --full keeps fp32 weights and computes in bf16 under autocast (on CPU too, where bf16 is slower
     # than fp32 but --dtype bfloat16 is not silently ignored); LoRA's base weights are bf16 already.
     use_autocast = args.full and args.dtype == "bfloat16"
     autocast = torch.autocast(torch.device(args.device).type, dtype=torch.bfloat16) if use_autocast else nullcontext()
     step, position = restore(resume_dir, optimizer) if resume_dir else (0, (0, 0))
-    hf_config = json.loads((Path(base_dir) / "config.json").read_text())
-    base_name = str(base_dir) if args.model == "tiny" else resolve_model_name(args.model)[0]
-    tokenizer_dir = None if args.model == "tiny" else base_dir  # the demo's tokenizer is written from memory
-    write_weights = weights_writer(model, args.full, base_name, hf_config, tokenizer, fmt, tokenizer_dir)
+    hf_config = json.loads((tokenizer.directory / "config.json").read_text())
+    base_name = resolve_model_name(name)[0]
+    write_weights = weights_writer(model, args.full, base_name, hf_config, tokenizer, fmt, tokenizer.directory)
 
     # 3. Before training: held-out loss and the tool-call check.
     log = MetricsLog(Path(args.out) / "metrics.jsonl", resume_step=step if resume_dir else None)
-    heldout_batches = list(epoch_batches(heldout_set, args.rows_per_batch, tokenizer.pad_id,
+    heldout_batches = list(epoch_batches(heldout_set, rows_per_batch, tokenizer.pad_id,
                                          None if args.no_packing else args.max_len))
     check = step == 0 and args.check_examples > 0  # not for a resumed run: "before" was long ago
-    with uncompiled(args):
-        check_before = tool_call_check(model, tokenizer, fmt, heldout[:args.check_examples]) if check else None
+    check_before = tool_call_check(model, tokenizer, fmt, heldout[:args.check_examples], args) if check else None
     if heldout_batches and step == 0:
-        log.write({"step": 0, "heldout_loss": heldout_loss(model, heldout_batches, args, autocast)})
-        print(f"step 0 | held-out loss {log.read()[-1]['heldout_loss']:.4f}")
+        heldout_loss(model, heldout_batches, args, autocast, log, step)
 
     # 4. The loop.
-    previous_handler = signal.getsignal(signal.SIGINT)
-    stop = catch_ctrl_c()
-    data = micro_batches(train_set, args, tokenizer.pad_id, *position)
+    data = step_batches(train_set, args, rows_per_batch, tokenizer.pad_id, *position)
     start_time, start_step, tokens, trained = time.time(), step, 0, 0
     saved_step = step if resume_dir else None
-    try:
+    with ctrl_c_stops() as stop:
         while step < total and not stop:
-            batches = []
-            for _ in range(args.grad_accum):
-                epoch, done, batch = next(data)
-                batches.append(batch)
+            next_position, batches = next(data)
             lr = lr_at(step, total, args)
             for group in optimizer.param_groups:
                 group["lr"] = lr
@@ -398,7 +401,7 @@ def main(argv=None):
                          f"lower --lr (now {args.lr}) or raise --warmup-steps.")
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
-            step, position = step + 1, (epoch, done)
+            step, position = step + 1, next_position
             tokens += sum(b.num_tokens for b in batches)
             trained += sum(b.num_trained for b in batches)
             record = step_record(step, total, loss, lr, norm, tokens, trained, time.time() - start_time,
@@ -406,13 +409,10 @@ def main(argv=None):
             log.write(record)
             print(step_line(record, total), flush=True)
             if heldout_batches and (step % args.eval_interval == 0 or step == total):
-                log.write({"step": step, "heldout_loss": heldout_loss(model, heldout_batches, args, autocast)})
-                print(f"step {step} | held-out loss {log.read()[-1]['heldout_loss']:.4f}")
+                heldout_loss(model, heldout_batches, args, autocast, log, step)
             if step % args.save_interval == 0 or step == total or stop:
                 save(args, write_weights, optimizer, step, position)
                 saved_step = step
-    finally:
-        signal.signal(signal.SIGINT, previous_handler)
     if stop:
         if saved_step != step:
             save(args, write_weights, optimizer, step, position)
@@ -423,14 +423,13 @@ def main(argv=None):
     write_weights(final)
     print(f"final {'model' if args.full else 'adapter'}: {final}")
     if args.export and not args.full:
-        save_hf_model(model, Path(args.out) / "merged", hf_config, tokenizer, fmt, base_dir,
+        save_hf_model(model, Path(args.out) / "merged", hf_config, tokenizer, fmt, tokenizer.directory,
                       extra_info={"base_model": base_name})
         print(f"merged Hugging Face model: {Path(args.out) / 'merged'}")
     elif args.export:
         print(f"--export: with --full, {final} is already a Hugging Face model directory")
     if check_before is not None:
-        with uncompiled(args):
-            check_after = tool_call_check(model, tokenizer, fmt, heldout[:args.check_examples])
+        check_after = tool_call_check(model, tokenizer, fmt, heldout[:args.check_examples], args)
         print(f"tool-call check on {len(heldout[:args.check_examples])} held-out examples, before and after training:")
         print(format_table(check_after, compare=check_before, labels=("before", "after")))
     plot_losses(Path(args.out) / "metrics.jsonl", Path(args.out) / "loss.png")

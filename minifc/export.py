@@ -114,8 +114,7 @@ def _write_json(path: Path, value: dict):
 
 def main(argv=None):
     from .adapters import load_adapter
-    from .checkpoint import load_pretrained, resolve_checkpoint_dir
-    from .tokenizer import Tokenizer
+    from .loader import LoadError, load
 
     parser = argparse.ArgumentParser(description="Merge a LoRA adapter into its base model, in HF layout.")
     parser.add_argument("--model", required=True, help="base model: short name, hub id or local directory")
@@ -124,16 +123,14 @@ def main(argv=None):
     parser.add_argument("--format", default=None, help="chat format (default: the model's)")
     parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32"])
     args = parser.parse_args(argv)
-    base_dir = resolve_checkpoint_dir(args.model)
     try:
-        fmt = resolve_chat_format(args.model, args.format, [base_dir, args.adapter])
-    except ValueError as error:
-        parser.error(str(error))
-    model = load_pretrained(str(base_dir), dtype=getattr(torch, args.dtype))
-    load_adapter(model, args.adapter)
-    hf_config = json.loads((base_dir / "config.json").read_text())
-    save_hf_model(model, args.out, hf_config, Tokenizer.from_dir(base_dir), fmt,
-                  tokenizer_dir=base_dir, extra_info={"base_model": args.model, "adapter": str(args.adapter)})
+        model, tokenizer, fmt = load(args.model, args.format, args.adapter, dtype=getattr(torch, args.dtype))
+        load_adapter(model, args.adapter)
+    except (LoadError, ValueError, OSError) as error:  # bad input: the message says what to fix
+        parser.exit(1, f"minifc.export: {error}\n")
+    hf_config = json.loads((model.checkpoint_dir / "config.json").read_text())
+    save_hf_model(model, args.out, hf_config, tokenizer, fmt, tokenizer_dir=model.checkpoint_dir,
+                  extra_info={"base_model": args.model, "adapter": str(args.adapter)})
     print(f"wrote {args.out}")
 
 

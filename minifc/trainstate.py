@@ -3,11 +3,13 @@
     OUT/step-N/
         adapter_model.safetensors + adapter_config.json    (LoRA: PEFT layout, loadable as an adapter)
       or config.json + model.safetensors + tokenizer...    (--full: an HF model directory)
-        trainer_state.pt    step, data position, optimizer state, RNG states, the run's arguments
+        trainer_state.pt    step, data position, optimizer state, RNG states
+    OUT/args.json           the run's settings (train.py writes them)
 
     write = weights_writer(model, full, base_name, hf_config, tokenizer, fmt, tokenizer_dir)
     save_checkpoint(OUT / "step-N", write, trainer_state(step, (epoch, batches_done), optimizer))
     step, (epoch, batches_done) = restore(latest_checkpoint(OUT), optimizer)   # also sets the RNG
+    args = parser.parse_args(argv, argparse.Namespace(**saved_flags(OUT)))  # the flags given now over the saved
 
 Everything goes into `OUT/.step-N.partial` first and is renamed to `OUT/step-N` only once complete,
 so a crash or a full disk mid-save never leaves a directory that looks like a checkpoint but is not.
@@ -28,7 +30,7 @@ from .chat.lookup import write_chat_format
 from .checkpoint import atomic_directory
 from .export import save_hf_model
 
-STATE_FILE = "trainer_state.pt"
+_STATE_FILE = "trainer_state.pt"
 _STEP_DIR = re.compile(r"^step-(\d+)$")
 
 
@@ -42,7 +44,7 @@ def checkpoints(out) -> list[Path]:
     if not out.is_dir():
         return []
     found = [(int(m.group(1)), p) for p in out.iterdir()
-             if (m := _STEP_DIR.match(p.name)) and (p / STATE_FILE).is_file()]
+             if (m := _STEP_DIR.match(p.name)) and (p / _STATE_FILE).is_file()]
     return [p for _, p in sorted(found)]
 
 
@@ -51,14 +53,14 @@ def latest_checkpoint(out) -> Path | None:
     return found[-1] if found else None
 
 
-def rng_state() -> dict:
+def _rng_state() -> dict:
     state = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
-def set_rng_state(state: dict):
+def _set_rng_state(state: dict):
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -68,7 +70,7 @@ def save_checkpoint(directory, write_weights, state: dict) -> Path:
     """Write weights (by `write_weights(tmp)`) and `state` into `directory`, atomically."""
     with atomic_directory(directory) as tmp:
         write_weights(tmp)
-        torch.save(state, tmp / STATE_FILE)
+        torch.save(state, tmp / _STATE_FILE)
     return directory
 
 
@@ -86,23 +88,32 @@ def weights_writer(model, full: bool, base_name: str, hf_config: dict, tokenizer
 
 def trainer_state(step: int, position: tuple[int, int], optimizer) -> dict:
     return {"step": step, "epoch": position[0], "batch": position[1], "optimizer": optimizer.state_dict(),
-            "rng": rng_state()}
+            "rng": _rng_state()}
 
 
 def restore(directory, optimizer) -> tuple[int, tuple[int, int]]:
     """Load the optimizer and RNG states of checkpoint `directory`; returns (step, data position)."""
     state = load_trainer_state(directory)
     optimizer.load_state_dict(state["optimizer"])
-    set_rng_state(state["rng"])
+    _set_rng_state(state["rng"])
     print(f"resumed from {directory} at step {state['step']}")
     return state["step"], (state["epoch"], state["batch"])
 
 
 def load_trainer_state(directory) -> dict:
-    path = Path(directory) / STATE_FILE
+    path = Path(directory) / _STATE_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: {directory} is not a finished train.py checkpoint")
     return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def saved_flags(out) -> dict:
+    """The flags the run in OUT saved in OUT/args.json (train.py writes it), for --resume OUT to parse
+    the flags given now over (train.parse_args)."""
+    path = Path(out) / "args.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"--resume {out}: no args.json there; is it the output directory of a train.py run?")
+    return json.loads(path.read_text())
 
 
 def remove_checkpoints(out):

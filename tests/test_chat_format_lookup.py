@@ -7,8 +7,9 @@ from types import SimpleNamespace
 
 import pytest
 
+import inspect_masks
 import train
-from minifc import collate, export
+from minifc import export, loader
 from minifc.chat import get_format
 from minifc.chat.lookup import resolve_chat_format
 
@@ -82,12 +83,17 @@ def test_bad_names_and_bad_files_are_named(tmp_path):
 
 # ------------------------------------------------------------------------------------ each caller
 
+class NamedTokenizer(str):
+    """A stand-in for a Tokenizer read from a directory (the loader notes the directory on it)."""
+
+
 def test_train_looks_in_the_model_directory(tmp_path, monkeypatch):
-    args = SimpleNamespace(model=str(tmp_path), format=None)
+    args = SimpleNamespace(model=tmp_path, format=None)  # train.py passes --model through (a str there)
     with pytest.raises(SystemExit, match=f"^model: which chat format does --model {tmp_path} use?.*{KNOWN}$"):
         train.tokenizer_and_format(args, [])
     recorded(tmp_path, "llama3.2")
-    monkeypatch.setattr(train.Tokenizer, "from_dir", staticmethod(lambda directory: f"tokenizer of {directory}"))
+    monkeypatch.setattr(loader.Tokenizer, "from_dir",
+                        staticmethod(lambda directory: NamedTokenizer(f"tokenizer of {directory}")))
     assert train.tokenizer_and_format(args, []) == (tmp_path, f"tokenizer of {tmp_path}", get_format("llama3.2"))
     args.format = "gemma3"
     assert train.tokenizer_and_format(args, [])[2] is get_format("gemma3")
@@ -95,7 +101,7 @@ def test_train_looks_in_the_model_directory(tmp_path, monkeypatch):
 
 def test_mask_inspector_says_what_to_pass(tmp_path):
     with pytest.raises(SystemExit, match=f"^error: which chat format does --model {tmp_path} use?.*{KNOWN}$"):
-        collate.resolve_model(str(tmp_path), None)
+        inspect_masks.main(["--model", str(tmp_path), "--data", "unused.jsonl"])
 
 
 def test_export_command_reads_the_adapters_format(tmp_path, monkeypatch, capsys):
@@ -104,9 +110,10 @@ def test_export_command_reads_the_adapters_format(tmp_path, monkeypatch, capsys)
     base.mkdir()
     (base / "config.json").write_text("{}")
     formats = []
-    monkeypatch.setattr("minifc.checkpoint.load_pretrained", lambda *a, **k: None)
+    monkeypatch.setattr("minifc.loader.load_pretrained", lambda *a, **k: SimpleNamespace(checkpoint_dir=base))
     monkeypatch.setattr("minifc.adapters.load_adapter", lambda *a, **k: None)
-    monkeypatch.setattr("minifc.tokenizer.Tokenizer.from_dir", staticmethod(lambda directory: None))
+    monkeypatch.setattr("minifc.tokenizer.Tokenizer.from_dir",
+                        staticmethod(lambda directory: SimpleNamespace(stop_ids=lambda fmt: [])))
     monkeypatch.setattr(export, "save_hf_model", lambda model, out, config, tokenizer, fmt, **k: formats.append(fmt))
     export.main(["--model", str(base), "--adapter", str(adapter), "--out", str(tmp_path / "out")])
     assert formats == [get_format("llama3.2")]
@@ -114,3 +121,23 @@ def test_export_command_reads_the_adapters_format(tmp_path, monkeypatch, capsys)
     with pytest.raises(SystemExit):
         export.main(["--model", str(base), "--adapter", str(adapter), "--out", str(tmp_path / "out")])
     assert f"which chat format does --model {base} use?" in capsys.readouterr().err
+
+
+def test_loader_without_weights_fetches_the_tokenizer_files_only(tmp_path, monkeypatch):
+    """load(weights=False): the tokenizer and JSON files of a hub model, no model, the directory noted on the
+    tokenizer; a missing adapter directory or tokenizer.json is a LoadError that says what is missing."""
+    import huggingface_hub
+
+    from minifc.tiny import train_tokenizer
+    train_tokenizer(["Hello there!"] * 4, get_format("gemma3")).tk.save(str(tmp_path / "tokenizer.json"))
+    downloads = []
+    monkeypatch.setattr(huggingface_hub, "snapshot_download",
+                        lambda repo, allow_patterns: downloads.append((repo, allow_patterns)) or str(tmp_path))
+    model, tokenizer, fmt = loader.load("gemma-3-1b", weights=False)
+    assert model is None and fmt is get_format("gemma3") and tokenizer.directory == tmp_path
+    assert downloads == [("google/gemma-3-1b-it", ["tokenizer*", "*.json"])]
+    with pytest.raises(loader.LoadError, match="--adapter .*missing: no such directory"):
+        loader.load("gemma-3-1b", adapter=str(tmp_path / "missing"), weights=False)
+    (tmp_path / "tokenizer.json").unlink()
+    with pytest.raises(loader.LoadError, match="tokenizer.json not found"):
+        loader.load("gemma-3-1b", weights=False)

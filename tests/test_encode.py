@@ -203,12 +203,14 @@ def test_inspector_flags_an_untrained_end_token(tok):
 
 
 def test_inspector_command_line(tok, tmp_path, monkeypatch, capsys):
+    import inspect_masks
+
     tok.tk.save(str(tmp_path / "tokenizer.json"))
     monkeypatch.setattr("minifc.chat.lookup.get_format", lambda name: TOY)
-    monkeypatch.setattr("minifc.data.load_examples", lambda path: ([two_turns("x:1"), two_turns("x:2"),
-                                                                    two_turns("x:3")], None), raising=False)
-    collate.main(["--model", str(tmp_path), "--format", "toy", "--data", "unused.jsonl", "--n", "2"])
+    monkeypatch.setattr(inspect_masks, "load_examples", lambda path, data_format, train_on: (
+        [two_turns("x:1"), two_turns("x:2"), two_turns("x:3")], None))
+    inspect_masks.main(["--model", str(tmp_path), "--format", "toy", "--data", "unused.jsonl", "--n", "2"])
     out = capsys.readouterr().out
     assert out.count("--- x:") == 2 and "⟦Hello there!<|end|>⟧" in out
     with pytest.raises(SystemExit, match="--format"):
-        collate.main(["--model", str(tmp_path), "--data", "unused.jsonl"])
+        inspect_masks.main(["--model", str(tmp_path), "--data", "unused.jsonl"])

@@ -3,6 +3,7 @@ refusals of bad input, gradient accumulation, and the offline demo learning some
 
 import json
 import math
+import re
 import signal
 
 import pytest
@@ -207,6 +208,30 @@ def test_refuses_to_overwrite_another_run(data, tmp_path):
     with pytest.raises(SystemExit, match=r"holds another run's checkpoints \(step-7\).*--resume.*--overwrite"):
         train.main(args_for(data, out, "--model", "tiny"))
     assert (out / "step-7").is_dir()
+
+
+def trained_tokens(printed: str) -> int:
+    """The trained tokens of the training data, from the encoding report train.py prints."""
+    return int(re.search(r"training data: encoded \d+ examples \(\d+ tokens, (\d+) trained\)", printed).group(1))
+
+
+def test_train_on_flags_train_more_and_are_kept_on_resume(data, base_dir, tmp_path, capsys):
+    """--train-on assistant,user also trains the user turns (the short built-in conversations have no
+    tool results): more trained tokens than the default. The flags are saved, and a resumed run keeps them."""
+    common = ["--model", base_dir, "--max-steps", 1]
+    train.main(args_for(data, tmp_path / "default", *common))
+    default = trained_tokens(capsys.readouterr().out)
+    out = tmp_path / "users"
+    train.main(args_for(data, out, *common, "--train-on", "assistant,user", "--last-turn-only"))
+    more = trained_tokens(capsys.readouterr().out)
+    assert more > default
+    saved = json.loads((out / "args.json").read_text())
+    assert (saved["train_on"], saved["last_turn_only"]) == ("assistant,user", True)
+    train.main(["--resume", str(out), "--max-steps", "2"])
+    assert trained_tokens(capsys.readouterr().out) == more
+    assert json.loads((out / "args.json").read_text())["train_on"] == "assistant,user"
+    with pytest.raises(SystemExit, match="--train-on: .*assistant, tool, user, system"):
+        train.main(args_for(data, tmp_path / "bad", *common, "--train-on", "assistant,robot"))
 
 
 @pytest.fixture
