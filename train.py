@@ -13,11 +13,9 @@ in minifc/chat, batches in minifc/collate.py, LoRA in minifc/lora.py, the loss i
 import argparse
 import json
 import math
-import shutil
-import signal
 import sys
 import time
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +24,7 @@ import torch
 from minifc.adapters import load_adapter
 from minifc.chat import get_format
 from minifc.checkpoint import load_pretrained
-from minifc.collate import epoch_batches, epoch_rows, num_batches
+from minifc.collate import epoch_batches, epoch_rows, num_batches, step_batches
 from minifc.config import resolve_model_name
 from minifc.data import BUILTIN_TEST, BUILTIN_TRAIN, DataError, load_examples
 from minifc.encode import encode_dataset
@@ -39,8 +37,8 @@ from minifc.loss import batch_loss
 from minifc.masking import TrainOn
 from minifc.tiny import save_tiny, tokenizer_for_examples
 from minifc.trainlog import MetricsLog, plot_losses, step_line, step_record
-from minifc.trainstate import (checkpoints, latest_checkpoint, remove_checkpoints, restore, saved_flags,
-                               save_checkpoint, step_dir, trainer_state, weights_writer)
+from minifc.trainstate import (ctrl_c_stops, latest_checkpoint, prepare_run_dir, restore, save_step, saved_flags,
+                               weights_writer)
 
 # The offline demo learns from scratch: full fine-tuning, a higher learning rate, shorter rows.
 TINY_DEFAULTS = dict(full=True, lr=3e-3, max_len=1024, batch_tokens=8192, epochs=5, eval_interval=25,
@@ -128,25 +126,6 @@ def parse_args(argv=None) -> argparse.Namespace:
         except ValueError as error:
             sys.exit(f"{error}, or tiny (the offline demo)")
     return args
-
-
-def prepare_out_dir(args) -> Path | None:
-    """The checkpoint a resumed run continues from (None for a new run). Refuses to mix two runs in one
-    directory; records the settings, which --resume reuses."""
-    out = Path(args.out)
-    resume_dir = latest_checkpoint(out) if args.resume else None
-    if args.resume and resume_dir is None:
-        sys.exit(f"--resume {args.out}: no finished checkpoint (a step-N directory) there")
-    if (checkpoints(out) or (out / "final").exists()) and not args.resume:
-        if args.overwrite:
-            remove_checkpoints(out)
-        else:
-            sys.exit(f"{out} holds another run's checkpoints ({', '.join(p.name for p in checkpoints(out)) or 'final'}):"
-                     f" continue it with --resume {out}, start over with --overwrite, or choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
-    saved = {k: v for k, v in vars(args).items() if k not in ("resume", "overwrite")}  # one-off choices
-    (out / "args.json").write_text(json.dumps(saved, indent=2))
-    return resume_dir
 
 
 # --------------------------------------------------------------------------------------------- data
@@ -253,22 +232,6 @@ def lr_at(step: int, total: int, args) -> float:
 
 # ------------------------------------------------------------------------------------------ the loop
 
-def step_batches(train_set, args, rows_per_batch, pad_id, epoch=0, start=0):
-    """The --grad-accum micro-batches of each optimizer step, with the data position after them
-    (epoch, batches done in it), forever: one epoch after another, each in a seeded order."""
-    tokens_per_row = None if args.no_packing else args.max_len
-    rows = epoch_rows(train_set, tokens_per_row)  # pack once; epochs only reshuffle the rows
-    batches = []
-    while True:
-        for i, batch in enumerate(epoch_batches(train_set, rows_per_batch, pad_id, tokens_per_row,
-                                                args.seed, epoch, start, rows), start):
-            batches.append(batch)
-            if len(batches) == args.grad_accum:
-                yield (epoch, i + 1), batches
-                batches = []
-        epoch, start = epoch + 1, 0
-
-
 def train_step(model, params, batches, args, autocast) -> tuple[torch.Tensor, torch.Tensor]:
     """Forward and backward over the micro-batches of one optimizer step; returns (loss, grad norm)
     as device tensors, so nothing here waits for the GPU."""
@@ -315,31 +278,6 @@ def tool_call_check(model, tokenizer, fmt, examples, args) -> dict | None:
     return {"overall": compute_metrics(records)["overall"], "by_category": {}}  # eval.py has the details
 
 
-def save(args, write_weights, optimizer, step, position):
-    """Checkpoint OUT/step-N: the weights and everything needed to resume; keep the latest few."""
-    path = save_checkpoint(step_dir(args.out, step), write_weights, trainer_state(step, position, optimizer))
-    for old in checkpoints(args.out)[:-args.keep_checkpoints]:
-        shutil.rmtree(old)
-    print(f"saved {path}")
-
-
-@contextmanager
-def ctrl_c_stops():
-    """Within: Ctrl-C appends to the list given, and the loop checkpoints and stops after the step.
-    A second Ctrl-C raises KeyboardInterrupt at once (the usual behaviour)."""
-    stop, previous = [], signal.getsignal(signal.SIGINT)
-
-    def handler(signum, frame):
-        stop.append(True)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        print("\nCtrl-C: saving a checkpoint after this step (press again to quit without saving)", flush=True)
-    signal.signal(signal.SIGINT, handler)
-    try:
-        yield stop
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
 def main(argv=None):
     # 1. Settings, data, tokenizer: every input problem stops the run before a model is loaded.
     args = parse_args(argv)
@@ -349,7 +287,11 @@ def main(argv=None):
         sys.exit(f"--train-on: {error}")
     torch.manual_seed(args.seed)
     examples, heldout = load_data(args, train_on)
-    resume_dir = prepare_out_dir(args)
+    try:  # the settings as used, without the one-off choices; --resume reuses them
+        settings = {k: v for k, v in vars(args).items() if k not in ("resume", "overwrite")}
+        resume_dir = prepare_run_dir(args.out, settings, args.resume, args.overwrite)
+    except ValueError as error:
+        sys.exit(str(error))
     name, tokenizer, fmt = tokenizer_and_format(args, examples)
     train_set, report = encode_dataset(examples, tokenizer, fmt, args.max_len, args.truncate, train_on=train_on)
     print(f"training data: {report}")
@@ -383,7 +325,8 @@ def main(argv=None):
         heldout_loss(model, heldout_batches, args, autocast, log, step)
 
     # 4. The loop.
-    data = step_batches(train_set, args, rows_per_batch, tokenizer.pad_id, *position)
+    data = step_batches(train_set, rows_per_batch, tokenizer.pad_id, None if args.no_packing else args.max_len,
+                        args.grad_accum, args.seed, *position)
     start_time, start_step, tokens, trained = time.time(), step, 0, 0
     saved_step = step if resume_dir else None
     with ctrl_c_stops() as stop:
@@ -411,11 +354,11 @@ def main(argv=None):
             if heldout_batches and (step % args.eval_interval == 0 or step == total):
                 heldout_loss(model, heldout_batches, args, autocast, log, step)
             if step % args.save_interval == 0 or step == total or stop:
-                save(args, write_weights, optimizer, step, position)
+                save_step(args.out, step, position, optimizer, write_weights, args.keep_checkpoints)
                 saved_step = step
     if stop:
         if saved_step != step:
-            save(args, write_weights, optimizer, step, position)
+            save_step(args.out, step, position, optimizer, write_weights, args.keep_checkpoints)
         sys.exit(f"stopped at step {step}: continue with  python train.py --resume {args.out}")
 
     # 5. The result: OUT/final (+ OUT/merged with --export), the check again, the loss plot.

@@ -17,6 +17,8 @@ first token. The (ids, labels) pairs come from minifc/encode.py.
         # `start`: the training loop checkpoints (epoch, batches done) as its data position. Packed
         # rows are computed once (pass rows=pack_rows(...) to reuse them); each epoch shuffles the rows.
         # num_batches(len(rows), rows_per_batch) says how many batches an epoch has.
+    for position, batches in step_batches(encoded, 8, pad_id, 4096, grad_accum=2): ...
+        # the micro-batches of each optimizer step, epoch after epoch, with the data position after them
 """
 
 import bisect
@@ -159,3 +161,19 @@ def epoch_batches(encoded, rows_per_batch: int, pad_id: int, tokens_per_row: int
             yield padded_batch([encoded[row[0]] for row in chosen], pad_id)
         else:
             yield packed_batch([[encoded[i] for i in row] for row in chosen], tokens_per_row, pad_id)
+
+
+def step_batches(encoded, rows_per_batch: int, pad_id: int, tokens_per_row: int | None, grad_accum: int,
+                 seed: int = 0, epoch: int = 0, start: int = 0) -> Iterator[tuple[tuple[int, int], list[Batch]]]:
+    """((epoch, batches done in it), the grad_accum micro-batches of one optimizer step), forever: one
+    epoch after another, each in its seeded order, from the data position (epoch, start) on. Rows are
+    packed once; epochs only reshuffle them."""
+    rows, batches = epoch_rows(encoded, tokens_per_row), []
+    while True:
+        for i, batch in enumerate(epoch_batches(encoded, rows_per_batch, pad_id, tokens_per_row, seed, epoch,
+                                                start, rows), start):
+            batches.append(batch)
+            if len(batches) == grad_accum:
+                yield (epoch, i + 1), batches
+                batches = []
+        epoch, start = epoch + 1, 0

@@ -7,7 +7,7 @@
     OUT/args.json           the run's settings (train.py writes them)
 
     write = weights_writer(model, full, base_name, hf_config, tokenizer, fmt, tokenizer_dir)
-    save_checkpoint(OUT / "step-N", write, trainer_state(step, (epoch, batches_done), optimizer))
+    save_step(OUT, N, (epoch, batches_done), optimizer, write, keep=3)     # OUT/step-N; the latest 3 kept
     step, (epoch, batches_done) = restore(latest_checkpoint(OUT), optimizer)   # also sets the RNG
     args = parser.parse_args(argv, argparse.Namespace(**saved_flags(OUT)))  # the flags given now over the saved
 
@@ -19,8 +19,11 @@ The data order depends only on (seed, epoch) (collate.epoch_batches), so the dat
 (epoch, batches done in that epoch). The torch RNG states are kept for dropout.
 """
 
+import json
 import re
 import shutil
+import signal
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -74,6 +77,33 @@ def save_checkpoint(directory, write_weights, state: dict) -> Path:
     return directory
 
 
+def save_step(out, step: int, position: tuple[int, int], optimizer, write_weights, keep: int) -> Path:
+    """Checkpoint OUT/step-N (the weights, the optimizer, the data position, the RNG) and keep the latest
+    `keep` checkpoints."""
+    path = save_checkpoint(step_dir(out, step), write_weights, trainer_state(step, position, optimizer))
+    for old in checkpoints(out)[:-keep]:
+        shutil.rmtree(old)
+    print(f"saved {path}")
+    return path
+
+
+@contextmanager
+def ctrl_c_stops():
+    """Within: Ctrl-C appends to the list given, and the loop checkpoints and stops after the step.
+    A second Ctrl-C raises KeyboardInterrupt at once (the usual behaviour)."""
+    stop, previous = [], signal.getsignal(signal.SIGINT)
+
+    def handler(signum, frame):
+        stop.append(True)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        print("\nCtrl-C: saving a checkpoint after this step (press again to quit without saving)", flush=True)
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def weights_writer(model, full: bool, base_name: str, hf_config: dict, tokenizer, fmt, tokenizer_dir=None):
     """directory -> writes the weights there: the LoRA adapter in PEFT layout (+ minifc.json naming the
     chat format), or with `full` the whole model as an HF directory (export.save_hf_model)."""
@@ -105,6 +135,25 @@ def load_trainer_state(directory) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: {directory} is not a finished train.py checkpoint")
     return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def prepare_run_dir(out, settings: dict, resume: bool, overwrite: bool) -> Path | None:
+    """The checkpoint a resumed run continues from (None for a new run), after refusing to mix two runs
+    in one directory (ValueError naming the way out) and recording the settings in OUT/args.json, which
+    --resume reuses."""
+    out = Path(out)
+    resume_dir = latest_checkpoint(out) if resume else None
+    if resume and resume_dir is None:
+        raise ValueError(f"--resume {out}: no finished checkpoint (a step-N directory) there")
+    if (checkpoints(out) or (out / "final").exists()) and not resume:
+        if not overwrite:
+            found = ", ".join(p.name for p in checkpoints(out)) or "final"
+            raise ValueError(f"{out} holds another run's checkpoints ({found}): continue it with --resume {out}, "
+                             "start over with --overwrite, or choose another --out")
+        remove_checkpoints(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "args.json").write_text(json.dumps(settings, indent=2))
+    return resume_dir
 
 
 def saved_flags(out) -> dict:
