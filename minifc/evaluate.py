@@ -303,9 +303,7 @@ def compute_metrics(records: list[dict]) -> dict:
 # ----------------------------------------------------------------------------- the report table
 
 def _cell(metric: dict | None) -> str:
-    if metric is None or not metric["total"]:
-        return "n/a"
-    return f"{metric['count']}/{metric['total']} ({metric['rate']:.1%})"
+    return f"{metric['count']}/{metric['total']} ({metric['rate']:.1%})" if metric and metric["total"] else "n/a"
 
 
 def _change(before: dict | None, after: dict | None) -> str:
