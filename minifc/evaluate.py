@@ -22,8 +22,8 @@ Rules of a call match (following BFCL's ast_checker.py):
   - types follow the schema: an int is accepted where a number is declared, a bool is never a number,
     arrays are checked one level deep (each item against `items.type`); like BFCL, a value of the gold
     answer's own type is accepted too (BFCL writes variable names as strings);
-  - strings are compared after BFCL's normalisation (normalize_string), also inside lists (element-wise,
-    in order) and dicts (key by key); numbers by value;
+  - strings are compared after BFCL's normalisation (normalize_string), also inside lists and dicts;
+    numbers by value (5 == 5.0), a bool only to a bool;
   - several calls match in any order: same count, each gold call matched to a distinct predicted call
     (a maximum bipartite matching, so it never depends on the order the model chose).
 """

@@ -6,16 +6,13 @@
     fmt.parse(gen.text)                     # gen.ids, gen.text, gen.stop_reason ("stop" / "length")
 
 How it works (model.py documents the cache API):
-  1. Prompts of different lengths are left-padded to a common length T, so that every row's next token
-     is at the same column; the attention mask marks the padding, and the model counts positions over
-     real tokens only, so padding changes nothing a row computes.
-  2. Prefill: one forward pass over [B, T] writes every prompt's keys and values into a cache sized
-     for T + max_new_tokens; only the last position goes through lm_head (a 262k vocabulary times
-     B x T positions would not fit in memory).
-  3. Decode: pick the next token of every row from its last logits, feed the [B, 1] tokens, repeat.
-     A row ends at its first stop token (kept in its output: the formats' parse() expect it) or after
-     max_new_tokens; a finished row is fed padding from then on and its output is ignored, and the
-     loop ends as soon as every row has finished.
+  1. Prompts are left-padded to a common length T, so that every row's next token is at the same column;
+     the mask hides the padding and positions count real tokens only, so padding changes nothing.
+  2. Prefill: one forward pass over [B, T] fills a cache sized for T + max_new_tokens; only the last
+     position goes through lm_head (a 262k vocabulary times B x T positions would not fit in memory).
+  3. Decode: pick every row's next token from its last logits, feed the [B, 1] tokens, repeat. A row
+     ends at its first stop token (kept: the formats' parse() expect it) or after max_new_tokens; a
+     finished row is fed padding, its output ignored; the loop ends when every row has finished.
 
 Sampling (temperature > 0): the logits are divided by the temperature, cut to the smallest set of tokens
 whose probability reaches top_p (nucleus sampling), and drawn from with a torch.Generator seeded by
