@@ -16,11 +16,10 @@ File shapes (BFCL v3; JSON lines despite the .json suffix):
 The irrelevance categories have no answer file: their gold is "no call". Older (v1) files with a plain
 string `question` and a single dict `function` are read too.
 
-BFCL's Python-flavoured schema type names are mapped to JSON Schema ones (dict -> object, float ->
-number, tuple -> array, any -> string), everywhere in the schema. The single-turn AST categories are
-supported (simple, multiple, parallel, parallel_multiple, irrelevance and their live_ versions); the
-others (multi_turn, java, javascript, exec, rest, sql, live_relevance, ...) need other checkers and are
-refused with an error.
+BFCL's Python-flavoured schema type names (dict, float, tuple, any) become JSON Schema ones everywhere
+in the schema. Only the single-turn AST categories are supported (simple, multiple, parallel,
+parallel_multiple, irrelevance and their live_ versions); the others (multi_turn, java, javascript,
+exec, rest, sql, live_relevance, ...) need other checkers and are refused with an error.
 
 Accuracy per category is the exact-answer rate of minifc.evaluate (BFCL's AST accuracy). One knowingly
 stricter rule: BFCL passes an irrelevance case when the output cannot be decoded into calls at all,
@@ -35,10 +34,9 @@ from minifc.chat.kit import function_tool
 from minifc.schema import Example
 
 _BFCL_TYPES = {"dict": "object", "float": "number", "tuple": "array", "any": "string"}
-_CALL_CATEGORIES = ("simple", "multiple", "parallel", "parallel_multiple",
-                   "live_simple", "live_multiple", "live_parallel", "live_parallel_multiple")
 _NO_CALL_CATEGORIES = ("irrelevance", "live_irrelevance")
-_SUPPORTED_CATEGORIES = _CALL_CATEGORIES + _NO_CALL_CATEGORIES
+_SUPPORTED_CATEGORIES = ("simple", "multiple", "parallel", "parallel_multiple", "live_simple", "live_multiple",
+                         "live_parallel", "live_parallel_multiple") + _NO_CALL_CATEGORIES
 
 
 def convert_schema(schema):
@@ -140,39 +138,35 @@ def load_bfcl(question_path, answer_path=None, category: str | None = None) -> l
     "file:line (id)"."""
     question_path = Path(question_path)
     rows = _read_jsonl(question_path)
-    categories = {category or _category_of(question_path, row["id"]) for _, row in rows}
-    unsupported = sorted(categories - set(_SUPPORTED_CATEGORIES))
+    categories = [category or _category_of(question_path, row["id"]) for _, row in rows]
+    unsupported = sorted(set(categories) - set(_SUPPORTED_CATEGORIES))
     if unsupported:
         raise ValueError(f"{question_path}: BFCL category {', '.join(unsupported)} is not supported; "
                          f"supported: {', '.join(_SUPPORTED_CATEGORIES)}")
     answers = {}
-    if categories - set(_NO_CALL_CATEGORIES):
-        answer_path = Path(answer_path) if answer_path else question_path.parent / "possible_answer" / question_path.name
+    if set(categories) - set(_NO_CALL_CATEGORIES):
+        answer_path = Path(answer_path or question_path.parent / "possible_answer" / question_path.name)
         if not answer_path.is_file():
             raise ValueError(f"{question_path}: possible-answer file {answer_path} not found; pass "
                              f"answer_path (BFCL keeps it in data/possible_answer/)")
         answers = {row["id"]: (lineno, row) for lineno, row in _read_jsonl(answer_path)}
     pairs = []
-    for lineno, row in rows:
+    for (lineno, row), row_category in zip(rows, categories):
         where = f"{question_path}:{lineno} ({row['id']})"
-        row_category = category or _category_of(question_path, row["id"])
         for field in ("question", "function"):
             if field not in row:
                 raise ValueError(f"{where}: missing field \"{field}\"")
         messages = _messages(row["question"], where)
         functions = _functions(row["function"], where)
-        tools = [convert_function(f) for f in functions]
-        if row_category in _NO_CALL_CATEGORIES:
-            gold = []
-        else:
+        gold = []
+        if row_category not in _NO_CALL_CATEGORIES:
             if row["id"] not in answers:
                 raise ValueError(f"{where}: no ground truth with this id in {answer_path}")
             answer_line, answer = answers[row["id"]]
             gold = _gold(answer.get("ground_truth"), {f["name"] for f in functions},
                          f"{answer_path}:{answer_line} ({row['id']})")
-        example = Example(messages=messages, tools=tools,
-                          category=row_category, location=where)
-        pairs.append((example, gold))
+        tools = [convert_function(f) for f in functions]
+        pairs.append((Example(messages=messages, tools=tools, category=row_category, location=where), gold))
     return pairs
 
 

@@ -34,17 +34,6 @@ def cases_from_examples(examples) -> list[tuple]:
     return [split_gold(example) for example in examples]
 
 
-def _prompt_text(example, fmt) -> str:
-    return fmt.render(example.messages, tools=example.tools or None, add_generation_prompt=True).text
-
-
-def _batches_by_length(lengths: list[int], batch_size: int) -> list[list[int]]:
-    """Case indices in batches of similar prompt length (longest first: less padding, and an
-    out-of-memory error shows up in the first batch rather than the last)."""
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
-
-
 def _prediction(example, gold, prompt, generation, parsed, record) -> dict:
     return {"location": example.location, "category": example.category, "prompt": prompt,
             "output": generation.text, "parsed": parsed, "gold": gold,
@@ -58,14 +47,19 @@ def run_eval(model, tokenizer, fmt, cases, batch_size: int = 8, max_new_tokens: 
     """Generate an answer for every case and score it. Returns (records, predictions), both in the
     order of `cases`. `progress(done, total)` is called after each batch. The model is put in eval
     mode for the loop and given back in the mode it came in (so a training loop can call this)."""
-    prompts = [_prompt_text(example, fmt) for example, _ in cases]
+    prompts = [fmt.render(example.messages, tools=example.tools or None, add_generation_prompt=True).text
+               for example, _ in cases]
     prompt_ids = [tokenizer.encode(text) for text in prompts]
+    # Batches of similar prompt length, longest first: less padding, and an out-of-memory error shows up
+    # in the first batch rather than the last.
+    order = sorted(range(len(cases)), key=lambda i: -len(prompt_ids[i]))
     stop_ids = tokenizer.stop_ids(fmt)
     was_training = model.training
     model.eval()
     predictions = [None] * len(cases)
     try:
-        for batch in _batches_by_length([len(ids) for ids in prompt_ids], batch_size):
+        for start in range(0, len(order), batch_size):
+            batch = order[start:start + batch_size]
             generations = generate(model, tokenizer, [prompt_ids[i] for i in batch], stop_ids,
                                    max_new_tokens, temperature, top_p,
                                    None if seed is None else seed + batch[0])  # per batch, reproducible
@@ -75,7 +69,7 @@ def run_eval(model, tokenizer, fmt, cases, batch_size: int = 8, max_new_tokens: 
                 record = score_example(parsed, gold, example.tools, example.category, generation.stop_reason)
                 predictions[i] = _prediction(example, gold, prompts[i], generation, parsed, record)
             if progress is not None:
-                progress(sum(p is not None for p in predictions), len(cases))
+                progress(start + len(batch), len(cases))
     finally:
         model.train(was_training)
     return [p["record"] for p in predictions], predictions

@@ -15,16 +15,15 @@ An empty gold list means "no call" (a text reply); the example's category tells 
 ("clarification") from an irrelevant request.
 
 Rules of a call match (following BFCL's ast_checker.py):
-  - syntax: a parse() result with parse_error set is invalid syntax and never matches;
-  - the function name must be one of the tools ("unknown function" otherwise) and equal the gold's;
-  - every parameter the schema requires is present; no parameter outside the schema, nor outside the
-    gold answer (BFCL rejects an optional parameter that the gold answer does not list);
+  - a parse() result with parse_error set is invalid syntax and never matches;
+  - the name is one of the tools ("unknown function" otherwise) and the gold's; every parameter the schema
+    requires is present; none outside the schema, nor outside the gold answer (BFCL rejects an optional
+    parameter that the gold answer does not list); a gold parameter the call leaves out must list "";
   - types follow the schema: an int is accepted where a number is declared, a bool is never a number,
     arrays are checked one level deep (each item against `items.type`); like BFCL, a value of the gold
     answer's own type is accepted too (BFCL writes variable names as strings);
-  - strings are compared after BFCL's normalisation (drop spaces and , . / - _ * ^, lowercase, ' -> "),
-    also inside lists and dicts; lists element-wise in order; dicts key by key; numbers by value;
-  - a gold parameter missing from the call is an error unless "" is among its acceptable values;
+  - strings are compared after BFCL's normalisation (normalize_string), also inside lists and dicts;
+    numbers by value (5 == 5.0), a bool only to a bool;
   - several calls match in any order: same count, each gold call matched to a distinct predicted call
     (a maximum bipartite matching, so it never depends on the order the model chose).
 """
@@ -34,9 +33,6 @@ from collections import Counter
 from dataclasses import dataclass
 
 from minifc.schema import SCHEMA_TYPES, has_type, json_type
-
-# Categories whose gold answer is a clarifying question (a text reply that asks the user for more).
-_CLARIFICATION_CATEGORIES = frozenset({"clarification"})
 
 
 @dataclass(frozen=True)
@@ -48,25 +44,21 @@ class Verdict:
 # ----------------------------------------------------------------------------- calls, tools, gold
 
 def _call_name_arguments(call: dict) -> tuple[str, object]:
-    """(name, arguments) of a call in the canonical {"type": "function", "function": {...}} shape or the
-    flat {"name", "arguments"} shape."""
+    """(name, arguments) of a canonical {"type": "function", "function": {...}} or a flat {"name", "arguments"} call."""
     function = call.get("function", call)
     return function.get("name"), function.get("arguments", {})
 
 
 def _tool_schemas(tools: list[dict]) -> dict[str, dict]:
-    """Map each tool's name to its function dict ({name, description, parameters})."""
+    """Each tool's name -> its function dict ({name, description, parameters})."""
     return {function["name"]: function for function in (tool.get("function", tool) for tool in tools or [])}
 
 
 def gold_from_message(message: dict) -> list[dict]:
     """The gold answer of a canonical assistant message: each argument value becomes the single acceptable
     value [value] (dict values become {key: [value]} all the way down). A text reply gives [] (no call)."""
-    gold = []
-    for call in message.get("tool_calls") or []:
-        name, arguments = _call_name_arguments(call)
-        gold.append({"name": name, "arguments": {k: [_acceptable(v)] for k, v in arguments.items()}})
-    return gold
+    return [{"name": name, "arguments": {key: [_acceptable(value)] for key, value in arguments.items()}}
+            for name, arguments in map(_call_name_arguments, message.get("tool_calls") or [])]
 
 
 def _acceptable(value):
@@ -104,20 +96,21 @@ def _type_error(param: str, value, schema: dict, alternatives: list) -> str | No
         # strings), a value of the gold's type is accepted and compared as such.
         if json_type(value) not in {json_type(a) for a in alternatives if a != ""}:
             return f"type mismatch for '{param}': expected {expected}, got {json_type(value)}"
-        return None
-    items_type = (schema.get("items") or {}).get("type")
-    if expected == "array" and items_type is not None:
-        for i, item in enumerate(value):  # one level deep, as BFCL
+    elif expected == "array":  # the items too, one level deep, as BFCL
+        items_type = (schema.get("items") or {}).get("type")
+        for i, item in enumerate(value):
             if not _type_ok(item, items_type):
-                return (f"type mismatch for '{param}' item {i}: expected {items_type}, "
-                        f"got {json_type(item)}")
+                return f"type mismatch for '{param}' item {i}: expected {items_type}, got {json_type(item)}"
     return None
 
 
 def _value_matches(value, acceptable) -> bool:
     """Does `value` equal one acceptable value (strings normalised, lists in order, dicts key by key)?"""
-    if isinstance(acceptable, dict):
-        return isinstance(value, dict) and _dict_matches(value, acceptable)
+    if isinstance(acceptable, dict):  # every key of `value` matches; every key it leaves out lists ""
+        return (isinstance(value, dict)
+                and all(key in acceptable and any(_value_matches(item, a) for a in acceptable[key])
+                        for key, item in value.items())
+                and all("" in alternatives for key, alternatives in acceptable.items() if key not in value))
     if isinstance(acceptable, (list, tuple)):
         return (isinstance(value, (list, tuple)) and len(value) == len(acceptable)
                 and all(_value_matches(v, a) for v, a in zip(value, acceptable)))
@@ -128,15 +121,6 @@ def _value_matches(value, acceptable) -> bool:
     if isinstance(acceptable, (int, float)):
         return isinstance(value, (int, float)) and value == acceptable  # 5 == 5.0
     return value == acceptable
-
-
-def _dict_matches(value: dict, acceptable: dict) -> bool:
-    """Key by key: every key of `value` is in `acceptable` with a matching alternative; every key of
-    `acceptable` that `value` leaves out lists "" (may be omitted)."""
-    for key, item in value.items():
-        if key not in acceptable or not any(_value_matches(item, a) for a in acceptable[key]):
-            return False
-    return all("" in alternatives for key, alternatives in acceptable.items() if key not in value)
 
 
 # ----------------------------------------------------------------------------- checking calls
@@ -162,8 +146,7 @@ def _check_call(call: dict, gold_call: dict, schemas: dict[str, dict]) -> Verdic
         if param not in gold_arguments:
             return Verdict(False, f"unexpected parameter '{param}' (the gold answer leaves it out)")
         alternatives = gold_arguments[param]
-        error = _type_error(param, value, properties[param], alternatives)
-        if error:
+        if error := _type_error(param, value, properties[param], alternatives):
             return Verdict(False, error)
         if not any(_value_matches(value, a) for a in alternatives):
             return Verdict(False, f"value mismatch for '{param}': got {value!r}, allowed {alternatives!r}")
@@ -173,34 +156,28 @@ def _check_call(call: dict, gold_call: dict, schemas: dict[str, dict]) -> Verdic
     return Verdict(True, "correct")
 
 
-def _max_matching(ok: list[list[bool]]) -> dict[int, int]:
-    """Maximum bipartite matching (Kuhn's augmenting paths): ok[g][p] says gold call g may pair with
-    predicted call p. Returns {predicted index: gold index}."""
+def _verdicts(calls: list[dict], gold: list[dict], schemas: dict) -> list[list[Verdict]]:
+    """verdicts[g][p]: predicted call p checked against gold call g."""
+    return [[_check_call(call, gold_call, schemas) for call in calls] for gold_call in gold]
+
+
+def _max_matching(verdicts: list[list[Verdict]]) -> dict[int, int]:
+    """Maximum bipartite matching (Kuhn's augmenting paths) of gold calls g to predicted calls p where
+    verdicts[g][p].ok. Returns {predicted index: gold index}."""
     owner: dict[int, int] = {}
 
     def augment(g: int, seen: set) -> bool:
-        for p, fits in enumerate(ok[g]):
-            if fits and p not in seen:
+        for p, verdict in enumerate(verdicts[g]):
+            if verdict.ok and p not in seen:
                 seen.add(p)
                 if p not in owner or augment(owner[p], seen):
                     owner[p] = g
                     return True
         return False
 
-    for g in range(len(ok)):
+    for g in range(len(verdicts)):
         augment(g, set())
     return owner
-
-
-def _check_all(calls: list[dict], gold: list[dict], schemas: dict) -> list[list[Verdict]]:
-    return [[_check_call(call, gold_call, schemas) for call in calls] for gold_call in gold]
-
-
-def _require_gold_tools(gold: list[dict], schemas: dict) -> None:
-    for gold_call in gold:
-        if gold_call["name"] not in schemas:
-            raise ValueError(f"gold answer calls {gold_call['name']!r}, which is not among the tools "
-                             f"({', '.join(schemas) or 'none'}): fix the example's tools or its answer")
 
 
 def check_calls(predicted, gold: list[dict], tools: list[dict]) -> Verdict:
@@ -208,27 +185,27 @@ def check_calls(predicted, gold: list[dict], tools: list[dict]) -> Verdict:
     (possible-answer style; [] = no call expected), `tools` the example's tools."""
     calls, parse_error = _predicted_calls(predicted)
     schemas = _tool_schemas(tools)
-    _require_gold_tools(gold, schemas)
+    for gold_call in gold:
+        if gold_call["name"] not in schemas:
+            raise ValueError(f"gold answer calls {gold_call['name']!r}, which is not among the tools "
+                             f"({', '.join(schemas) or 'none'}): fix the example's tools or its answer")
     if parse_error is not None:
         return Verdict(False, f"invalid syntax: {parse_error}")
     names = [_call_name_arguments(call)[0] for call in calls]
-    if not gold:
-        if calls:
-            return Verdict(False, f"expected no call, got {len(calls)} call(s): {', '.join(map(str, names))}")
-        return Verdict(True, "correct")
+    if not gold and calls:
+        return Verdict(False, f"expected no call, got {len(calls)} call(s): {', '.join(map(str, names))}")
     if len(calls) != len(gold):
         return Verdict(False, f"wrong number of calls: got {len(calls)}, expected {len(gold)}")
     if len(gold) == 1:
         return _check_call(calls[0], gold[0], schemas)
-    verdicts = _check_all(calls, gold, schemas)
-    owner = _max_matching([[v.ok for v in row] for row in verdicts])
-    unmatched = [g for g in range(len(gold)) if g not in owner.values()]
-    if not unmatched:
+    verdicts = _verdicts(calls, gold, schemas)
+    matched = _max_matching(verdicts).values()
+    unmatched = [g for g in range(len(gold)) if g not in matched]
+    if not unmatched:  # also when no call was due and none was made
         return Verdict(True, "correct")
     g = unmatched[0]
     name = gold[g]["name"]
-    same_name = [p for p, n in enumerate(names) if n == name]
-    why = verdicts[g][same_name[0]].reason if same_name else f"no call to {name!r}"
+    why = verdicts[g][names.index(name)].reason if name in names else f"no call to {name!r}"
     return Verdict(False, f"no predicted call matches gold call {g + 1} ({name}): {why}")
 
 
@@ -247,11 +224,6 @@ def score_example(parsed, gold: list[dict], tools: list[dict], category: str | N
     names = [_call_name_arguments(call)[0] for call in calls] if valid else []
     gold_names = [g["name"] for g in gold]
     predicted_count, gold_count = Counter(names), Counter(gold_names)
-    if valid and gold and calls:
-        ok = [[v.ok for v in row] for row in _check_all(calls, gold, schemas)]
-        arguments_correct = len(_max_matching(ok))
-    else:
-        arguments_correct = 0
     return {
         "category": category,
         "valid_syntax": valid,
@@ -264,7 +236,7 @@ def score_example(parsed, gold: list[dict], tools: list[dict], category: str | N
         "predicted_names": names,
         "tool_selection_ok": valid and predicted_count == gold_count,
         "argument_pairs": sum(min(n, predicted_count[name]) for name, n in gold_count.items()),
-        "arguments_correct": arguments_correct,
+        "arguments_correct": len(_max_matching(_verdicts(calls, gold, schemas))) if valid else 0,
         "hallucinated_calls": sum(name not in schemas for name in names),
         "exact": verdict.ok,
         "reason": verdict.reason,
@@ -292,7 +264,7 @@ def _metric_counts(record: dict) -> dict[str, tuple[int, int]]:
     numerators over the sum of denominators. See README "Metrics" for the definitions in words."""
     should_call = record["gold_calls"] > 0
     called = record["called"]
-    asks = record["category"] in _CLARIFICATION_CATEGORIES
+    asks = record["category"] == "clarification"  # the gold answer is a clarifying question
     stopped = record["stop_reason"] is not None
     # Each numerator counts only what its denominator counts.
     return {
@@ -331,9 +303,7 @@ def compute_metrics(records: list[dict]) -> dict:
 # ----------------------------------------------------------------------------- the report table
 
 def _cell(metric: dict | None) -> str:
-    if metric is None or not metric["total"]:
-        return "n/a"
-    return f"{metric['count']}/{metric['total']} ({metric['rate']:.1%})"
+    return f"{metric['count']}/{metric['total']} ({metric['rate']:.1%})" if metric and metric["total"] else "n/a"
 
 
 def _change(before: dict | None, after: dict | None) -> str:
@@ -342,36 +312,29 @@ def _change(before: dict | None, after: dict | None) -> str:
     return f"{(after['rate'] - before['rate']) * 100:+.1f} pts"
 
 
-def _section_lines(title: str, after: dict, before: dict | None, labels: tuple[str, str]) -> list[str]:
-    examples = after["exact"]["total"] if after else before["exact"]["total"]
-    lines = [f"{title} ({examples} example{'' if examples == 1 else 's'})"]
-    if before is not None or after is None:
-        lines.append(f"  {'metric':<36} {labels[0]:<18} {labels[1]:<18} change")
-    for key, label in _METRICS.items():
-        new, old = (after or {}).get(key), (before or {}).get(key)
-        if not (new and new["total"]) and not (old and old["total"]):
-            continue  # a metric that does not apply to this section (e.g. clarification in "simple")
-        if before is None:
-            lines.append(f"  {label:<36} {_cell(new)}")
-        else:
-            lines.append(f"  {label:<36} {_cell(old):<18} {_cell(new):<18} {_change(old, new)}".rstrip())
-    return lines
-
-
 def format_table(metrics: dict, compare: dict | None = None,
                  labels: tuple[str, str] = ("before", "after")) -> str:
     """A readable table of compute_metrics() output, overall then per category. With `compare` (the
     metrics of the earlier run), shows both side by side — `compare` under labels[0], `metrics` under
     labels[1] — with the change of each rate in percentage points."""
-    sections = [("overall", "overall")]
-    categories = set(metrics["by_category"]) | set((compare or {}).get("by_category", {}))
-    sections += [(c, f"category {c}") for c in sorted(categories)]
+    categories = sorted(set(metrics["by_category"]) | set((compare or {}).get("by_category", {})))
     lines = []
-    for name, title in sections:
+    for name, title in [("overall", "overall")] + [(c, f"category {c}") for c in categories]:
         after = metrics["overall"] if name == "overall" else metrics["by_category"].get(name)
         before = None
         if compare is not None:
             before = compare["overall"] if name == "overall" else compare["by_category"].get(name, {})
-        lines += _section_lines(title, after, before, labels)
+        examples = (after or before)["exact"]["total"]
+        lines.append(f"{title} ({examples} example{'' if examples == 1 else 's'})")
+        if before is not None:
+            lines.append(f"  {'metric':<36} {labels[0]:<18} {labels[1]:<18} change")
+        for key, label in _METRICS.items():
+            new, old = (after or {}).get(key), (before or {}).get(key)
+            if not (new and new["total"]) and not (old and old["total"]):
+                continue  # a metric that does not apply to this section (e.g. clarification in "simple")
+            if before is None:
+                lines.append(f"  {label:<36} {_cell(new)}")
+            else:
+                lines.append(f"  {label:<36} {_cell(old):<18} {_cell(new):<18} {_change(old, new)}".rstrip())
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"

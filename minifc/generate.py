@@ -6,20 +6,17 @@
     fmt.parse(gen.text)                     # gen.ids, gen.text, gen.stop_reason ("stop" / "length")
 
 How it works (model.py documents the cache API):
-  1. Prompts of different lengths are left-padded to a common length T, so that every row's next token
-     is at the same column; the attention mask marks the padding, and the model counts positions over
-     real tokens only, so padding changes nothing a row computes.
-  2. Prefill: one forward pass over [B, T] writes every prompt's keys and values into a cache sized
-     for T + max_new_tokens; only the last position goes through lm_head (a 262k vocabulary times
-     B x T positions would not fit in memory).
-  3. Decode: pick the next token of every row from its last logits, feed the [B, 1] tokens, repeat.
-     A row ends at its first stop token (kept in its output: the formats' parse() expect it) or after
-     max_new_tokens; a finished row is fed padding from then on and its output is ignored, and the
-     loop ends as soon as every row has finished.
+  1. Prompts are left-padded to a common length T, so that every row's next token is at the same column;
+     the mask hides the padding and positions count real tokens only, so padding changes nothing.
+  2. Prefill: one forward pass over [B, T] fills a cache sized for T + max_new_tokens; only the last
+     position goes through lm_head (a 262k vocabulary times B x T positions would not fit in memory).
+  3. Decode: pick every row's next token from its last logits, feed the [B, 1] tokens, repeat. A row
+     ends at its first stop token (kept: the formats' parse() expect it) or after max_new_tokens; a
+     finished row is fed padding, its output ignored; the loop ends when every row has finished.
 
-Sampling: temperature 0 is greedy (argmax). Otherwise the logits are divided by the temperature, the
-distribution is cut to the smallest set of tokens whose probability reaches top_p (nucleus sampling),
-and a token is drawn with a torch.Generator seeded by `seed`, so a seeded run is reproducible.
+Sampling (temperature > 0): the logits are divided by the temperature, cut to the smallest set of tokens
+whose probability reaches top_p (nucleus sampling), and drawn from with a torch.Generator seeded by
+`seed`: a seeded run is reproducible, and the global RNG is left alone.
 """
 
 from dataclasses import dataclass
@@ -40,9 +37,8 @@ def left_pad(prompts: list[list[int]], pad_id: int, device) -> tuple[torch.Tenso
     ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(prompts), width), dtype=torch.bool)
     for row, prompt in enumerate(prompts):
-        if prompt:
-            ids[row, width - len(prompt):] = torch.tensor(prompt, dtype=torch.long)
-            mask[row, width - len(prompt):] = True
+        ids[row, width - len(prompt):] = torch.tensor(prompt, dtype=torch.long)
+        mask[row, width - len(prompt):] = True
     return ids.to(device), mask.to(device)
 
 
@@ -61,34 +57,26 @@ def next_tokens(logits: torch.Tensor, temperature: float = 0.0, top_p: float = 1
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)  # multinomial renormalises
 
 
-def _model_device(model) -> torch.device:
-    return next(model.parameters()).device
-
-
-def _check_arguments(prompts, max_new_tokens, temperature, top_p):
-    if not prompts:
-        raise ValueError("generate: no prompts")
-    empty = [i for i, p in enumerate(prompts) if len(p) == 0]
-    if empty:
-        raise ValueError(f"generate: prompt {empty[0]} is empty; a prompt needs at least one token")
-    if max_new_tokens < 1:
-        raise ValueError(f"generate: max_new_tokens must be at least 1, got {max_new_tokens}")
-    if temperature < 0 or not 0 < top_p <= 1:
-        raise ValueError(f"generate: need temperature >= 0 and 0 < top_p <= 1, got {temperature}, {top_p}")
-
-
 @torch.inference_mode()
 def generate(model, tokenizer, prompts: list[list[int]], stop_ids, max_new_tokens: int = 256,
              temperature: float = 0.0, top_p: float = 1.0, seed: int | None = None) -> list[Generation]:
     """Continue each prompt (token ids, BOS included if the format writes one) until one of `stop_ids`
     or `max_new_tokens` new tokens; returns one Generation per prompt, in order."""
-    _check_arguments(prompts, max_new_tokens, temperature, top_p)
-    device = _model_device(model)
+    if not prompts:
+        raise ValueError("generate: no prompts")
+    for i, prompt in enumerate(prompts):
+        if len(prompt) == 0:
+            raise ValueError(f"generate: prompt {i} is empty; a prompt needs at least one token")
+    if max_new_tokens < 1:
+        raise ValueError(f"generate: max_new_tokens must be at least 1, got {max_new_tokens}")
+    if temperature < 0 or not 0 < top_p <= 1:
+        raise ValueError(f"generate: need temperature >= 0 and 0 < top_p <= 1, got {temperature}, {top_p}")
+    device = next(model.parameters()).device
     generator = None
     if temperature > 0:
         generator = torch.Generator(device=device)
         if seed is None:
-            generator.seed()        # a fresh random seed; the global RNG is left alone
+            generator.seed()        # a fresh random seed
         else:
             generator.manual_seed(seed)
     pad_id = tokenizer.pad_id
@@ -101,24 +89,19 @@ def generate(model, tokenizer, prompts: list[list[int]], stop_ids, max_new_token
     logits = model.output(hidden[:, -1])                           # [B, V]: the last prompt token only
 
     out = torch.full((batch, max_new_tokens), pad_id, dtype=torch.long, device=device)
-    done = torch.zeros(batch, dtype=torch.bool, device=device)
-    stopped = torch.zeros(batch, dtype=torch.bool, device=device)  # ended on a stop token
+    done = torch.zeros(batch, dtype=torch.bool, device=device)     # ended on a stop token
     lengths = torch.full((batch,), max_new_tokens, dtype=torch.long, device=device)
     for step in range(max_new_tokens):
         token = next_tokens(logits, temperature, top_p, generator)
-        token = torch.where(done, torch.full_like(token, pad_id), token)
+        token = token.masked_fill(done, pad_id)
         out[:, step] = token
         hit = ~done & torch.isin(token, stops)
         lengths = torch.where(hit, step + 1, lengths)
-        stopped |= hit
         done |= hit
         if step + 1 == max_new_tokens or bool(done.all()):         # one host sync per step
             break
         logits = model.output(model.hidden_states(token[:, None], kv_cache=cache)[:, -1])
 
-    rows, lengths, stopped = out.tolist(), lengths.tolist(), stopped.tolist()
-    generations = []
-    for row, length, hit in zip(rows, lengths, stopped):
-        row = row[:length]
-        generations.append(Generation(row, tokenizer.decode(row), "stop" if hit else "length"))
-    return generations
+    rows = [row[:length] for row, length in zip(out.tolist(), lengths.tolist())]
+    return [Generation(row, tokenizer.decode(row), "stop" if hit else "length")
+            for row, hit in zip(rows, done.tolist())]
