@@ -22,11 +22,11 @@ Calling conventions (all tensors on the model's device):
     model.hidden_states(<same arguments>) -> [B, T, hidden] after the final norm
     model.output(hidden) -> logits (lm_head, then soft-capping if the config sets it)
 
-- Training / scoring: input_ids [B, T]. Packed rows pass cu_seqlens (int32 cumulative lengths over
-  the flattened B*T tokens, each row holding whole sequences) and position_ids that restart at 0 per
-  sequence; attention never crosses sequences. Passing max_seqlen too (the longest sequence, as
-  collate.Batch has it) spares the GPU path a host sync per forward. position_ids default to 0..T-1 per row (per packed
-  sequence when cu_seqlens is given; counted over real tokens when attention_mask is given).
+- Training / scoring: input_ids [B, T]. Packed rows pass cu_seqlens (int32 cumulative lengths over the
+  flattened B*T tokens, each row holding whole sequences) and position_ids that restart at 0 per
+  sequence; attention never crosses sequences. max_seqlen (the longest sequence, as collate.Batch has
+  it) spares the GPU path a host sync per forward. position_ids default to 0..T-1 per row (per packed
+  sequence with cu_seqlens; counted over real tokens with attention_mask).
 - `model.gradient_checkpointing = True` recomputes each block in the backward pass
   (torch.utils.checkpoint, use_reentrant=False); ignored under no_grad and with a KV cache.
 - Decoding (generate.py): `cache = model.new_kv_cache(batch_size, max_len)` preallocates keys and
@@ -68,8 +68,7 @@ class RMSNorm(nn.Module):
 
 def rope_inv_freq(head_dim: int, params: dict) -> torch.Tensor:
     """RoPE inverse frequencies (fp32, CPU) for one rope dict: default, linear or llama3 scaling."""
-    inv_freq = 1.0 / (params["rope_theta"] ** (torch.arange(0, head_dim, 2, dtype=torch.int64).float()
-                                               / head_dim))
+    inv_freq = 1.0 / (params["rope_theta"] ** (torch.arange(0, head_dim, 2, dtype=torch.int64).float() / head_dim))
     kind = params["rope_type"]
     if kind == "linear":  # Gemma 3 4B+ global layers: positions divided by `factor`
         return inv_freq / params["factor"]
@@ -115,22 +114,17 @@ class Attention(nn.Module):
         self.v_proj = nn.Linear(hidden, kv_heads * hd, bias=config.attention_bias)
         self.o_proj = nn.Linear(heads * hd, hidden, bias=config.attention_bias)
         if config.qk_norm:  # Gemma 3: normalise each query/key head before RoPE
-            self.q_norm = RMSNorm(hd, config.rms_norm_eps, config.norm_plus_one)
-            self.k_norm = RMSNorm(hd, config.rms_norm_eps, config.norm_plus_one)
+            self.q_norm, self.k_norm = (RMSNorm(hd, config.rms_norm_eps, config.norm_plus_one) for _ in range(2))
         else:
             self.q_norm = self.k_norm = None
 
     def forward(self, x: torch.Tensor, rope, plan) -> torch.Tensor:
         batch, seqlen, _ = x.shape
-        q = self.q_proj(x).view(batch, seqlen, -1, self.head_dim)
-        k = self.k_proj(x).view(batch, seqlen, -1, self.head_dim)
-        v = self.v_proj(x).view(batch, seqlen, -1, self.head_dim)
+        q, k, v = (proj(x).view(batch, seqlen, -1, self.head_dim) for proj in (self.q_proj, self.k_proj, self.v_proj))
         if self.q_norm is not None:
             q, k = self.q_norm(q), self.k_norm(k)
-        cos, sin = rope
-        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-        out = attend(q, k, v, plan, self.layer_idx, self.layer_type, self.scale)
-        return self.o_proj(out)
+        q, k = apply_rope(q, *rope), apply_rope(k, *rope)  # rope: (cos, sin)
+        return self.o_proj(attend(q, k, v, plan, self.layer_idx, self.layer_type, self.scale))
 
 
 class MLP(nn.Module):
@@ -224,8 +218,7 @@ class Transformer(nn.Module):
         from host memory to a GPU makes the host wait for the GPU every step."""
         key = (kind, str(device))
         if key not in self._inv_freq:
-            params = self.config.rope_parameters[kind]
-            self._inv_freq[key] = rope_inv_freq(self.config.head_dim, params).to(device)
+            self._inv_freq[key] = rope_inv_freq(self.config.head_dim, self.config.rope_parameters[kind]).to(device)
         return self._inv_freq[key]
 
     def compile_blocks(self, **options):
@@ -235,8 +228,7 @@ class Transformer(nn.Module):
         recompiled once with dynamic shapes when the batch shape first changes -- instead of compiling
         the whole model. Dynamo allows 8 variants per code (torch._dynamo.config.recompile_limit) and
         runs any further one eagerly. Compiled blocks attend to packed rows with one masked kernel, not
-        per sequence (attention.py, path (a')): a loop over each batch's own sequence lengths would be
-        a new variant for every batch."""
+        per sequence: see attention.py, path (a')."""
         for block in self.model.layers:
             block.compile(**options)
         self.blocks_compiled = True
@@ -264,9 +256,8 @@ class Transformer(nn.Module):
         batch, seqlen = input_ids.shape
         x = self.model.embed_tokens(input_ids)
         if config.scale_embeddings:
-            # Gemma: multiply by sqrt(hidden) rounded to the compute dtype first, as HF does
-            # (in bf16, sqrt(640) = 25.30 becomes 25.25)
-            # (a 0-dim CPU tensor: a GPU kernel takes it as a scalar argument, no host sync, no .item())
+            # Gemma: multiply by sqrt(hidden) rounded to the compute dtype first, as HF does (in bf16,
+            # sqrt(640) = 25.30 becomes 25.25); a 0-dim CPU tensor is a GPU kernel's scalar argument: no host sync
             x = x * torch.tensor(config.hidden_size ** 0.5).to(x.dtype)
         plan = plan_attention(batch, seqlen, x.device, x.dtype, config, cu_seqlens, attention_mask, kv_cache,
                               max_seqlen, per_segment=not self.blocks_compiled)
@@ -277,10 +268,8 @@ class Transformer(nn.Module):
 
         recompute = self.gradient_checkpointing and torch.is_grad_enabled() and kv_cache is None
         for layer in self.model.layers:
-            if recompute:
-                x = checkpoint(layer, x, rope[layer.layer_type], plan, use_reentrant=False)
-            else:
-                x = layer(x, rope[layer.layer_type], plan)
+            inputs = (x, rope[layer.layer_type], plan)
+            x = checkpoint(layer, *inputs, use_reentrant=False) if recompute else layer(*inputs)
         if kv_cache is not None:
             kv_cache.length += seqlen
         return self.model.norm(x)
