@@ -16,10 +16,9 @@ Every layer of a forward pass shares one `AttentionPlan`, made once by `plan_att
     Compiled blocks keep (a) too: a loop over each batch's own lengths would recompile per batch. On
     CPU cores shared with other jobs, the many small calls can wait on the thread pool more than they
     save (benchmarks/RESULTS.md). Set PER_SEGMENT = False to force (a).
-(b) Packed variable-length flash attention on CUDA: torch.nn.attention.varlen.varlen_attn, with
-    window_size=(window-1, 0) for sliding layers, over the flattened B*T tokens. Used for fp16/bf16
-    without a KV cache, padding mask or attention soft-capping; an unpacked batch is treated as B
-    sequences of length T. Set FLASH_VARLEN = False to force (a).
+(b) Packed variable-length flash attention on CUDA (torch.nn.attention.varlen.varlen_attn) over the
+    flattened B*T tokens, window_size=(window-1, 0) on sliding layers; for fp16/bf16 without a KV cache
+    or padding mask. An unpacked batch is B sequences of length T. Set FLASH_VARLEN = False to force (a).
 (c) Decoding with a KV cache: keys/values of each call are written into preallocated slots, and the
     queries attend (with the mask of (a)) to every slot filled so far.
 
@@ -72,7 +71,7 @@ class KVCache:
     """
 
     def __init__(self, num_layers: int, batch_size: int, max_len: int, num_kv_heads: int, head_dim: int,
-                 device=None, dtype=None):
+                 device, dtype):
         shape = (num_layers, batch_size, num_kv_heads, max_len, head_dim)
         self.k = torch.zeros(shape, device=device, dtype=dtype)
         self.v = torch.zeros(shape, device=device, dtype=dtype)
@@ -112,11 +111,10 @@ def varlen_usable(device: torch.device, dtype: torch.dtype, head_dim: int) -> bo
 
 @cache
 def _varlen_agrees(device: torch.device, dtype: torch.dtype, head_dim: int) -> bool:
-    """Run the flash kernel once on two small packed sequences, the way `attend` calls it (grouped-query
-    heads; causal, then with a sliding window), and compare with SDPA. A torch build whose varlen
-    kernel is missing, misbehaves on this GPU or lacks an argument `attend` passes (older releases
-    had no window_size / enable_gqa) then costs speed (path (a), with a warning), not a crash in the
-    middle of a training run."""
+    """Run the flash kernel once on two small packed sequences as `attend` calls it (grouped-query heads;
+    causal, then with a sliding window) and compare with SDPA. A varlen kernel that is missing, misbehaves
+    on this GPU or lacks an argument `attend` passes (older releases had no window_size / enable_gqa)
+    then costs speed (path (a), with a warning), not a crash in the middle of a training run."""
     try:
         q = torch.randn(12, 4, head_dim, device=device, dtype=dtype)
         k, v = (torch.randn(12, 2, head_dim, device=device, dtype=dtype) for _ in range(2))

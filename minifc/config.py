@@ -41,8 +41,7 @@ class ModelConfig:
     # RoPE per layer type, HF's newer layout: {"full_attention": {"rope_type": "llama3", "rope_theta": ...,
     # "factor": ...}, "sliding_attention": {...}}. Llama has only "full_attention".
     rope_parameters: dict
-    # one entry per layer: "full_attention" or "sliding_attention"
-    layer_types: tuple[str, ...]
+    layer_types: tuple[str, ...]        # one per layer: "full_attention" or "sliding_attention"
     sliding_window: int | None = None   # a sliding layer's query sees itself and the window-1 tokens before it
     query_pre_attn_scalar: float | None = None  # attention scale is this ** -0.5 (None: head_dim)
     attention_bias: bool = False

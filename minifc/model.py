@@ -184,9 +184,8 @@ class Transformer(nn.Module):
         super().__init__()
         self.config = config
         self.model = Decoder(config)
-        # Tied: the weight is replaced by the embedding in tie_weights, so it is never allocated (on meta).
-        # A real one would be a [vocab, hidden] matrix built only to be dropped: 1.1 GiB for Gemma 3 in
-        # fp32, which set the peak memory of building the model.
+        # Tied: on meta, never allocated (tie_weights puts the embedding in its place). A real one would be a
+        # [vocab, hidden] matrix built only to be dropped: 1.1 GiB for Gemma 3 in fp32, the peak of building.
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False,
                                  device="meta" if config.tie_word_embeddings else None)
         self.gradient_checkpointing = False
@@ -201,12 +200,12 @@ class Transformer(nn.Module):
             self.lm_head.weight = self.model.embed_tokens.weight
 
     @torch.no_grad()
-    def init_weights(self, std: float = 0.02):
-        """Random weights as HF initialises them (normal(0, std), norms at identity); for models built
+    def init_weights(self):
+        """Random weights as HF initialises them (normal(0, 0.02), norms at identity); for models built
         without a checkpoint (tests, benchmarks). load_pretrained overwrites everything."""
         for module in self.modules():
             if isinstance(module, (nn.Linear, nn.Embedding)):
-                module.weight.normal_(0.0, std)
+                module.weight.normal_(0.0, 0.02)
                 if getattr(module, "bias", None) is not None:
                     module.bias.zero_()
             elif isinstance(module, RMSNorm):
@@ -222,21 +221,20 @@ class Transformer(nn.Module):
         return self._inv_freq[key]
 
     def compile_blocks(self, **options):
-        """torch.compile each block (train.py --compile); `options` go to torch.compile. Every block runs
-        the same code (Block.forward), so the layers share a few compiled variants -- one per layer type
-        and per whether the block's input needs a gradient (not the first block's under LoRA), each
-        recompiled once with dynamic shapes when the batch shape first changes -- instead of compiling
-        the whole model. Dynamo allows 8 variants per code (torch._dynamo.config.recompile_limit) and
-        runs any further one eagerly. Compiled blocks attend to packed rows with one masked kernel, not
-        per sequence: see attention.py, path (a')."""
+        """torch.compile each block (train.py --compile); `options` go to torch.compile. All blocks run
+        Block.forward, so they share a few compiled variants instead of one compile of the whole model:
+        one per layer type and per whether the block's input needs a gradient (not the first block's under
+        LoRA), each recompiled once with dynamic shapes when the batch shape first changes. Dynamo allows 8
+        variants per code (torch._dynamo.config.recompile_limit) and runs any further one eagerly. Compiled
+        blocks attend to packed rows with one masked kernel, not per sequence (attention.py, path (a'))."""
         for block in self.model.layers:
             block.compile(**options)
         self.blocks_compiled = True
 
-    def new_kv_cache(self, batch_size: int, max_len: int, device=None, dtype=None) -> KVCache:
+    def new_kv_cache(self, batch_size: int, max_len: int) -> KVCache:
         weight = self.model.embed_tokens.weight
         return KVCache(self.config.num_hidden_layers, batch_size, max_len, self.config.num_key_value_heads,
-                       self.config.head_dim, device or weight.device, dtype or weight.dtype)
+                       self.config.head_dim, weight.device, weight.dtype)
 
     def forward(self, input_ids, position_ids=None, cu_seqlens=None, attention_mask=None, kv_cache=None,
                 max_seqlen=None):
