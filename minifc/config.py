@@ -1,8 +1,7 @@
 """Model configuration: one dataclass for both families, and the registry of supported checkpoints.
 
 `ModelConfig` holds every number the decoder in model.py needs. Llama 3.x and Gemma 3 differ only by
-the flags at the bottom of the dataclass (norm style, embedding scale, QK-norm, sandwich norms,
-activation, sliding-window layers), never by subclasses.
+its family flags (and Gemma's sliding-window layers), never by subclasses.
 
 `ModelConfig.from_hf(config_json_dict)` reads a Hugging Face config.json. It understands both the key
 names found in the hub's files (`rope_theta`, `rope_scaling`, `rope_local_base_freq`,

@@ -12,8 +12,7 @@ HF's keys and checkpoints load without renaming:
     model.layers.{i}.post_feedforward_layernorm RMSNorm (Gemma only)
     model.layers.{i}.mlp.{gate,up,down}_proj    nn.Linear
     model.norm                                  RMSNorm
-    lm_head                                     nn.Linear; its weight IS model.embed_tokens.weight
-                                                when config.tie_word_embeddings
+    lm_head                                     nn.Linear; its weight IS model.embed_tokens.weight if tied
 
 Calling conventions (all tensors on the model's device):
 
@@ -32,10 +31,8 @@ Calling conventions (all tensors on the model's device):
 - Decoding (generate.py): `cache = model.new_kv_cache(batch_size, max_len)` preallocates keys and
   values. Prefill with left-padded prompts: `model(ids [B, T], attention_mask=mask [B, T] bool,
   kv_cache=cache)`; then one token at a time: `model(next_ids [B, 1], kv_cache=cache)`. Each call
-  appends to the cache (cache.length counts the slots filled; every row advances together) and
-  attends to all valid slots so far. position_ids default to the count of real tokens before each
-  one (left padding does not shift positions). Sliding-window layers see only the last `window`
-  slots in decoding too.
+  appends to the cache and attends to all its valid slots; position_ids default to the count of real
+  tokens before each one (left padding does not shift positions). Sliding layers see the last `window` slots.
 """
 
 import math
