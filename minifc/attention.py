@@ -8,19 +8,17 @@ Every layer of a forward pass shares one `AttentionPlan`, made once by `plan_att
     of key slots (left padding, unfilled cache slots). A query always sees itself, so a padding
     query never has an empty row (which would give NaN).
 (a') Packed rows on CPU, SDPA per sequence: one causal SDPA call per packed sequence (and per padding
-    tail), so a row costs sum(L_i^2) instead of the T^2 of (a)'s block-diagonal mask. Sliding layers
-    use the causal+window mask of (a) for sequences longer than the window. Used without a KV cache
-    or attention_mask when the computation runs on the CPU, where reading cu_seqlens costs nothing.
-    On CUDA the SDPA fallback (fp32, or no usable varlen kernel) keeps the mask of (a): the loop
-    would need a host sync for the bounds and launch a few kernels per sequence and layer, where one
-    masked kernel per layer keeps the GPU busy. Compiled blocks keep (a) too (a loop over each
-    batch's own lengths would recompile per batch). Set PER_SEGMENT = False to force (a). On CPU
-    cores shared with other jobs, the many small calls can wait on the thread pool more than they
-    save (benchmarks/RESULTS.md).
-(b) Packed variable-length flash attention on CUDA: torch.nn.attention.varlen.varlen_attn, with
-    window_size=(window-1, 0) for sliding layers, over the flattened B*T tokens. Used for fp16/bf16
-    without a KV cache, padding mask or attention soft-capping; an unpacked batch is treated as B
-    sequences of length T. Set FLASH_VARLEN = False to force (a).
+    tail), so a row costs sum(L_i^2) instead of the T^2 of (a)'s block-diagonal mask; sliding layers
+    use (a)'s causal+window mask for sequences longer than the window. Used without a KV cache or
+    attention_mask, on the CPU only, where reading cu_seqlens costs nothing. The CUDA SDPA fallback
+    (fp32, or no usable varlen kernel) keeps (a): the loop would need a host sync for the bounds and
+    launch a few kernels per sequence and layer, where one masked kernel per layer keeps the GPU busy.
+    Compiled blocks keep (a) too: a loop over each batch's own lengths would recompile per batch. On
+    CPU cores shared with other jobs, the many small calls can wait on the thread pool more than they
+    save (benchmarks/RESULTS.md). Set PER_SEGMENT = False to force (a).
+(b) Packed variable-length flash attention on CUDA (torch.nn.attention.varlen.varlen_attn) over the
+    flattened B*T tokens, window_size=(window-1, 0) on sliding layers; for fp16/bf16 without a KV cache
+    or padding mask. An unpacked batch is B sequences of length T. Set FLASH_VARLEN = False to force (a).
 (c) Decoding with a KV cache: keys/values of each call are written into preallocated slots, and the
     queries attend (with the mask of (a)) to every slot filled so far.
 
@@ -73,16 +71,12 @@ class KVCache:
     """
 
     def __init__(self, num_layers: int, batch_size: int, max_len: int, num_kv_heads: int, head_dim: int,
-                 device=None, dtype=None):
+                 device, dtype):
         shape = (num_layers, batch_size, num_kv_heads, max_len, head_dim)
         self.k = torch.zeros(shape, device=device, dtype=dtype)
         self.v = torch.zeros(shape, device=device, dtype=dtype)
         self.valid = torch.zeros(batch_size, max_len, dtype=torch.bool, device=device)
-        self.length = 0
-
-    @property
-    def max_len(self) -> int:
-        return self.k.shape[3]
+        self.max_len, self.length = max_len, 0
 
     def update(self, layer: int, k: torch.Tensor, v: torch.Tensor, start: int):
         """Write k, v [B, Hkv, T, D] into slots start..start+T; return all keys/values up to there."""
@@ -117,11 +111,10 @@ def varlen_usable(device: torch.device, dtype: torch.dtype, head_dim: int) -> bo
 
 @cache
 def _varlen_agrees(device: torch.device, dtype: torch.dtype, head_dim: int) -> bool:
-    """Run the flash kernel once on two small packed sequences, the way `attend` calls it (grouped-query
-    heads; causal, then with a sliding window), and compare with SDPA. A torch build whose varlen
-    kernel is missing, misbehaves on this GPU or lacks an argument `attend` passes (older releases
-    had no window_size / enable_gqa) then costs speed (path (a), with a warning), not a crash in the
-    middle of a training run."""
+    """Run the flash kernel once on two small packed sequences as `attend` calls it (grouped-query heads;
+    causal, then with a sliding window) and compare with SDPA. A varlen kernel that is missing, misbehaves
+    on this GPU or lacks an argument `attend` passes (older releases had no window_size / enable_gqa)
+    then costs speed (path (a), with a warning), not a crash in the middle of a training run."""
     try:
         q = torch.randn(12, 4, head_dim, device=device, dtype=dtype)
         k, v = (torch.randn(12, 2, head_dim, device=device, dtype=dtype) for _ in range(2))
@@ -164,31 +157,33 @@ def plan_attention(batch_size: int, seqlen: int, device: torch.device, dtype: to
     if kv_cache is not None and cu_seqlens is not None:
         raise ValueError("cu_seqlens (packed sequences) cannot be combined with a KV cache: decode "
                          "left-padded rows with attention_mask instead")
-    window = config.sliding_window
-    layer_types = set(config.layer_types)
+    window, layer_types = config.sliding_window, set(config.layer_types)
     simple = kv_cache is None and attention_mask is None
     if simple and varlen_usable(device, dtype, config.head_dim):
         cu_seqlens, max_seqlen = _varlen_bounds(batch_size, seqlen, device, cu_seqlens, max_seqlen)
         return AttentionPlan(True, cu_seqlens, max_seqlen, window, {t: None for t in layer_types},
                              kernel=varlen_attn())
 
-    if simple and cu_seqlens is not None and per_segment and PER_SEGMENT and device.type == "cpu":
-        return _per_segment_plan(batch_size, seqlen, device, config, cu_seqlens)
+    segments = _segment_ids(cu_seqlens, batch_size, seqlen) if cu_seqlens is not None else None
+    if simple and segments is not None and per_segment and PER_SEGMENT and device.type == "cpu":
+        # path (a'): the length of each sequence in token order (repeated bounds: no empty sequence)
+        lengths = [n for n in torch.bincount(segments.flatten()).tolist() if n]
+        sliding = window is not None and "sliding_attention" in layer_types
+        window_masks = {n: build_mask(n, 0, device, window) for n in set(lengths) if sliding and n > window}
+        return AttentionPlan(False, None, max(lengths), window, {}, segments=lengths, window_masks=window_masks)
 
-    start = kv_cache.length if kv_cache is not None else 0
-    key_valid = None
+    start, key_valid = 0, None
     if kv_cache is not None:
+        start = kv_cache.length
         if start + seqlen > kv_cache.max_len:
             raise ValueError(f"KV cache full: {start} + {seqlen} tokens > max_len {kv_cache.max_len}")
-        new_valid = _new_token_mask(attention_mask, batch_size, seqlen, start, device)
-        kv_cache.valid[:, start:start + seqlen] = new_valid
+        kv_cache.valid[:, start:start + seqlen] = _new_token_mask(attention_mask, batch_size, seqlen, start, device)
         key_valid = kv_cache.valid[:, :start + seqlen]
     elif attention_mask is not None:
         if attention_mask.shape != (batch_size, seqlen):
             raise ValueError(f"attention_mask has shape {tuple(attention_mask.shape)}, expected "
                              f"{(batch_size, seqlen)}")
         key_valid = attention_mask.bool()
-    segments = _segment_ids(cu_seqlens, batch_size, seqlen) if cu_seqlens is not None else None
 
     masks = {}
     for layer_type in layer_types:
@@ -213,18 +208,6 @@ def _varlen_bounds(batch_size, seqlen, device, cu_seqlens, max_seqlen) -> tuple[
         bounds.append(total)
     max_seqlen = max(b - a for a, b in zip(bounds[:-1], bounds[1:]))
     return torch.tensor(bounds, device=device, dtype=torch.int32), max_seqlen
-
-
-def _per_segment_plan(batch_size, seqlen, device, config, cu_seqlens) -> AttentionPlan:
-    """Path (a'): the length of each sequence over the flattened tokens, the partition of _segment_ids
-    (which also refuses a sequence spanning two rows), and the windowed masks."""
-    segments = _segment_ids(cu_seqlens, batch_size, seqlen)
-    lengths = [n for n in torch.bincount(segments.flatten()).tolist() if n]  # repeated bounds: no empty sequences
-    window = config.sliding_window
-    window_masks = {}
-    if window is not None and "sliding_attention" in config.layer_types:
-        window_masks = {n: build_mask(n, 0, device, window) for n in set(lengths) if n > window}
-    return AttentionPlan(False, None, max(lengths), window, {}, segments=lengths, window_masks=window_masks)
 
 
 def _new_token_mask(attention_mask, batch_size, seqlen, start, device) -> torch.Tensor:

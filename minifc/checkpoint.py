@@ -70,8 +70,7 @@ def resolve_checkpoint_dir(name_or_path: str, allow_patterns=_ALLOW_PATTERNS) ->
                               "(offline, or HF_HUB_OFFLINE=1): download it once with network access, or pass "
                               "a local directory holding config.json, the safetensors and tokenizer.json.") from error
     except HfHubHTTPError as error:
-        status = getattr(getattr(error, "response", None), "status_code", None)
-        if status in (401, 403):
+        if getattr(getattr(error, "response", None), "status_code", None) in (401, 403):
             raise CheckpointError(gated) from error
         raise
 
@@ -98,15 +97,6 @@ def _safetensors_files(directory) -> list[Path]:
     if (directory / "model.safetensors").is_file():
         return [directory / "model.safetensors"]
     raise CheckpointError(f"{directory} has neither model.safetensors nor model.safetensors.index.json")
-
-
-def _read_safetensors_header(path) -> tuple[dict, int]:
-    """(header: tensor name -> {dtype, shape, data_offsets}, byte offset where the data starts)."""
-    with open(path, "rb") as f:
-        size = int.from_bytes(f.read(8), "little")
-        header = json.loads(f.read(size))
-    header.pop("__metadata__", None)
-    return header, 8 + size
 
 
 def _read_tensor(f, entry: dict, data_start: int) -> torch.Tensor:
@@ -143,8 +133,11 @@ def load_pretrained(name_or_path: str, device="cpu", dtype: torch.dtype = torch.
     expected = {name: tuple(p.shape) for name, p in model.named_parameters()}  # tied lm_head listed once
     loaded = set()
     for path in _safetensors_files(directory):
-        header, data_start = _read_safetensors_header(path)
         with open(path, "rb") as f:
+            # safetensors: the header's size (8 bytes), the JSON header (name -> dtype, shape, data_offsets), data
+            header_size = int.from_bytes(f.read(8), "little")
+            header = json.loads(f.read(header_size))
+            header.pop("__metadata__", None)
             for hf_name, entry in header.items():
                 name = minifc_name(hf_name)
                 if name is None or (name == "lm_head.weight" and config.tie_word_embeddings):
@@ -156,8 +149,9 @@ def load_pretrained(name_or_path: str, device="cpu", dtype: torch.dtype = torch.
                     raise CheckpointError(
                         f"{path}: tensor {hf_name!r} has shape {tuple(entry['shape'])} but config.json "
                         f"implies {expected[name]}: config.json and the weights do not match")
-                tensor = _read_tensor(f, entry, data_start).to(device=device, dtype=dtype)
-                _set_parameter(model, name, tensor)
+                tensor = _read_tensor(f, entry, 8 + header_size).to(device=device, dtype=dtype)
+                module_name, _, leaf = name.rpartition(".")
+                setattr(model.get_submodule(module_name), leaf, nn.Parameter(tensor))
                 loaded.add(name)
     missing = [name for name in expected if name not in loaded]
     if missing:
@@ -167,11 +161,6 @@ def load_pretrained(name_or_path: str, device="cpu", dtype: torch.dtype = torch.
     model.tie_weights()
     model.checkpoint_dir = directory
     return model.eval()
-
-
-def _set_parameter(model: nn.Module, name: str, tensor: torch.Tensor):
-    module_name, _, leaf = name.rpartition(".")
-    setattr(model.get_submodule(module_name), leaf, nn.Parameter(tensor))
 
 
 @contextmanager

@@ -1,8 +1,7 @@
 """Model configuration: one dataclass for both families, and the registry of supported checkpoints.
 
 `ModelConfig` holds every number the decoder in model.py needs. Llama 3.x and Gemma 3 differ only by
-the flags at the bottom of the dataclass (norm style, embedding scale, QK-norm, sandwich norms,
-activation, sliding-window layers), never by subclasses.
+its family flags (and Gemma's sliding-window layers), never by subclasses.
 
 `ModelConfig.from_hf(config_json_dict)` reads a Hugging Face config.json. It understands both the key
 names found in the hub's files (`rope_theta`, `rope_scaling`, `rope_local_base_freq`,
@@ -41,8 +40,7 @@ class ModelConfig:
     # RoPE per layer type, HF's newer layout: {"full_attention": {"rope_type": "llama3", "rope_theta": ...,
     # "factor": ...}, "sliding_attention": {...}}. Llama has only "full_attention".
     rope_parameters: dict
-    # one entry per layer: "full_attention" or "sliding_attention"
-    layer_types: tuple[str, ...]
+    layer_types: tuple[str, ...]        # one per layer: "full_attention" or "sliding_attention"
     sliding_window: int | None = None   # a sliding layer's query sees itself and the window-1 tokens before it
     query_pre_attn_scalar: float | None = None  # attention scale is this ** -0.5 (None: head_dim)
     attention_bias: bool = False
@@ -106,7 +104,7 @@ def _common(hf: dict, defaults: dict) -> dict:
         head_dim=get("head_dim") or get("hidden_size") // heads, rms_norm_eps=float(get("rms_norm_eps")),
         max_position_embeddings=get("max_position_embeddings"),
         tie_word_embeddings=bool(get("tie_word_embeddings")),
-        attention_bias=bool(hf.get("attention_bias") or False), mlp_bias=bool(hf.get("mlp_bias") or False),
+        attention_bias=bool(hf.get("attention_bias")), mlp_bias=bool(hf.get("mlp_bias")),
         final_logit_softcapping=hf.get("final_logit_softcapping"),
         # attn_logit_softcapping is deliberately not read: Gemma 3 sets it to null, and transformers'
         # Gemma3Attention never applies it even when set (only Gemma 2 did), so neither do we.
@@ -123,10 +121,8 @@ def _llama_from_hf(hf: dict, source: str) -> ModelConfig:
     common = _common(hf, _LLAMA_DEFAULTS)
     if hf.get("hidden_act", "silu") != "silu":
         raise ValueError(f"{source}: hidden_act {hf['hidden_act']!r} is not supported for llama (only silu)")
-    if "rope_parameters" in hf and hf["rope_parameters"]:  # newer transformers
-        rope = _rope_entry(hf["rope_parameters"], hf.get("rope_theta", _LLAMA_DEFAULTS["rope_theta"]), source)
-    else:  # hub files: rope_theta + rope_scaling
-        rope = _rope_entry(hf.get("rope_scaling"), hf.get("rope_theta", _LLAMA_DEFAULTS["rope_theta"]), source)
+    params = hf.get("rope_parameters") or hf.get("rope_scaling")  # newer transformers, or the hub files
+    rope = _rope_entry(params, hf.get("rope_theta", _LLAMA_DEFAULTS["rope_theta"]), source)
     return ModelConfig(model_type="llama", **common, rope_parameters={"full_attention": rope},
                        layer_types=("full_attention",) * common["num_hidden_layers"], hidden_act="silu")
 
@@ -157,15 +153,13 @@ def _gemma3_from_hf(hf: dict, source: str) -> ModelConfig:
     if len(layer_types) != n or set(layer_types) - {"sliding_attention", "full_attention"}:
         raise ValueError(f"{source}: layer_types must list {n} entries of 'sliding_attention'/'full_attention'")
 
-    new = hf.get("rope_parameters")
-    if new and "full_attention" in new:  # newer transformers: one rope dict per layer type
-        rope = {"full_attention": _rope_entry(new["full_attention"], get("rope_theta"), source),
-                "sliding_attention": _rope_entry(new.get("sliding_attention"), get("rope_local_base_freq"),
-                                                 source)}
-    else:  # hub files: rope_theta (+ rope_scaling, e.g. linear x8 on 4B+) for global layers,
+    params = hf.get("rope_parameters")  # newer transformers: one rope dict per layer type
+    if not params or "full_attention" not in params:
+        # hub files: rope_theta (+ rope_scaling, e.g. linear x8 on 4B+) for global layers,
         # rope_local_base_freq (10k, never scaled) for sliding layers
-        rope = {"full_attention": _rope_entry(hf.get("rope_scaling"), get("rope_theta"), source),
-                "sliding_attention": _rope_entry(None, get("rope_local_base_freq"), source)}
+        params = {"full_attention": hf.get("rope_scaling")}
+    rope = {"full_attention": _rope_entry(params["full_attention"], get("rope_theta"), source),
+            "sliding_attention": _rope_entry(params.get("sliding_attention"), get("rope_local_base_freq"), source)}
     return ModelConfig(
         model_type="gemma3_text", **common, rope_parameters=rope, layer_types=tuple(layer_types),
         sliding_window=get("sliding_window"), query_pre_attn_scalar=get("query_pre_attn_scalar"),
@@ -257,12 +251,9 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 def resolve_model_name(name: str) -> tuple[str, str | None]:
-    """--model value -> (hub id or local directory, chat format name or None when unknown).
-
-    A short name from MODELS maps to its hub id and format; an existing directory is used as is; a
-    hub id ("org/name") is passed through (with its format if it is a registry checkpoint). Anything
-    else raises, listing the known short names.
-    """
+    """--model value -> (hub id or local directory, chat format name or None when unknown): a short name
+    of MODELS gives its hub id and format, an existing directory is used as is, a hub id ("org/name") is
+    passed through (with its format if the registry has it). Anything else raises, listing the short names."""
     if name in MODELS:
         return MODELS[name].hub_id, MODELS[name].chat_format
     if Path(name).expanduser().is_dir():

@@ -12,8 +12,7 @@ HF's keys and checkpoints load without renaming:
     model.layers.{i}.post_feedforward_layernorm RMSNorm (Gemma only)
     model.layers.{i}.mlp.{gate,up,down}_proj    nn.Linear
     model.norm                                  RMSNorm
-    lm_head                                     nn.Linear; its weight IS model.embed_tokens.weight
-                                                when config.tie_word_embeddings
+    lm_head                                     nn.Linear; its weight IS model.embed_tokens.weight if tied
 
 Calling conventions (all tensors on the model's device):
 
@@ -22,20 +21,18 @@ Calling conventions (all tensors on the model's device):
     model.hidden_states(<same arguments>) -> [B, T, hidden] after the final norm
     model.output(hidden) -> logits (lm_head, then soft-capping if the config sets it)
 
-- Training / scoring: input_ids [B, T]. Packed rows pass cu_seqlens (int32 cumulative lengths over
-  the flattened B*T tokens, each row holding whole sequences) and position_ids that restart at 0 per
-  sequence; attention never crosses sequences. Passing max_seqlen too (the longest sequence, as
-  collate.Batch has it) spares the GPU path a host sync per forward. position_ids default to 0..T-1 per row (per packed
-  sequence when cu_seqlens is given; counted over real tokens when attention_mask is given).
+- Training / scoring: input_ids [B, T]. Packed rows pass cu_seqlens (int32 cumulative lengths over the
+  flattened B*T tokens, each row holding whole sequences) and position_ids that restart at 0 per
+  sequence; attention never crosses sequences. max_seqlen (the longest sequence, as collate.Batch has
+  it) spares the GPU path a host sync per forward. position_ids default to 0..T-1 per row (per packed
+  sequence with cu_seqlens; counted over real tokens with attention_mask).
 - `model.gradient_checkpointing = True` recomputes each block in the backward pass
   (torch.utils.checkpoint, use_reentrant=False); ignored under no_grad and with a KV cache.
 - Decoding (generate.py): `cache = model.new_kv_cache(batch_size, max_len)` preallocates keys and
   values. Prefill with left-padded prompts: `model(ids [B, T], attention_mask=mask [B, T] bool,
   kv_cache=cache)`; then one token at a time: `model(next_ids [B, 1], kv_cache=cache)`. Each call
-  appends to the cache (cache.length counts the slots filled; every row advances together) and
-  attends to all valid slots so far. position_ids default to the count of real tokens before each
-  one (left padding does not shift positions). Sliding-window layers see only the last `window`
-  slots in decoding too.
+  appends to the cache and attends to all its valid slots; position_ids default to the count of real
+  tokens before each one (left padding does not shift positions). Sliding layers see the last `window` slots.
 """
 
 import math
@@ -68,8 +65,7 @@ class RMSNorm(nn.Module):
 
 def rope_inv_freq(head_dim: int, params: dict) -> torch.Tensor:
     """RoPE inverse frequencies (fp32, CPU) for one rope dict: default, linear or llama3 scaling."""
-    inv_freq = 1.0 / (params["rope_theta"] ** (torch.arange(0, head_dim, 2, dtype=torch.int64).float()
-                                               / head_dim))
+    inv_freq = 1.0 / (params["rope_theta"] ** (torch.arange(0, head_dim, 2, dtype=torch.int64).float() / head_dim))
     kind = params["rope_type"]
     if kind == "linear":  # Gemma 3 4B+ global layers: positions divided by `factor`
         return inv_freq / params["factor"]
@@ -115,22 +111,17 @@ class Attention(nn.Module):
         self.v_proj = nn.Linear(hidden, kv_heads * hd, bias=config.attention_bias)
         self.o_proj = nn.Linear(heads * hd, hidden, bias=config.attention_bias)
         if config.qk_norm:  # Gemma 3: normalise each query/key head before RoPE
-            self.q_norm = RMSNorm(hd, config.rms_norm_eps, config.norm_plus_one)
-            self.k_norm = RMSNorm(hd, config.rms_norm_eps, config.norm_plus_one)
+            self.q_norm, self.k_norm = (RMSNorm(hd, config.rms_norm_eps, config.norm_plus_one) for _ in range(2))
         else:
             self.q_norm = self.k_norm = None
 
     def forward(self, x: torch.Tensor, rope, plan) -> torch.Tensor:
         batch, seqlen, _ = x.shape
-        q = self.q_proj(x).view(batch, seqlen, -1, self.head_dim)
-        k = self.k_proj(x).view(batch, seqlen, -1, self.head_dim)
-        v = self.v_proj(x).view(batch, seqlen, -1, self.head_dim)
+        q, k, v = (proj(x).view(batch, seqlen, -1, self.head_dim) for proj in (self.q_proj, self.k_proj, self.v_proj))
         if self.q_norm is not None:
             q, k = self.q_norm(q), self.k_norm(k)
-        cos, sin = rope
-        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-        out = attend(q, k, v, plan, self.layer_idx, self.layer_type, self.scale)
-        return self.o_proj(out)
+        q, k = apply_rope(q, *rope), apply_rope(k, *rope)  # rope: (cos, sin)
+        return self.o_proj(attend(q, k, v, plan, self.layer_idx, self.layer_type, self.scale))
 
 
 class MLP(nn.Module):
@@ -190,9 +181,8 @@ class Transformer(nn.Module):
         super().__init__()
         self.config = config
         self.model = Decoder(config)
-        # Tied: the weight is replaced by the embedding in tie_weights, so it is never allocated (on meta).
-        # A real one would be a [vocab, hidden] matrix built only to be dropped: 1.1 GiB for Gemma 3 in
-        # fp32, which set the peak memory of building the model.
+        # Tied: on meta, never allocated (tie_weights puts the embedding in its place). A real one would be a
+        # [vocab, hidden] matrix built only to be dropped: 1.1 GiB for Gemma 3 in fp32, the peak of building.
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False,
                                  device="meta" if config.tie_word_embeddings else None)
         self.gradient_checkpointing = False
@@ -207,12 +197,12 @@ class Transformer(nn.Module):
             self.lm_head.weight = self.model.embed_tokens.weight
 
     @torch.no_grad()
-    def init_weights(self, std: float = 0.02):
-        """Random weights as HF initialises them (normal(0, std), norms at identity); for models built
+    def init_weights(self):
+        """Random weights as HF initialises them (normal(0, 0.02), norms at identity); for models built
         without a checkpoint (tests, benchmarks). load_pretrained overwrites everything."""
         for module in self.modules():
             if isinstance(module, (nn.Linear, nn.Embedding)):
-                module.weight.normal_(0.0, std)
+                module.weight.normal_(0.0, 0.02)
                 if getattr(module, "bias", None) is not None:
                     module.bias.zero_()
             elif isinstance(module, RMSNorm):
@@ -224,27 +214,24 @@ class Transformer(nn.Module):
         from host memory to a GPU makes the host wait for the GPU every step."""
         key = (kind, str(device))
         if key not in self._inv_freq:
-            params = self.config.rope_parameters[kind]
-            self._inv_freq[key] = rope_inv_freq(self.config.head_dim, params).to(device)
+            self._inv_freq[key] = rope_inv_freq(self.config.head_dim, self.config.rope_parameters[kind]).to(device)
         return self._inv_freq[key]
 
     def compile_blocks(self, **options):
-        """torch.compile each block (train.py --compile); `options` go to torch.compile. Every block runs
-        the same code (Block.forward), so the layers share a few compiled variants -- one per layer type
-        and per whether the block's input needs a gradient (not the first block's under LoRA), each
-        recompiled once with dynamic shapes when the batch shape first changes -- instead of compiling
-        the whole model. Dynamo allows 8 variants per code (torch._dynamo.config.recompile_limit) and
-        runs any further one eagerly. Compiled blocks attend to packed rows with one masked kernel, not
-        per sequence (attention.py, path (a')): a loop over each batch's own sequence lengths would be
-        a new variant for every batch."""
+        """torch.compile each block (train.py --compile); `options` go to torch.compile. All blocks run
+        Block.forward, so they share a few compiled variants instead of one compile of the whole model:
+        one per layer type and per whether the block's input needs a gradient (not the first block's under
+        LoRA), each recompiled once with dynamic shapes when the batch shape first changes. Dynamo allows 8
+        variants per code (torch._dynamo.config.recompile_limit) and runs any further one eagerly. Compiled
+        blocks attend to packed rows with one masked kernel, not per sequence (attention.py, path (a'))."""
         for block in self.model.layers:
             block.compile(**options)
         self.blocks_compiled = True
 
-    def new_kv_cache(self, batch_size: int, max_len: int, device=None, dtype=None) -> KVCache:
+    def new_kv_cache(self, batch_size: int, max_len: int) -> KVCache:
         weight = self.model.embed_tokens.weight
         return KVCache(self.config.num_hidden_layers, batch_size, max_len, self.config.num_key_value_heads,
-                       self.config.head_dim, device or weight.device, dtype or weight.dtype)
+                       self.config.head_dim, weight.device, weight.dtype)
 
     def forward(self, input_ids, position_ids=None, cu_seqlens=None, attention_mask=None, kv_cache=None,
                 max_seqlen=None):
@@ -264,9 +251,8 @@ class Transformer(nn.Module):
         batch, seqlen = input_ids.shape
         x = self.model.embed_tokens(input_ids)
         if config.scale_embeddings:
-            # Gemma: multiply by sqrt(hidden) rounded to the compute dtype first, as HF does
-            # (in bf16, sqrt(640) = 25.30 becomes 25.25)
-            # (a 0-dim CPU tensor: a GPU kernel takes it as a scalar argument, no host sync, no .item())
+            # Gemma: multiply by sqrt(hidden) rounded to the compute dtype first, as HF does (in bf16,
+            # sqrt(640) = 25.30 becomes 25.25); a 0-dim CPU tensor is a GPU kernel's scalar argument: no host sync
             x = x * torch.tensor(config.hidden_size ** 0.5).to(x.dtype)
         plan = plan_attention(batch, seqlen, x.device, x.dtype, config, cu_seqlens, attention_mask, kv_cache,
                               max_seqlen, per_segment=not self.blocks_compiled)
@@ -277,10 +263,8 @@ class Transformer(nn.Module):
 
         recompute = self.gradient_checkpointing and torch.is_grad_enabled() and kv_cache is None
         for layer in self.model.layers:
-            if recompute:
-                x = checkpoint(layer, x, rope[layer.layer_type], plan, use_reentrant=False)
-            else:
-                x = layer(x, rope[layer.layer_type], plan)
+            inputs = (x, rope[layer.layer_type], plan)
+            x = checkpoint(layer, *inputs, use_reentrant=False) if recompute else layer(*inputs)
         if kv_cache is not None:
             kv_cache.length += seqlen
         return self.model.norm(x)
