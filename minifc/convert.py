@@ -32,9 +32,8 @@ class ConversionError(Exception):
         super().__init__(f"{field}: {message}")
         self.field, self.message = field, message
 
-# ---------------------------------------------------------------------------------------------------------
-# Canonical
 
+# -------------------------------------------------------------------------------------------------- Canonical
 
 def convert_canonical(record, location) -> Example:
     _require_object(record)
@@ -77,8 +76,7 @@ def _normalise_call(call):
     return tool_call(function.get("name"), arguments)
 
 
-# ---------------------------------------------------------------------------------------------------------
-# glaive-function-calling-v2
+# --------------------------------------------------------------------------------- glaive-function-calling-v2
 
 _GLAIVE_TOOLS_MARKER = "Use them if required -"
 _GLAIVE_TURN = re.compile(r"(?:^|\n)\s*(USER|ASSISTANT|FUNCTION RESPONSE):[ \t]?")
@@ -144,8 +142,7 @@ def _glaive_call(text: str) -> dict:
     return _normalise_call({"name": call["name"], "arguments": call.get("arguments", {})})
 
 
-# ---------------------------------------------------------------------------------------------------------
-# hermes-function-calling-v1
+# --------------------------------------------------------------------------------- hermes-function-calling-v1
 
 _HERMES_ROLES = {"system": "system", "human": "user", "user": "user", "gpt": "assistant",
                 "assistant": "assistant", "tool": "tool"}
@@ -212,8 +209,7 @@ def _hermes_results(value, calls) -> list[dict]:
     return results
 
 
-# ---------------------------------------------------------------------------------------------------------
-# xlam-function-calling-60k
+# ---------------------------------------------------------------------------------- xlam-function-calling-60k
 
 _XLAM_TYPES = {"str": "string", "string": "string", "int": "integer", "integer": "integer", "float": "number",
               "number": "number", "bool": "boolean", "boolean": "boolean", "list": "array", "tuple": "array",
@@ -292,8 +288,7 @@ def _split_top(text):
     return parts + [current.strip()] if current.strip() else parts
 
 
-# ---------------------------------------------------------------------------------------------------------
-# simple (FunctionGemma fine-tuning guide)
+# ------------------------------------------------------------------- simple (FunctionGemma fine-tuning guide)
 
 _SEARCH_PARAMETERS = {"type": "object", "properties": {"query": {"type": "string", "description": "query string"}},
                       "required": ["query"]}
@@ -319,8 +314,7 @@ def convert_simple(record, location, tools=None) -> Example:
     return Example(messages=messages, tools=tools, category=record.get("category"), location=location)
 
 
-# ---------------------------------------------------------------------------------------------------------
-# Detection and shared helpers
+# ------------------------------------------------------------------------------- Detection and shared helpers
 
 FORMATS = {"canonical": convert_canonical, "glaive": convert_glaive, "hermes": convert_hermes,
            "xlam": convert_xlam, "simple": convert_simple}

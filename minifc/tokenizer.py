@@ -1,7 +1,7 @@
 """A thin wrapper over `tokenizers.Tokenizer`.
 
 The chat renderers write every control string as text (BOS included, once), so encoding here never
-adds special tokens: `encode(text)` is exactly the ids of `text`. The collator needs character offsets
+adds special tokens: `encode(text)` is exactly the ids of `text`. The encoder needs character offsets
 to turn the renderer's trained character spans into trained tokens, hence `encode_with_offsets`.
 """
 
