@@ -1,20 +1,17 @@
 """Converters: one record of a public function-calling dataset -> a canonical Example.
 
 Each converter is `convert_<name>(record, location) -> Example` and raises ConversionError (field +
-message) on a record it cannot read; load_examples counts those as skipped. `--data-format` names:
+message) on a record it cannot read; load_examples counts those as skipped. The `--data-format` names and
+their sources are in README ("Data"); what each converter repairs or assumes:
 
-    canonical  {"messages": [...], "tools": [...]} (DESIGN.md); JSON-string arguments become dicts and
-               bare {name, description, parameters} tools are wrapped as {"type": "function", "function": ...}
-    glaive     glaiveai/glaive-function-calling-v2: "system" and "chat" strings with USER:, ASSISTANT:,
-               <functioncall> {...} <|endoftext|> and FUNCTION RESPONSE:; its arguments are a single-quoted
-               string wrapping JSON ('{"a": 1}'), repaired here
-    hermes     NousResearch/hermes-function-calling-v1: ShareGPT "conversations" of {from, value} with
-               <tools>, <tool_call>, <tool_response> tags (Python-literal dicts allowed), or a "tools" string
-    xlam       Salesforce/xlam-function-calling-60k: "query", "tools", "answers" as JSON strings; tool
-               parameters are a flat {name: {"type": "str", "description", "default"}} map, turned into
-               JSON Schema ("int, optional" -> integer, not required; "List[str]" -> array of string)
-    simple     rows of (user_content, tool_name, tool_arguments) as in Google's FunctionGemma fine-tuning
-               guide (SimpleToolCalling); tools from the row's "tools" or that guide's two search tools
+    canonical  JSON-string arguments become dicts; bare {name, description, parameters} tools are wrapped
+               as {"type": "function", "function": ...}
+    glaive     USER:, ASSISTANT:, <functioncall> {...} <|endoftext|> and FUNCTION RESPONSE: turns; its
+               arguments are a single-quoted string wrapping JSON ('{"a": 1}'), repaired here
+    hermes     <tools>, <tool_call>, <tool_response> tags may hold Python-literal dicts; or a "tools" string
+    xlam       "query", "tools", "answers" as JSON strings; tool parameters are a flat {name: {"type": "str",
+               "description", "default"}} map, turned into JSON Schema (xlam_type)
+    simple     tools from the row's "tools", or the two search tools of Google's FunctionGemma guide
 
 The format is detected from the first record's keys (detect_format); system prompts that only declare
 the tools (glaive's, hermes's) are dropped, since each chat format renders the tools itself.
@@ -35,9 +32,8 @@ class ConversionError(Exception):
         super().__init__(f"{field}: {message}")
         self.field, self.message = field, message
 
-# ---------------------------------------------------------------------------------------------------------
-# Canonical
 
+# -------------------------------------------------------------------------------------------------- Canonical
 
 def convert_canonical(record, location) -> Example:
     _require_object(record)
@@ -52,8 +48,7 @@ def convert_canonical(record, location) -> Example:
 
 def _normalise_tools(tools):
     """Wraps bare {name, description, parameters} tools as {"type": "function", "function": {...}}."""
-    if isinstance(tools, str):
-        tools = _parse_json(tools, "tools")
+    tools = _parse_json(tools, "tools")
     if not isinstance(tools, list):
         return tools  # validation reports it
     return [function_tool(tool) if isinstance(tool, dict) and "function" not in tool and "name" in tool else tool
@@ -69,9 +64,7 @@ def _normalise_message(message: dict) -> dict:
 
 
 def _normalise_call(call):
-    if not isinstance(call, dict):
-        return call
-    function = call.get("function", call)  # a bare {name, arguments} call is accepted too
+    function = call.get("function", call) if isinstance(call, dict) else None  # a bare {name, arguments} too
     if not isinstance(function, dict):
         return call
     arguments = function.get("arguments", {})
@@ -83,12 +76,12 @@ def _normalise_call(call):
     return tool_call(function.get("name"), arguments)
 
 
-# ---------------------------------------------------------------------------------------------------------
-# glaive-function-calling-v2
+# --------------------------------------------------------------------------------- glaive-function-calling-v2
 
 _GLAIVE_TOOLS_MARKER = "Use them if required -"
 _GLAIVE_TURN = re.compile(r"(?:^|\n)\s*(USER|ASSISTANT|FUNCTION RESPONSE):[ \t]?")
 _GLAIVE_END = "<|endoftext|>"
+_SPACE = re.compile(r"\s*")
 
 
 def convert_glaive(record, location) -> Example:
@@ -102,9 +95,7 @@ def convert_glaive(record, location) -> Example:
         raise ConversionError("chat", f"text before the first USER:/ASSISTANT: turn: {parts[0].strip()[:60]!r}")
     messages, last_call = [], None
     for speaker, text in zip(parts[1::2], parts[2::2]):
-        text = text.strip()
-        if text.endswith(_GLAIVE_END):
-            text = text[:-len(_GLAIVE_END)].rstrip()
+        text = text.strip().removesuffix(_GLAIVE_END).rstrip()
         if speaker == "USER":
             messages.append({"role": "user", "content": text})
         elif speaker == "FUNCTION RESPONSE":
@@ -124,17 +115,15 @@ def _glaive_tools(system: str) -> list[dict]:
     if _GLAIVE_TOOLS_MARKER not in system:
         return []  # "You are a helpful assistant, with no access to external functions."
     text = system.split(_GLAIVE_TOOLS_MARKER, 1)[1]
-    decoder, position, tools = json.JSONDecoder(), 0, []
-    while True:
-        while position < len(text) and text[position].isspace():
-            position += 1
-        if position >= len(text):
-            return _normalise_tools(tools)
+    decoder, position, tools = json.JSONDecoder(), _SPACE.match(text).end(), []
+    while position < len(text):
         try:
             tool, position = decoder.raw_decode(text, position)
         except json.JSONDecodeError as error:
             raise ConversionError("system", f"function definition is not valid JSON ({error.msg})") from None
         tools.append(tool)
+        position = _SPACE.match(text, position).end()
+    return _normalise_tools(tools)
 
 
 def _glaive_call(text: str) -> dict:
@@ -153,12 +142,13 @@ def _glaive_call(text: str) -> dict:
     return _normalise_call({"name": call["name"], "arguments": call.get("arguments", {})})
 
 
-# ---------------------------------------------------------------------------------------------------------
-# hermes-function-calling-v1
+# --------------------------------------------------------------------------------- hermes-function-calling-v1
 
 _HERMES_ROLES = {"system": "system", "human": "user", "user": "user", "gpt": "assistant",
                 "assistant": "assistant", "tool": "tool"}
-_HERMES_TAG = "<{0}>(.*?)</{0}>"
+_HERMES_TOOLS = re.compile(r"<tools>(.*?)</tools>", re.DOTALL)
+_HERMES_CALL = re.compile(r"<tool_call>(.*?)</tool_call>", re.DOTALL)
+_HERMES_RESPONSE = re.compile(r"<tool_response>(.*?)</tool_response>", re.DOTALL)
 
 
 def convert_hermes(record, location) -> Example:
@@ -175,12 +165,12 @@ def convert_hermes(record, location) -> Example:
         if role == "system" and "<tools>" in value:
             if not tools:
                 # the prompt's own prose says "within <tools> </tools> XML tags": skip empty matches
-                found = [t for t in re.findall(_HERMES_TAG.format("tools"), value, re.DOTALL) if t.strip()]
-                tools = _normalise_tools(_flatten([_parse_literal(t, f"conversations[{i}] <tools>") for t in found]))
+                found = [t for t in _HERMES_TOOLS.findall(value) if t.strip()]
+                parsed = [_parse_literal(t, f"conversations[{i}] <tools>") for t in found]  # each a tool or a list
+                tools = _normalise_tools([x for item in parsed for x in (item if isinstance(item, list) else [item])])
         elif role == "assistant":
-            found = re.findall(_HERMES_TAG.format("tool_call"), value, re.DOTALL)
-            calls = [_hermes_call(text, f"conversations[{i}] <tool_call>") for text in found]
-            content = re.sub(_HERMES_TAG.format("tool_call"), "", value, flags=re.DOTALL).strip()
+            calls = [_hermes_call(text, f"conversations[{i}] <tool_call>") for text in _HERMES_CALL.findall(value)]
+            content = _HERMES_CALL.sub("", value).strip()
             message = {"role": "assistant", "content": content or None}
             if calls:
                 message["tool_calls"] = calls
@@ -201,9 +191,8 @@ def _hermes_call(text, field):
 
 def _hermes_results(value, calls) -> list[dict]:
     """One tool message per <tool_response>{"name": ..., "content": ...}</tool_response> block."""
-    blocks = re.findall(_HERMES_TAG.format("tool_response"), value, re.DOTALL) or [value]
     results = []
-    for k, block in enumerate(blocks):
+    for k, block in enumerate(_HERMES_RESPONSE.findall(value) or [value]):
         try:
             response = _parse_literal(block, "tool_response")
         except ConversionError:
@@ -220,8 +209,7 @@ def _hermes_results(value, calls) -> list[dict]:
     return results
 
 
-# ---------------------------------------------------------------------------------------------------------
-# xlam-function-calling-60k
+# ---------------------------------------------------------------------------------- xlam-function-calling-60k
 
 _XLAM_TYPES = {"str": "string", "string": "string", "int": "integer", "integer": "integer", "float": "number",
               "number": "number", "bool": "boolean", "boolean": "boolean", "list": "array", "tuple": "array",
@@ -233,8 +221,7 @@ def convert_xlam(record, location) -> Example:
     for key in ("query", "tools", "answers"):
         if key not in record:
             raise ConversionError(key, "missing (xlam records have \"query\", \"tools\" and \"answers\")")
-    tools = _parse_json(record["tools"], "tools") if isinstance(record["tools"], str) else record["tools"]
-    answers = _parse_json(record["answers"], "answers") if isinstance(record["answers"], str) else record["answers"]
+    tools, answers = _parse_json(record["tools"], "tools"), _parse_json(record["answers"], "answers")
     if not isinstance(tools, list) or not isinstance(answers, list):
         raise ConversionError("tools" if not isinstance(tools, list) else "answers", "must be a JSON list")
     messages = [{"role": "user", "content": record["query"]}]
@@ -269,27 +256,22 @@ def xlam_type(text: str) -> tuple[dict, bool]:
     "str, optional" / "Optional[str]" -> string + optional, "Union[int, float]" -> number.
     Types JSON Schema cannot say (Any, Callable, mixed unions) get no "type", so any value passes."""
     text = text.strip()
-    optional = False
-    if text.lower().endswith(", optional"):
-        text, optional = text[:-len(", optional")].strip(), True
+    optional = text.lower().endswith(", optional")
+    text = text[:-len(", optional")].strip() if optional else text
     match = re.fullmatch(r"(\w+)\s*\[(.*)\]", text)
     if match and match.group(1).lower() == "optional":
         return xlam_type(match.group(2))[0], True
     if match and match.group(1).lower() == "union":
-        members = [xlam_type(m)[0].get("type") for m in _split_top(match.group(2))]
-        if set(members) <= {"integer", "number"}:
-            return {"type": "number"}, optional
-        return {}, optional
+        members = {xlam_type(m)[0].get("type") for m in _split_top(match.group(2))}
+        return ({"type": "number"} if members <= {"integer", "number"} else {}), optional
     base = (match.group(1) if match else text).lower()
     if base not in _XLAM_TYPES:
         return {}, optional
     schema = {"type": _XLAM_TYPES[base]}
     if match and schema["type"] == "array":
         members = _split_top(match.group(2))
-        if len(members) == 1 or len(set(members)) == 1:
-            item = xlam_type(members[0])[0]
-            if item:
-                schema["items"] = item
+        if len(set(members)) == 1 and (item := xlam_type(members[0])[0]):  # items of one type
+            schema["items"] = item
     return schema, optional
 
 
@@ -297,8 +279,7 @@ def _split_top(text):
     """'int, List[str]' -> ['int', 'List[str]'] (commas inside brackets do not split)."""
     parts, depth, current = [], 0, ""
     for char in text:
-        depth += char == "["
-        depth -= char == "]"
+        depth += (char == "[") - (char == "]")
         if char == "," and depth == 0:
             parts.append(current.strip())
             current = ""
@@ -307,18 +288,16 @@ def _split_top(text):
     return parts + [current.strip()] if current.strip() else parts
 
 
-# ---------------------------------------------------------------------------------------------------------
-# simple (FunctionGemma fine-tuning guide)
+# ------------------------------------------------------------------- simple (FunctionGemma fine-tuning guide)
 
+_SEARCH_PARAMETERS = {"type": "object", "properties": {"query": {"type": "string", "description": "query string"}},
+                      "required": ["query"]}
 SIMPLE_TOOLS = [  # the two tools of Google's "Fine-tune FunctionGemma" guide, as get_json_schema writes them
-    function_tool({
-        "name": "search_knowledge_base", "description": "Search internal company documents, policies and project data.",
-        "parameters": {"type": "object", "properties": {"query": {"type": "string", "description": "query string"}},
-                       "required": ["query"]}}),
-    function_tool({
-        "name": "search_google", "description": "Search public information.",
-        "parameters": {"type": "object", "properties": {"query": {"type": "string", "description": "query string"}},
-                       "required": ["query"]}}),
+    function_tool({"name": "search_knowledge_base",
+                   "description": "Search internal company documents, policies and project data.",
+                   "parameters": _SEARCH_PARAMETERS}),
+    function_tool({"name": "search_google", "description": "Search public information.",
+                   "parameters": _SEARCH_PARAMETERS}),
 ]
 
 
@@ -328,17 +307,14 @@ def convert_simple(record, location, tools=None) -> Example:
         if not isinstance(record.get(key), str):
             raise ConversionError(key, "missing or not a string (simple rows have user_content, tool_name, "
                                        "tool_arguments)")
-    arguments = record.get("tool_arguments", {})
-    if isinstance(arguments, str):
-        arguments = _parse_json(arguments, "tool_arguments")
+    arguments = _parse_json(record.get("tool_arguments", {}), "tool_arguments")
     tools = _normalise_tools(record.get("tools") or tools or SIMPLE_TOOLS)
     messages = [{"role": "user", "content": record["user_content"]},
                 {"role": "assistant", "tool_calls": [tool_call(record["tool_name"], arguments)]}]
     return Example(messages=messages, tools=tools, category=record.get("category"), location=location)
 
 
-# ---------------------------------------------------------------------------------------------------------
-# Detection and shared helpers
+# ------------------------------------------------------------------------------- Detection and shared helpers
 
 FORMATS = {"canonical": convert_canonical, "glaive": convert_glaive, "hermes": convert_hermes,
            "xlam": convert_xlam, "simple": convert_simple}
@@ -364,6 +340,9 @@ def _require_object(record):
 
 
 def _parse_json(text, field):
+    """JSON text parsed; anything else (already parsed) as it is."""
+    if not isinstance(text, str):
+        return text
     try:
         return json.loads(text)
     except json.JSONDecodeError as error:
@@ -372,17 +351,10 @@ def _parse_json(text, field):
 
 def _parse_literal(text, field):
     """JSON, or failing that a Python literal ({'a': True}), as hermes writes some of its dicts."""
-    if not isinstance(text, str):
-        return text
     try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        pass
-    try:
-        return ast.literal_eval(text.strip())
-    except (ValueError, SyntaxError):
-        raise ConversionError(field, f"neither JSON nor a Python literal: {text.strip()[:80]!r}") from None
-
-
-def _flatten(items):
-    return [x for item in items for x in (item if isinstance(item, list) else [item])]
+        return _parse_json(text, field)
+    except ConversionError:
+        try:
+            return ast.literal_eval(text.strip())
+        except (ValueError, SyntaxError):
+            raise ConversionError(field, f"neither JSON nor a Python literal: {text.strip()[:80]!r}") from None

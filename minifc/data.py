@@ -11,6 +11,7 @@
 """
 
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ _DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 BUILTIN_TRAIN = _DATA_DIR / "train.jsonl"
 BUILTIN_TEST = _DATA_DIR / "test.jsonl"
 _MAX_LOCATIONS = 3  # locations remembered per skip reason, for the summary
+_JSON_SPACE = re.compile(r"[ \t\r\n]*")
 
 
 @dataclass
@@ -55,17 +57,14 @@ def load_examples(source, data_format: str | None = None, strict: bool = False,
     """Reads, converts and validates examples; returns (examples, report). See the module docstring."""
     if data_format is not None and data_format not in FORMATS:
         raise DataError(f"unknown --data-format {data_format!r}; known formats: {', '.join(FORMATS)}")
-    paths = _resolve_source(source)
     report, examples = ValidationReport(source=str(source)), []
-    for path in paths:
+    for path in _resolve_source(source):
         for location, record, parse_error in _read_records(path):
             report.read += 1
-            problems = []
             if parse_error is not None:
                 problems = [Problem("invalid_json", location, "line", parse_error)]
             else:
-                if data_format is None:
-                    data_format = detect_format(record, location)
+                data_format = data_format or detect_format(record, location)
                 try:
                     example = FORMATS[data_format](record, location)
                     problems = validate_example(example, train_on)
@@ -143,7 +142,7 @@ def _read_records(path: Path):
                 yield _decode(line, f"{path}:{number}")
         return
     decoder, start = json.JSONDecoder(), _skip_space(text, 0)
-    if not text[start:start + 1] == "[":
+    if text[start:start + 1] != "[":
         yield _decode(text, f"{path}:{text.count(chr(10), 0, start) + 1}")
         return
     position = _skip_space(text, start + 1)
@@ -162,9 +161,7 @@ def _read_records(path: Path):
 
 
 def _skip_space(text, position):
-    while position < len(text) and text[position] in " \t\r\n":
-        position += 1
-    return position
+    return _JSON_SPACE.match(text, position).end()
 
 
 def _decode(text, location):

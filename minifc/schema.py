@@ -1,16 +1,9 @@
 """The canonical example, its validation with clear errors, and the one JSON-Schema type rule.
 
-An example is one conversation in the OpenAI / Hugging Face chat layout:
-
-    {"tools": [{"type": "function", "function": {"name": "get_weather", "description": "...",
-                "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
-                               "required": ["city"]}}}],
-     "messages": [{"role": "user", "content": "Weather in Oslo?"},
-                  {"role": "assistant", "tool_calls": [{"type": "function", "function":
-                      {"name": "get_weather", "arguments": {"city": "Oslo"}}}]}],
-     "category": "single_call"}                                   # optional
-
-A message may carry "train": true/false to override the masking rule (minifc/masking.py).
+An example is one conversation in the OpenAI / Hugging Face chat layout (README, "Data"): "tools" (each
+{"type": "function", "function": {name, description, parameters: a JSON Schema}}), "messages" ({role,
+content}, assistant messages also "tool_calls"), an optional "category", and on any message an optional
+"train": true/false that overrides the masking rule (minifc/masking.py).
 
     validate_example(example, train_on) -> list[Problem]   every problem names file:line, field and the fix
     json_type(value), has_type(value, type_name)           JSON-Schema types, shared with the call checker
@@ -22,6 +15,8 @@ from dataclasses import dataclass, field
 from minifc import masking
 
 _ROLES = ("system", "developer", "user", "assistant", "tool")
+_OPENING = ("system", "developer")  # roles that may only open a conversation
+_CALL_SHAPE = '{"type": "function", "function": {"name": ..., "arguments": {...}}}'
 
 
 @dataclass
@@ -54,21 +49,13 @@ SCHEMA_TYPES = {"string": {"string"}, "integer": {"integer"}, "number": {"number
                 "boolean": {"boolean"}, "array": {"array"}, "object": {"object"}, "null": {"null"}}
 
 
+_JSON_TYPES = ((bool, "boolean"), (int, "integer"), (float, "number"), (str, "string"), ((list, tuple), "array"),
+               (dict, "object"), (type(None), "null"))  # bool first: Python's bool is an int
+
+
 def json_type(value) -> str:
-    """The JSON type of a Python value; a bool is a boolean, never an integer (although Python's bool is an int)."""
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, (list, tuple)):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return "null" if value is None else type(value).__name__
+    """The JSON type of a Python value (the Python type name if it has none); a bool is never an integer."""
+    return next((name for types, name in _JSON_TYPES if isinstance(value, types)), type(value).__name__)
 
 
 def has_type(value, type_name: str) -> bool:
@@ -99,32 +86,29 @@ def validate_example(example: Example, train_on: masking.TrainOn = masking.DEFAU
             continue
         if "train" in message and not isinstance(message["train"], bool):
             problem("bad_structure", f"{where}.train", "must be true or false")
-        if pending and role in ("user", "assistant", "system", "developer"):
+        if pending and role != "tool":
             problem("role_order", where, f"the call(s) to {', '.join(pending)} before it have no tool result; "
                                          "add a 'tool' message answering each call first")
             pending = []
-        if role in ("system", "developer"):
-            if any(m.get("role") not in ("system", "developer") for m in example.messages[:i] if isinstance(m, dict)):
-                problem("role_order", f"{where}.role", f"a {role} message may only open the conversation; "
-                                                       "move it to the start or make it a user message")
-            _check_text(message, where, problem)
-        elif role == "user":
-            seen_user = True
-            _check_text(message, where, problem)
-        elif role == "assistant":
+        if role in _OPENING and any(m.get("role") not in _OPENING for m in example.messages[:i] if isinstance(m, dict)):
+            problem("role_order", f"{where}.role", f"a {role} message may only open the conversation; "
+                                                   "move it to the start or make it a user message")
+        if role == "assistant":
             if not seen_user:
                 problem("role_order", where, "an assistant message comes before any user message; "
                                              "start the conversation with a user message")
             pending = _check_assistant(message, where, schemas, problem)
-        else:  # tool
+        elif role == "tool":
             _check_tool_result(message, where, pending, problem)
+        elif not isinstance(message.get("content"), str):  # system, developer, user
+            problem("bad_structure", f"{where}.content", "must be a string")
+        seen_user = seen_user or role == "user"
     # the masking rule decides, over the messages of known roles; a bad "train" flag (reported) counts as absent
     readable = [{key: value for key, value in m.items() if key != "train" or isinstance(value, bool)}
                 for m in example.messages if isinstance(m, dict) and m.get("role") in _ROLES]
     if not masking.trains_anything(readable, train_on):
-        roles = " or ".join(train_on.roles)
-        problem("nothing_to_train", "messages", f"no {roles} message to train on (none, or all \"train\": false); "
-                                                "add an assistant reply or remove \"train\": false")
+        problem("nothing_to_train", "messages", f"no {' or '.join(train_on.roles)} message to train on (none, or all "
+                                                "\"train\": false); add an assistant reply or remove \"train\": false")
     return problems
 
 
@@ -140,17 +124,11 @@ def _check_tools(tools, problem) -> dict:
             problem("bad_structure", f"tools[{j}]", "must be {\"type\": \"function\", \"function\": "
                                                     "{\"name\": ..., \"description\": ..., \"parameters\": {...}}}")
             continue
-        parameters = function.get("parameters", {})
+        parameters = function.get("parameters")
         if parameters is not None and not isinstance(parameters, dict):
             problem("bad_structure", f"tools[{j}].function.parameters", "must be a JSON Schema object")
-            parameters = {}
-        schemas[function["name"]] = parameters or {}
+        schemas[function["name"]] = parameters if isinstance(parameters, dict) else {}
     return schemas
-
-
-def _check_text(message, where, problem):
-    if not isinstance(message.get("content"), str):
-        problem("bad_structure", f"{where}.content", "must be a string")
 
 
 def _check_assistant(message, where, schemas, problem) -> list[str]:
@@ -159,8 +137,7 @@ def _check_assistant(message, where, schemas, problem) -> list[str]:
     if content is not None and not isinstance(content, str):
         problem("bad_structure", f"{where}.content", "must be a string or null")
     if not isinstance(calls, list):
-        problem("bad_structure", f"{where}.tool_calls", "must be a list of {\"type\": \"function\", \"function\": "
-                                                        "{\"name\": ..., \"arguments\": {...}}}")
+        problem("bad_structure", f"{where}.tool_calls", f"must be a list of {_CALL_SHAPE}")
         return []
     if not calls and not (isinstance(content, str) and content.strip()):
         problem("bad_structure", where, "an assistant message needs non-empty content or tool_calls")
@@ -169,15 +146,13 @@ def _check_assistant(message, where, schemas, problem) -> list[str]:
         call_where = f"{where}.tool_calls[{k}]"
         function = call.get("function") if isinstance(call, dict) else None
         if not isinstance(function, dict) or not isinstance(function.get("name"), str):
-            problem("bad_structure", call_where, "must be {\"type\": \"function\", \"function\": "
-                                                 "{\"name\": ..., \"arguments\": {...}}}")
+            problem("bad_structure", call_where, f"must be {_CALL_SHAPE}")
             continue
         name, arguments = function["name"], function.get("arguments", {})
         names.append(name)
         if name not in schemas:
-            declared = ", ".join(schemas) or "none"
             problem("undeclared_function", f"{call_where}.function.name",
-                    f"calls {name!r}, which is not in the example's tools (declared: {declared}); "
+                    f"calls {name!r}, which is not in the example's tools (declared: {', '.join(schemas) or 'none'}); "
                     "declare it in \"tools\" or fix the name")
         elif not isinstance(arguments, dict):
             problem("bad_arguments", f"{call_where}.function.arguments",

@@ -1,7 +1,7 @@
 """A thin wrapper over `tokenizers.Tokenizer`.
 
 The chat renderers write every control string as text (BOS included, once), so encoding here never
-adds special tokens: `encode(text)` is exactly the ids of `text`. The collator needs character offsets
+adds special tokens: `encode(text)` is exactly the ids of `text`. The encoder needs character offsets
 to turn the renderer's trained character spans into trained tokens, hence `encode_with_offsets`.
 """
 
@@ -17,17 +17,13 @@ _PAD_CANDIDATES = ("<pad>", "<|finetune_right_pad_id|>", "<|endoftext|>")
 
 def _token_text(value) -> str | None:
     """tokenizer_config.json writes special tokens as a string or as {"content": ...}."""
-    if isinstance(value, dict):
-        return value.get("content")
-    return value
+    return value.get("content") if isinstance(value, dict) else value
 
 
 class Tokenizer:
     def __init__(self, tokenizer: HFTokenizer, bos_token: str | None = None, eos_token: str | None = None,
                  pad_token: str | None = None):
-        self.tk = tokenizer
-        self.bos_token = bos_token
-        self.eos_token = eos_token
+        self.tk, self.bos_token, self.eos_token = tokenizer, bos_token, eos_token
         if pad_token is None:
             pad_token = next((t for t in _PAD_CANDIDATES if tokenizer.token_to_id(t) is not None), eos_token)
         self.pad_token = pad_token
@@ -41,13 +37,10 @@ class Tokenizer:
             raise FileNotFoundError(
                 f"{tokenizer_file} not found: minifc needs the fast-tokenizer file tokenizer.json "
                 "(every Gemma 3 and Llama 3.x checkpoint on the hub ships one)")
-        config = {}
-        if (path / "tokenizer_config.json").is_file():
-            config = json.loads((path / "tokenizer_config.json").read_text(encoding="utf-8"))
+        config_file = path / "tokenizer_config.json"
+        config = json.loads(config_file.read_text(encoding="utf-8")) if config_file.is_file() else {}
         return cls(HFTokenizer.from_file(str(tokenizer_file)),
-                   bos_token=_token_text(config.get("bos_token")),
-                   eos_token=_token_text(config.get("eos_token")),
-                   pad_token=_token_text(config.get("pad_token")))
+                   **{key: _token_text(config.get(key)) for key in ("bos_token", "eos_token", "pad_token")})
 
     @property
     def vocab_size(self) -> int:

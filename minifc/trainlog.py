@@ -73,14 +73,12 @@ def plot_losses(metrics_path, png_path) -> Path | None:
         print("matplotlib is not installed: no loss plot (pip install matplotlib)")
         return None
     records = MetricsLog(metrics_path).read()
-    train = [(r["step"], r["loss"]) for r in records if "loss" in r]
-    heldout = [(r["step"], r["heldout_loss"]) for r in records if "heldout_loss" in r]
     fig, ax = plt.subplots(figsize=(7, 4))
-    for points, label in ((train, "training loss"), (heldout, "held-out loss")):
+    for key, label, marker in (("loss", "training loss", None), ("heldout_loss", "held-out loss", "o")):
+        points = [(r["step"], r[key]) for r in records if key in r]
         if points:
-            ax.plot(*zip(*points), label=label, marker="o" if label.startswith("held") else None)
-    ax.set_xlabel("optimizer step")
-    ax.set_ylabel("cross-entropy on trained tokens")
+            ax.plot(*zip(*points), label=label, marker=marker)
+    ax.set(xlabel="optimizer step", ylabel="cross-entropy on trained tokens")
     ax.legend()
     fig.tight_layout()
     fig.savefig(png_path, dpi=120)
