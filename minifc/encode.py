@@ -38,10 +38,6 @@ class SpanAlignmentError(ValueError):
     """A token straddles the edge of a trained span: the renderer's spans and the tokenizer disagree."""
 
 
-# ---------------------------------------------------------------------------------------------------
-# One example -> (input_ids, labels)
-
-
 def _example_fields(example) -> tuple[list[dict], list[dict], str]:
     """(messages, tools, location) of an Example or of a dict with "messages" and optional "tools"."""
     if isinstance(example, dict):
@@ -52,6 +48,7 @@ def _example_fields(example) -> tuple[list[dict], list[dict], str]:
 
 
 def render_example(example, fmt, **format_options):
+    """The example rendered by the chat format (a kit.Rendered: text and labelled pieces)."""
     messages, tools, _ = _example_fields(example)
     return fmt.render(messages, tools=tools or None, **format_options)
 
@@ -110,12 +107,9 @@ def _truncate_at_turn_end(ids: list[int], labels: list[int], max_len: int):
 
     A trained run ends with the token that ends an assistant turn, so the cut lands on a turn
     boundary and never inside a trained span."""
-    cut = 0
-    for i in range(min(max_len, len(ids))):
-        run_ends_here = labels[i] != IGNORE_INDEX and (i + 1 == len(ids) or labels[i + 1] == IGNORE_INDEX)
-        if run_ends_here:
-            cut = i + 1
-    return (ids[:cut], labels[:cut]) if cut else None
+    ends = [i + 1 for i in range(min(max_len, len(ids)))
+            if labels[i] != IGNORE_INDEX and (i + 1 == len(ids) or labels[i + 1] == IGNORE_INDEX)]
+    return (ids[:ends[-1]], labels[:ends[-1]]) if ends else None
 
 
 @dataclass
@@ -129,9 +123,13 @@ class EncodeReport:
     num_trained: int = 0
 
     def note(self, reason: str, location: str, keep: int = 5):
-        self.first_locations.setdefault(reason, [])
-        if len(self.first_locations[reason]) < keep:
-            self.first_locations[reason].append(location or "?")
+        locations = self.first_locations.setdefault(reason, [])
+        if len(locations) < keep:
+            locations.append(location or "?")
+
+    def drop(self, reason: str, location: str):
+        self.dropped[reason] += 1
+        self.note(reason, location)
 
     def __str__(self) -> str:
         lines = [f"encoded {self.kept} examples ({self.num_tokens} tokens, {self.num_trained} trained); "
@@ -152,31 +150,27 @@ def encode_dataset(examples, tokenizer, fmt, max_len: int | None = None, truncat
         try:
             rendered = render_example(example, fmt, **format_options)
         except ValueError as error:  # the format cannot express this conversation (Gemma's strict turns, say)
-            report.dropped["cannot render"] += 1
-            report.note("cannot render", f"{location}: {error}")
+            report.drop("cannot render", f"{location}: {error}")
             continue
         ids, labels = _encode_rendered(rendered, tokenizer, location, train_on)
         if max_len is not None and len(ids) > max_len:
             cut = _truncate_at_turn_end(ids, labels, max_len) if truncate else None
             if cut is None:
                 reason = f"longer than max_len={max_len}" + (" with no trained turn within it" if truncate else "")
-                report.dropped[reason] += 1
-                report.note(reason, f"{location} ({len(ids)} tokens)")
+                report.drop(reason, f"{location} ({len(ids)} tokens)")
                 continue
             ids, labels = cut
             report.truncated += 1
             report.note("truncated", location)
         num_trained = sum(label != IGNORE_INDEX for label in labels[1:])  # the first token has no context
         if num_trained == 0:
-            report.dropped["nothing trained"] += 1
-            report.note("nothing trained", location)
+            report.drop("nothing trained", location)
             continue
         encoded.append((ids, labels))
         report.kept += 1
         report.num_tokens += len(ids)
         report.num_trained += num_trained
     return encoded, report
-
 
 
 # ---------------------------------------------------------------------------------------------------
