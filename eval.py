@@ -34,17 +34,16 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description="Evaluate function calling of a model, with or without an adapter.")
     parser.add_argument("--model", default="gemma-3-1b", help="short name, hub id or local directory")
-    parser.add_argument("--adapter", default=None, help="adapter directory written by train.py (PEFT layout)")
+    parser.add_argument("--adapter", help="adapter directory written by train.py (PEFT layout)")
     parser.add_argument("--compare", action="store_true", help="evaluate the base model and the adapter, side by side")
-    parser.add_argument("--data", default=None, help="evaluation examples (default: built-in held-out split)")
-    parser.add_argument("--data-format", default=None, help="layout of --data records (default: detected)")
-    parser.add_argument("--bfcl", nargs="+", default=None, metavar="FILE",
-                        help="BFCL question files (BFCL_v3_<category>.json)")
-    parser.add_argument("--bfcl-answers", default=None, metavar="DIR",
+    parser.add_argument("--data", help="evaluation examples (default: built-in held-out split)")
+    parser.add_argument("--data-format", help="layout of --data records (default: detected)")
+    parser.add_argument("--bfcl", nargs="+", metavar="FILE", help="BFCL question files (BFCL_v3_<category>.json)")
+    parser.add_argument("--bfcl-answers", metavar="DIR",
                         help="directory of BFCL possible-answer files (default: possible_answer/ beside each file)")
-    parser.add_argument("--format", default=None, choices=sorted(FORMATS),
+    parser.add_argument("--format", choices=sorted(FORMATS),
                         help="chat format (default: the model registry's; required for unregistered models)")
-    parser.add_argument("--limit", type=int, default=None, help="evaluate only the first N examples")
+    parser.add_argument("--limit", type=int, help="evaluate only the first N examples")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--max-new-tokens", type=int, default=256)
     parser.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
@@ -53,7 +52,7 @@ def parse_args(argv=None):
     parser.add_argument("--device", default="auto", help="cuda, cpu, ... (default: cuda if available)")
     parser.add_argument("--dtype", default="auto", choices=["auto", *DTYPES],
                         help="default: bfloat16 on CUDA, float32 on CPU")
-    parser.add_argument("--out", default=None, help="report directory (default: eval_out/<model>-<timestamp>)")
+    parser.add_argument("--out", help="report directory (default: eval_out/<model>-<timestamp>)")
     args = parser.parse_args(argv)
     if args.compare and not args.adapter:
         parser.error("--compare needs --adapter (it compares the base model with the adapter)")

@@ -37,12 +37,11 @@ class LoRALinear(nn.Module):
     alpha / sqrt(r) with rsLoRA (Kalajdzievski 2023), so that changing r does not force re-tuning the
     learning rate. Dropout acts on the input of the low-rank path only.
 
-    Precision: A and B are fp32 parameters whatever the base dtype, so their gradients and the
-    optimizer state are fp32. In forward they are cast to the input's dtype (what torch.autocast
-    does): on a bf16 model the low-rank path reads the same bf16 input the frozen layer already keeps
-    for backward, instead of storing an extra fp32 copy of every adapted layer's input, and its
-    result is added to a bf16 output anyway, where fp32 compute would be rounded away. The cast is
-    differentiable, so the gradients arrive in fp32.
+    Precision: A and B are fp32 parameters (so are their gradients and optimizer state) whatever the base
+    dtype. In forward they are cast to the input's dtype, as torch.autocast does: on a bf16 model the
+    low-rank path reads the bf16 input the frozen layer keeps for backward anyway, instead of storing an
+    fp32 copy of every adapted layer's input, and its result is added to a bf16 output, where fp32 compute
+    would be rounded away. The cast is differentiable: the gradients arrive in fp32.
     """
 
     def __init__(self, linear: nn.Linear, r: int, alpha: float, dropout: float = 0.0, rslora: bool = False):

@@ -41,9 +41,8 @@ def checkpoints(out) -> list[Path]:
     out = Path(out)
     if not out.is_dir():
         return []
-    found = [(int(m.group(1)), p) for p in out.iterdir()
-             if (m := _STEP_DIR.match(p.name)) and (p / _STATE_FILE).is_file()]
-    return [p for _, p in sorted(found)]
+    found = [p for p in out.iterdir() if _STEP_DIR.match(p.name) and (p / _STATE_FILE).is_file()]
+    return sorted(found, key=lambda p: int(p.name.removeprefix("step-")))
 
 
 def latest_checkpoint(out) -> Path | None:
