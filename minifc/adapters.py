@@ -56,8 +56,7 @@ def save_adapter(model: nn.Module, directory, base_model_name_or_path: str | Non
     """Write `adapter_model.safetensors` + `adapter_config.json` as peft's save_pretrained does.
 
     r, alpha, dropout, rslora and the targets are read from the wrapped layers, so the file cannot
-    disagree with the model. Written into a temporary directory that is renamed into place, so an
-    interrupted save never leaves a half-written adapter under `directory`.
+    disagree with the model. `directory` appears only once complete (checkpoint.atomic_directory).
     """
     directory = Path(directory)
     config = _adapter_config(model, base_model_name_or_path)

@@ -1,26 +1,19 @@
 """Write a model (with its LoRA adapters merged in) as a Hugging Face checkpoint directory.
 
     save_hf_model(model, "out/gemma-3-1b/merged", hf_config, tokenizer, fmt, tokenizer_dir=base_dir)
+    python -m minifc.export --model gemma-3-1b --adapter out/gemma-3-1b/final --out out/gemma-3-1b/merged
 
-The directory holds what `transformers.AutoModelForCausalLM.from_pretrained` and minifc's
-`load_pretrained` / `Tokenizer.from_dir` read:
+What `transformers.AutoModelForCausalLM.from_pretrained` and minifc's `load_pretrained` read:
 
-    config.json              the base model's config (a multimodal Gemma 3 config becomes its text
-                             config: only the decoder is written), with the saved dtype
-    model.safetensors        HF tensor names; a tied lm_head is not written (HF stores it once, as
-                             the embedding), so the exported model stays tied
-    generation_config.json   eos_token_id lists the chat format's end-of-turn tokens, so that
-                             `generate()` stops where the fine-tuned model ends its turn
-    tokenizer.json, tokenizer_config.json (+ special_tokens_map.json, chat_template.jinja if the
-                             base had them)
-    minifc.json              {"chat_format": ...}: the prompt format the model was trained with
-                             (minifc/chat/lookup.py)
+    config.json             the base's (a multimodal Gemma 3's becomes its text config), with the saved dtype
+    model.safetensors       HF tensor names; a tied lm_head is not written (HF stores the embedding once)
+    generation_config.json  eos_token_id lists the chat format's end-of-turn tokens, so that `generate()`
+                            stops where the fine-tuned model ends its turn
+    tokenizer.json, tokenizer_config.json (+ special_tokens_map.json, chat_template.jinja if the base has them)
+    minifc.json             {"chat_format": ...}: the prompt format the model was trained with (chat/lookup.py)
 
 Merging does not touch the model: each adapted weight is computed as W + scale * B A in fp32 and
 rounded once to W's dtype. The directory appears only once complete (checkpoint.atomic_directory).
-Merge a trained adapter into its base model:
-
-    python -m minifc.export --model gemma-3-1b --adapter out/gemma-3-1b/final --out out/gemma-3-1b/merged
 """
 
 import argparse

@@ -4,7 +4,7 @@
         adapter_model.safetensors + adapter_config.json    (LoRA: PEFT layout, loadable as an adapter)
       or config.json + model.safetensors + tokenizer...    (--full: an HF model directory)
         trainer_state.pt    step, data position, optimizer state, RNG states
-    OUT/args.json           the run's settings (train.py writes them)
+    OUT/args.json           the run's settings (prepare_run_dir writes them, saved_flags reads them)
 
     write = weights_writer(model, full, base_name, hf_config, tokenizer, fmt, tokenizer_dir)
     save_step(OUT, N, (epoch, batches_done), optimizer, write, keep=3)     # OUT/step-N; the latest 3 kept

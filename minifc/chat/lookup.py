@@ -4,9 +4,8 @@
     read_chat_format(directory) -> "gemma3"   # or None when the directory has no minifc.json
     fmt = resolve_chat_format(args.model, args.format, [model_dir, adapter_dir])
 
-A local directory cannot otherwise tell the prompt format it was trained with. `resolve_chat_format` is
-what train.py, eval.py, the mask inspector and the export command use: the --format flag, else the model
-registry's format, else a minifc.json.
+A local directory cannot otherwise tell the prompt format it was trained with. `resolve_chat_format` (for
+minifc/loader.py, so for every command): the --format flag, else the model registry's, else a minifc.json.
 """
 
 import json
