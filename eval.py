@@ -1,8 +1,6 @@
 """Measure tool-calling quality: python eval.py --model gemma-3-1b [--adapter OUT/final] [--compare]
 
-Reads the evaluation examples (default: the built-in held-out split; --data FILE; or Berkeley Function
-Calling Leaderboard files with --bfcl), renders each prompt in the model's chat format, generates an
-answer (greedy, KV cache), parses it and checks it against the gold answer (minifc/evaluate.py).
+The loop (prompt, greedy generation, parse) is minifc/evalloop.py and the check minifc/evaluate.py.
 Prints the metrics table and writes into --out (default eval_out/<model>[-<adapter>]-<timestamp>/):
 
     report.json               settings and, per run ("base", "adapter"), the metrics of compute_metrics()
@@ -36,17 +34,16 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description="Evaluate function calling of a model, with or without an adapter.")
     parser.add_argument("--model", default="gemma-3-1b", help="short name, hub id or local directory")
-    parser.add_argument("--adapter", default=None, help="adapter directory written by train.py (PEFT layout)")
+    parser.add_argument("--adapter", help="adapter directory written by train.py (PEFT layout)")
     parser.add_argument("--compare", action="store_true", help="evaluate the base model and the adapter, side by side")
-    parser.add_argument("--data", default=None, help="evaluation examples (default: built-in held-out split)")
-    parser.add_argument("--data-format", default=None, help="layout of --data records (default: detected)")
-    parser.add_argument("--bfcl", nargs="+", default=None, metavar="FILE",
-                        help="BFCL question files (BFCL_v3_<category>.json)")
-    parser.add_argument("--bfcl-answers", default=None, metavar="DIR",
+    parser.add_argument("--data", help="evaluation examples (default: built-in held-out split)")
+    parser.add_argument("--data-format", help="layout of --data records (default: detected)")
+    parser.add_argument("--bfcl", nargs="+", metavar="FILE", help="BFCL question files (BFCL_v3_<category>.json)")
+    parser.add_argument("--bfcl-answers", metavar="DIR",
                         help="directory of BFCL possible-answer files (default: possible_answer/ beside each file)")
-    parser.add_argument("--format", default=None, choices=sorted(FORMATS),
+    parser.add_argument("--format", choices=sorted(FORMATS),
                         help="chat format (default: the model registry's; required for unregistered models)")
-    parser.add_argument("--limit", type=int, default=None, help="evaluate only the first N examples")
+    parser.add_argument("--limit", type=int, help="evaluate only the first N examples")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--max-new-tokens", type=int, default=256)
     parser.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
@@ -55,7 +52,7 @@ def parse_args(argv=None):
     parser.add_argument("--device", default="auto", help="cuda, cpu, ... (default: cuda if available)")
     parser.add_argument("--dtype", default="auto", choices=["auto", *DTYPES],
                         help="default: bfloat16 on CUDA, float32 on CPU")
-    parser.add_argument("--out", default=None, help="report directory (default: eval_out/<model>-<timestamp>)")
+    parser.add_argument("--out", help="report directory (default: eval_out/<model>-<timestamp>)")
     args = parser.parse_args(argv)
     if args.compare and not args.adapter:
         parser.error("--compare needs --adapter (it compares the base model with the adapter)")
@@ -67,11 +64,10 @@ def parse_args(argv=None):
 
 
 def device_and_dtype(device: str, dtype: str) -> tuple[torch.device, torch.dtype]:
-    device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
-                          "cpu" if device == "auto" else device)
-    if dtype == "auto":
-        return device, torch.bfloat16 if device.type == "cuda" else torch.float32
-    return device, DTYPES[dtype]
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(device)
+    return device, DTYPES.get(dtype, torch.bfloat16 if device.type == "cuda" else torch.float32)  # auto: bf16 on CUDA
 
 
 def load_model(name: str, device, dtype, format_name: str | None = None, adapter: str | None = None):
@@ -104,26 +100,18 @@ def default_out_dir(args) -> Path:
     return Path("eval_out") / f"{name}-{datetime.now():%Y%m%d-%H%M%S}"
 
 
-def progress_printer(label: str):
-    """progress(done, total) -> one line per batch on stderr, with the elapsed time and an ETA."""
-    start = time.time()
-
-    def progress(done: int, total: int):
-        elapsed = time.time() - start
-        eta = elapsed / done * (total - done)
-        print(f"[{label}] {done}/{total} examples, {elapsed:.0f} s, ETA {eta:.0f} s", file=sys.stderr, flush=True)
-    return progress
-
-
 def evaluate_run(label, model, tokenizer, fmt, cases, args, out: Path) -> dict:
     """Run the loop once, write predictions_<label>.jsonl, return this run's part of the report."""
     start = time.time()
+
+    def progress(done: int, total: int):  # one line per batch on stderr, with the elapsed time and an ETA
+        elapsed = time.time() - start
+        eta = elapsed / done * (total - done)
+        print(f"[{label}] {done}/{total} examples, {elapsed:.0f} s, ETA {eta:.0f} s", file=sys.stderr, flush=True)
     records, predictions = run_eval(model, tokenizer, fmt, cases, args.batch_size, args.max_new_tokens,
-                                    args.temperature, args.top_p, args.seed, progress_printer(label))
+                                    args.temperature, args.top_p, args.seed, progress)
     path = out / f"predictions_{label}.jsonl"
-    with open(path, "w", encoding="utf-8") as file:
-        for prediction in predictions:
-            file.write(json.dumps(prediction, ensure_ascii=False) + "\n")
+    path.write_text("".join(json.dumps(p, ensure_ascii=False) + "\n" for p in predictions), encoding="utf-8")
     metrics = compute_metrics(records)
     run = {"predictions": path.name, "seconds": round(time.time() - start, 1), "metrics": metrics}
     if args.bfcl:
@@ -133,14 +121,14 @@ def evaluate_run(label, model, tokenizer, fmt, cases, args, out: Path) -> dict:
 
 def tables(runs: dict, bfcl: bool) -> str:
     """The metrics table (side by side with the change when there are two runs), then BFCL's view."""
-    labels = list(runs)
+    metrics = [run["metrics"] for run in runs.values()]
     if len(runs) == 2:
-        text = format_table(runs[labels[1]]["metrics"], compare=runs[labels[0]]["metrics"], labels=tuple(labels))
+        text = format_table(metrics[1], compare=metrics[0], labels=tuple(runs))
     else:
-        text = format_table(runs[labels[0]]["metrics"])
+        text = format_table(metrics[0])
     if bfcl:
-        for label in labels:
-            text += f"\nBFCL accuracy ({label})\n" + format_bfcl(runs[label]["metrics"])
+        for label, run in runs.items():
+            text += f"\nBFCL accuracy ({label})\n" + format_bfcl(run["metrics"])
     return text
 
 
@@ -162,11 +150,10 @@ def main(argv=None):
         load_adapter(model, args.adapter)  # wraps the adapted layers in place; the base weights stay as they are
         runs["adapter"] = evaluate_run("adapter", model, tokenizer, fmt, cases, args, out)
 
-    settings = {k: getattr(args, k) for k in ("limit", "batch_size", "max_new_tokens", "temperature", "top_p",
-                                               "seed")}
+    settings = ("limit", "batch_size", "max_new_tokens", "temperature", "top_p", "seed")
     report = {"model": args.model, "adapter": args.adapter, "format": fmt.name, "data": source,
               "examples": len(cases), "device": str(device), "dtype": str(dtype).removeprefix("torch."),
-              "settings": settings, "runs": runs}
+              "settings": {k: getattr(args, k) for k in settings}, "runs": runs}
     (out / "report.json").write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     text = tables(runs, bool(args.bfcl))
     (out / "table.txt").write_text(text, encoding="utf-8")

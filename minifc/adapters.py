@@ -56,8 +56,7 @@ def save_adapter(model: nn.Module, directory, base_model_name_or_path: str | Non
     """Write `adapter_model.safetensors` + `adapter_config.json` as peft's save_pretrained does.
 
     r, alpha, dropout, rslora and the targets are read from the wrapped layers, so the file cannot
-    disagree with the model. Written into a temporary directory that is renamed into place, so an
-    interrupted save never leaves a half-written adapter under `directory`.
+    disagree with the model. `directory` appears only once complete (checkpoint.atomic_directory).
     """
     directory = Path(directory)
     config = _adapter_config(model, base_model_name_or_path)
@@ -97,23 +96,6 @@ def _read_adapter_config(path: Path) -> dict:
     return config
 
 
-def _rename_multimodal(tensors: dict, modules: dict) -> tuple[dict, list[str]]:
-    """Keys of an adapter peft trained on a multimodal Gemma 3 (Gemma3ForConditionalGeneration: the
-    decoder under `model.language_model.` or `language_model.model.`) renamed to the text model's
-    names, as checkpoint.minifc_name does for weights; returns the renamed tensors and the keys of the
-    vision tower / projector, which are left out. Keys that name a module of `model` stay as they are."""
-    renamed, not_text = {}, []
-    for key, tensor in tensors.items():
-        module, dot, tail = key.removeprefix(_PEFT_PREFIX).rpartition(".lora_")
-        if not key.startswith(_PEFT_PREFIX) or not dot or module in modules:
-            renamed[key] = tensor
-        elif (text_name := minifc_name(module)) is None:
-            not_text.append(key)
-        else:
-            renamed[f"{_PEFT_PREFIX}{text_name}.lora_{tail}"] = tensor
-    return renamed, not_text
-
-
 def load_adapter(model: nn.Module, directory) -> list[str]:
     """Load an adapter saved by save_adapter or by peft's save_pretrained into `model`, in place.
 
@@ -129,22 +111,29 @@ def load_adapter(model: nn.Module, directory) -> list[str]:
     weights_path = directory / _WEIGHTS
     if not weights_path.is_file():
         raise FileNotFoundError(f"{weights_path}: no adapter weights next to {_CONFIG}")
-    tensors = load_file(weights_path)
     r, alpha = config["r"], config["lora_alpha"]
     dropout, rslora = config.get("lora_dropout", 0.0), config.get("use_rslora", False)
 
     modules = dict(model.named_modules())
-    tensors, not_text = _rename_multimodal(tensors, modules)
-    if not_text:
-        warnings.warn(f"{weights_path}: {len(not_text)} adapter weights of the vision tower / projector of a "
-                      f"multimodal Gemma 3 are not loaded (minifc runs the text decoder only), e.g. {not_text[0]}")
-    names, bad_keys = [], []
-    for key in tensors:
+    tensors, names, bad_keys, not_text = {}, [], [], []
+    for key, tensor in load_file(weights_path).items():
         module, dot, tail = key.removeprefix(_PEFT_PREFIX).rpartition(".lora_")
+        if key.startswith(_PEFT_PREFIX) and dot and module not in modules:
+            # peft on a multimodal Gemma 3 (Gemma3ForConditionalGeneration) has the decoder under
+            # `model.language_model.` or `language_model.model.`: renamed as for weights, vision parts left out
+            module = minifc_name(module)
+            if module is None:
+                not_text.append(key)
+                continue
+            key = f"{_PEFT_PREFIX}{module}.lora_{tail}"
+        tensors[key] = tensor
         if not key.startswith(_PEFT_PREFIX) or tail not in ("A.weight", "B.weight"):
             bad_keys.append(key)
         elif module not in names:
             names.append(module)
+    if not_text:
+        warnings.warn(f"{weights_path}: {len(not_text)} adapter weights of the vision tower / projector of a "
+                      f"multimodal Gemma 3 are not loaded (minifc runs the text decoder only), e.g. {not_text[0]}")
     if bad_keys:
         raise ValueError(f"{weights_path}: keys not of the form {_PEFT_PREFIX}<module>.lora_A|B.weight "
                          f"(unsupported adapter parts): {bad_keys[:5]}")

@@ -1,28 +1,19 @@
 """Write a model (with its LoRA adapters merged in) as a Hugging Face checkpoint directory.
 
     save_hf_model(model, "out/gemma-3-1b/merged", hf_config, tokenizer, fmt, tokenizer_dir=base_dir)
+    python -m minifc.export --model gemma-3-1b --adapter out/gemma-3-1b/final --out out/gemma-3-1b/merged
 
-The directory holds what `transformers.AutoModelForCausalLM.from_pretrained` and minifc's
-`load_pretrained` / `Tokenizer.from_dir` read:
+What `transformers.AutoModelForCausalLM.from_pretrained` and minifc's `load_pretrained` read:
 
-    config.json              the base model's config (a multimodal Gemma 3 config becomes its text
-                             config: only the decoder is written), with the saved dtype
-    model.safetensors        HF tensor names; a tied lm_head is not written (HF stores it once, as
-                             the embedding), so the exported model stays tied
-    generation_config.json   eos_token_id lists the chat format's end-of-turn tokens, so that
-                             `generate()` stops where the fine-tuned model ends its turn
-    tokenizer.json, tokenizer_config.json (+ special_tokens_map.json, chat_template.jinja if the
-                             base had them)
-    minifc.json              {"chat_format": ...}: the prompt format the model was trained with
-                             (minifc/chat/lookup.py)
+    config.json             the base's (a multimodal Gemma 3's becomes its text config), with the saved dtype
+    model.safetensors       HF tensor names; a tied lm_head is not written (HF stores the embedding once)
+    generation_config.json  eos_token_id lists the chat format's end-of-turn tokens, so that `generate()`
+                            stops where the fine-tuned model ends its turn
+    tokenizer.json, tokenizer_config.json (+ special_tokens_map.json, chat_template.jinja if the base has them)
+    minifc.json             {"chat_format": ...}: the prompt format the model was trained with (chat/lookup.py)
 
 Merging does not touch the model: each adapted weight is computed as W + scale * B A in fp32 and
-rounded once to W's dtype. Everything is written into a temporary directory that is renamed into
-place, so an interrupted export never leaves a half-written checkpoint.
-
-Command line (merge a trained adapter into its base model):
-
-    python -m minifc.export --model gemma-3-1b --adapter out/gemma-3-1b/final --out out/gemma-3-1b/merged
+rounded once to W's dtype. The directory appears only once complete (checkpoint.atomic_directory).
 """
 
 import argparse
@@ -33,13 +24,12 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from .chat.lookup import resolve_chat_format, write_chat_format
+from .chat.lookup import write_chat_format
 from .checkpoint import atomic_directory
 from .config import text_config
 from .lora import lora_layers
 
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja")
-_DTYPE_NAMES = {torch.float32: "float32", torch.bfloat16: "bfloat16", torch.float16: "float16"}
 
 
 def _merged_state_dict(model) -> dict[str, torch.Tensor]:
@@ -48,25 +38,23 @@ def _merged_state_dict(model) -> dict[str, torch.Tensor]:
     state = {}
     for name, tensor in model.state_dict().items():
         module, _, leaf = name.rpartition(".")
-        if ".lora_A." in name or ".lora_B." in name:
-            continue
         if module in layers and leaf == "weight":
             tensor = (tensor.float() + layers[module].delta_weight().to(tensor.device)).to(tensor.dtype)
-        state[name] = tensor
+        if ".lora_A." not in name and ".lora_B." not in name:
+            state[name] = tensor
     if model.config.tie_word_embeddings:
         state.pop("lm_head.weight", None)  # tied: HF stores the embedding once and ties on load
     return {name: t.detach().to("cpu").contiguous() for name, t in state.items()}
 
 
-def _generation_config(tokenizer, fmt, base: dict | None = None) -> dict:
-    """The base's generation_config.json with the format's stop tokens added to eos_token_id."""
-    config = dict(base or {})
+def _generation_config(tokenizer, fmt, tokenizer_dir) -> dict:
+    """The base's generation_config.json (if any) with the format's stop tokens added to eos_token_id."""
+    base = Path(tokenizer_dir) / "generation_config.json" if tokenizer_dir is not None else None
+    config = json.loads(base.read_text()) if base is not None and base.is_file() else {}
     eos = config.get("eos_token_id")
     eos = [] if eos is None else [eos] if isinstance(eos, int) else list(eos)
-    for token_id in tokenizer.stop_ids(fmt) + ([tokenizer.eos_id] if tokenizer.eos_id is not None else []):
-        if token_id not in eos:
-            eos.append(token_id)
-    config["eos_token_id"] = eos
+    stops = tokenizer.stop_ids(fmt) + ([tokenizer.eos_id] if tokenizer.eos_id is not None else [])
+    config["eos_token_id"] = eos + [token_id for token_id in dict.fromkeys(stops) if token_id not in eos]
     if tokenizer.bos_id is not None:
         config.setdefault("bos_token_id", tokenizer.bos_id)
     config.setdefault("pad_token_id", tokenizer.pad_id)
@@ -76,26 +64,22 @@ def _generation_config(tokenizer, fmt, base: dict | None = None) -> dict:
 def save_hf_model(model, directory, hf_config: dict, tokenizer, fmt, tokenizer_dir=None,
                   extra_info: dict | None = None) -> Path:
     """Write `model` (adapters merged) as an HF checkpoint directory; see the module docstring.
-
     hf_config: the base model's config.json as a dict. tokenizer_dir: copy the base's tokenizer files
     from there (keeps its chat template); without it, `tokenizer` is written (the tiny demo's)."""
     directory = Path(directory)
     state = _merged_state_dict(model)
     dtype = next(iter(state.values())).dtype
-    config = {**text_config(hf_config), "torch_dtype": _DTYPE_NAMES.get(dtype, str(dtype))}
-    base_generation = None
-    if tokenizer_dir is not None and (Path(tokenizer_dir) / "generation_config.json").is_file():
-        base_generation = json.loads((Path(tokenizer_dir) / "generation_config.json").read_text())
+    config = {**text_config(hf_config), "torch_dtype": str(dtype).removeprefix("torch.")}
     with atomic_directory(directory) as tmp:
         save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
         _write_json(tmp / "config.json", config)
-        _write_json(tmp / "generation_config.json", _generation_config(tokenizer, fmt, base_generation))
+        _write_json(tmp / "generation_config.json", _generation_config(tokenizer, fmt, tokenizer_dir))
         _write_tokenizer(tmp, tokenizer, tokenizer_dir)
         write_chat_format(tmp, fmt, **(extra_info or {}))
     return directory
 
 
-def _write_tokenizer(directory: Path, tokenizer, tokenizer_dir=None):
+def _write_tokenizer(directory: Path, tokenizer, tokenizer_dir):
     """Copy the base's tokenizer files, or write `tokenizer` (tokenizer.json + its special tokens)."""
     if tokenizer_dir is not None and (Path(tokenizer_dir) / "tokenizer.json").is_file():
         for name in _TOKENIZER_FILES:

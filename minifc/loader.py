@@ -4,12 +4,11 @@
     _, tokenizer, fmt = load("llama-3.2-1b", weights=False)     # no model: only the tokenizer files are fetched
     model, tokenizer, fmt = load("path/to/base", adapter="out/run/final")   # the adapter may name the format
 
-The chat format is `format_name` (--format), else the model registry's, else the one a minifc.json records
-in the model directory or in the adapter directory. `tokenizer.directory` is where the tokenizer (and
-config.json) was read. With weights, the tokenizer must hold the format's stop tokens (generation needs
-them) and `model.checkpoint_dir` is that directory; the adapter's weights are the caller's to load
-(adapters.load_adapter: eval.py --compare runs the base model first). Every problem raises LoadError, whose
-message names the fix.
+The chat format is chat.lookup.resolve_chat_format's (--format, the registry, or the minifc.json of the
+model or adapter directory). `tokenizer.directory` is where the tokenizer (and config.json) was read. With
+weights, the tokenizer must hold the format's stop tokens (generation needs them) and `model.checkpoint_dir`
+is that directory; the adapter's weights are the caller's to load (adapters.load_adapter: eval.py --compare
+runs the base model first). Every problem raises LoadError, whose message names the fix.
 """
 
 from pathlib import Path

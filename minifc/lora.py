@@ -31,19 +31,17 @@ class LoRALinear(nn.Module):
     """A frozen nn.Linear plus a trainable low-rank update, following torchtune's LoRALinear.
 
     Initialisation (as in the LoRA paper's reference code, loralib, and peft): A is Kaiming-uniform
-    with a=sqrt(5) -- the default init of nn.Linear, i.e. U(-1/sqrt(in), 1/sqrt(in)) -- and B is
-    zero. B = 0 makes the update exactly zero, so the wrapped model starts out computing exactly
-    what the base model computes; A != 0 lets B receive a gradient at the first step (were both zero,
-    neither would ever move). The update is scaled by alpha / r, or alpha / sqrt(r) with rsLoRA
-    (Kalajdzievski 2023), so that changing r does not force re-tuning the learning rate.
-    Dropout acts on the input of the low-rank path only; the frozen path is never dropped.
+    with a=sqrt(5) -- nn.Linear's default, U(-1/sqrt(in), 1/sqrt(in)) -- and B is zero, so the wrapped
+    model starts out computing exactly what the base model computes, and B receives a gradient at the
+    first step (were both zero, neither would ever move). The update is scaled by alpha / r, or
+    alpha / sqrt(r) with rsLoRA (Kalajdzievski 2023), so that changing r does not force re-tuning the
+    learning rate. Dropout acts on the input of the low-rank path only.
 
-    Precision: A and B are fp32 parameters whatever the base dtype, so their gradients and the
-    optimizer state are fp32. In forward they are cast to the input's dtype (what torch.autocast
-    does): on a bf16 model the low-rank path reads the same bf16 input the frozen layer already keeps
-    for backward, instead of storing an extra fp32 copy of every adapted layer's input, and its
-    result is added to a bf16 output anyway, where fp32 compute would be rounded away. The cast is
-    differentiable, so the gradients arrive in fp32. On an fp32 model the cast is a no-op.
+    Precision: A and B are fp32 parameters (so are their gradients and optimizer state) whatever the base
+    dtype. In forward they are cast to the input's dtype, as torch.autocast does: on a bf16 model the
+    low-rank path reads the bf16 input the frozen layer keeps for backward anyway, instead of storing an
+    fp32 copy of every adapted layer's input, and its result is added to a bf16 output, where fp32 compute
+    would be rounded away. The cast is differentiable: the gradients arrive in fp32.
     """
 
     def __init__(self, linear: nn.Linear, r: int, alpha: float, dropout: float = 0.0, rslora: bool = False):
@@ -52,17 +50,15 @@ class LoRALinear(nn.Module):
             raise ValueError(f"LoRA rank r must be a positive integer, got r={r}")
         self.in_features, self.out_features = linear.in_features, linear.out_features
         # The very same Parameter objects: no copy, and the state-dict names stay `weight` / `bias`.
-        self.weight = linear.weight
+        self.weight = linear.weight.requires_grad_(False)
         self.register_parameter("bias", linear.bias)
-        self.weight.requires_grad_(False)
         if self.bias is not None:
             self.bias.requires_grad_(False)
         self.r, self.alpha, self.dropout_p, self.rslora = r, alpha, dropout, rslora
         self.scale = self.scale_of(alpha, r, rslora)
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
-        device = linear.weight.device
-        self.lora_A = nn.Linear(self.in_features, r, bias=False, device=device, dtype=torch.float32)
-        self.lora_B = nn.Linear(r, self.out_features, bias=False, device=device, dtype=torch.float32)
+        self.lora_A = nn.Linear(self.in_features, r, bias=False, device=self.weight.device, dtype=torch.float32)
+        self.lora_B = nn.Linear(r, self.out_features, bias=False, device=self.weight.device, dtype=torch.float32)
         nn.init.kaiming_uniform_(self.lora_A.weight, a=math.sqrt(5))
         nn.init.zeros_(self.lora_B.weight)
 
@@ -72,15 +68,13 @@ class LoRALinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.linear(x, self.weight, self.bias)
+        low = F.linear(self.dropout(x), self.lora_A.weight.to(x.dtype))
+        if not FUSED_UPDATE:
+            return out + F.linear(low, self.lora_B.weight.to(x.dtype)) * self.scale
         # The scale rides on B ([out, r], tiny) and the matmul adds the low-rank product to the frozen
         # layer's output itself (addmm): no separate scale and add passes over the [tokens, out] result,
-        # forward or backward. Same value as out + B(A(x)) * scale (tests/test_fast_paths.py).
-        if not FUSED_UPDATE:
-            a, b = self.lora_A.weight.to(x.dtype), self.lora_B.weight.to(x.dtype)
-            return out + F.linear(F.linear(self.dropout(x), a), b) * self.scale
-        a = self.lora_A.weight.to(x.dtype)
+        # forward or backward. Same value as the path above (tests/test_fast_paths.py).
         b = (self.lora_B.weight * self.scale).to(x.dtype)
-        low = F.linear(self.dropout(x), a)
         return torch.addmm(out.reshape(-1, self.out_features), low.reshape(-1, self.r), b.t()).view(out.shape)
 
     @torch.no_grad()
@@ -98,21 +92,6 @@ def lora_layers(model: nn.Module) -> dict[str, LoRALinear]:
     return {name: m for name, m in model.named_modules() if isinstance(m, LoRALinear)}
 
 
-def _resolve_targets(targets) -> list[str]:
-    """Short names ("q", "v", ... or "all") -> leaf module names ("q_proj", "v_proj", ...)."""
-    if isinstance(targets, str):
-        targets = (targets,)
-    leaves = []
-    for t in targets:
-        if t == "all":
-            leaves += _TARGETS.values()
-        elif t in _TARGETS:
-            leaves.append(_TARGETS[t])
-        else:
-            raise ValueError(f"unknown LoRA target {t!r}: valid targets are {', '.join(_TARGETS)} or all")
-    return list(dict.fromkeys(leaves))  # dedupe, keep order
-
-
 def apply_lora(model: nn.Module, r: int = 16, alpha: float = 32, dropout: float = 0.0,
                targets=("all",), rslora: bool = False) -> list[str]:
     """Wrap every nn.Linear whose name ends in a target (e.g. `.q_proj`) in a LoRALinear, in place.
@@ -120,7 +99,12 @@ def apply_lora(model: nn.Module, r: int = 16, alpha: float = 32, dropout: float 
     Matches names the way peft does with a list of target_modules (lm_head is never a target).
     Returns the names of the wrapped modules.
     """
-    leaves = _resolve_targets(targets)
+    leaves = []
+    for t in (targets,) if isinstance(targets, str) else targets:
+        if t != "all" and t not in _TARGETS:
+            raise ValueError(f"unknown LoRA target {t!r}: valid targets are {', '.join(_TARGETS)} or all")
+        leaves += _TARGETS.values() if t == "all" else [_TARGETS[t]]
+    leaves = list(dict.fromkeys(leaves))  # dedupe, keep order
     names = [name for name, m in model.named_modules()
              if isinstance(m, nn.Linear) and name.rsplit(".", 1)[-1] in leaves]
     missing = [leaf for leaf in leaves if not any(n.rsplit(".", 1)[-1] == leaf for n in names)]
@@ -141,18 +125,15 @@ def wrap_layers(model: nn.Module, names: list[str], r: int, alpha: float, dropou
         setattr(parent, child, LoRALinear(linear, r, alpha, dropout, rslora).train(linear.training))
 
 
-def lora_parameters(model: nn.Module) -> list[nn.Parameter]:
-    """The trainable LoRA parameters (A and B of every wrapped layer), e.g. for the optimizer."""
-    return [p for layer in lora_layers(model).values() for p in (layer.lora_A.weight, layer.lora_B.weight)]
-
-
 def lora_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     """{`<module>.lora_A.weight` / `<module>.lora_B.weight`: tensor} -- only the adapter, not the base."""
-    state = {}
-    for name, layer in lora_layers(model).items():
-        state[f"{name}.lora_A.weight"] = layer.lora_A.weight
-        state[f"{name}.lora_B.weight"] = layer.lora_B.weight
-    return state
+    return {f"{name}.{part}.weight": getattr(layer, part).weight
+            for name, layer in lora_layers(model).items() for part in ("lora_A", "lora_B")}
+
+
+def lora_parameters(model: nn.Module) -> list[nn.Parameter]:
+    """The trainable LoRA parameters (A and B of every wrapped layer), e.g. for the optimizer."""
+    return list(lora_state_dict(model).values())
 
 
 def mark_only_lora_trainable(model: nn.Module):

@@ -3,11 +3,10 @@ tokens only, chunked so that full-vocabulary logits never exist at once.
 
 Logits for every token of a 16k-token batch under Gemma's 262k vocabulary would take 17 GB in fp32, and
 most tokens are prompt, not trained. So: (1) gather the final hidden states at the trained positions
-only (targets != -100; the collator lists them up front, so the GPU never reports how many there are);
-(2) run the output projection (`output_fn`, e.g. `model.output`: lm_head plus any soft-capping) and
+only; (2) run the output projection (`output_fn`, e.g. `model.output`: lm_head plus any soft-capping) and
 `token_loss` on `chunk_size` rows at a time; (3) checkpoint each chunk, so backward recomputes its logits
-instead of autograd keeping every chunk's [chunk, vocab] tensors until backward. Peak memory for logits
-is one chunk (about 1 GB for 1024 x 262k), at the price of one extra output projection.
+instead of autograd keeping every chunk's [chunk, vocab] tensors. Peak memory for logits is one chunk
+(about 1 GB for 1024 x 262k), at the price of one extra output projection.
 
 Fast path (FUSED_BACKWARD, on by default): when no parameter of `output_fn` is trained (LoRA: lm_head
 and the tied embedding are frozen), only the rows need a gradient. Each chunk computes it right away in
@@ -40,7 +39,7 @@ def trained_token_loss(hidden: torch.Tensor, targets: torch.Tensor, output_fn, c
 
     hidden:     [B, T, D] final hidden states (after the final norm).
     targets:    [B, T] token to predict at each position, IGNORE_INDEX (-100) where not trained.
-    output_fn:  rows [N, D] -> logits [N, V] (e.g. model.output).
+    output_fn:  rows [N, D] -> logits [N, V].
     normalizer: number of trained tokens of the whole optimiser step. With gradient accumulation over
                 k micro-batches, pass the total over all k, so the summed gradients equal the gradient
                 of one big batch (a per-micro-batch mean would weight a token of a short micro-batch
@@ -54,19 +53,17 @@ def trained_token_loss(hidden: torch.Tensor, targets: torch.Tensor, output_fn, c
         raise ValueError(f"hidden {tuple(hidden.shape)} and targets {tuple(targets.shape)} differ in [B, T]")
     if trained_positions is None:
         trained_positions = (targets.reshape(-1) != IGNORE_INDEX).nonzero().squeeze(1)
-    # [N, D]: only these rows ever reach the output projection
-    rows = hidden.reshape(-1, hidden.shape[-1]).index_select(0, trained_positions)
+    rows = hidden.reshape(-1, hidden.shape[-1]).index_select(0, trained_positions)  # [N, D]
     labels = targets.reshape(-1).index_select(0, trained_positions)
-    if normalizer is None:
-        normalizer = rows.shape[0]
     if rows.shape[0] == 0:  # nothing trained here: a zero that still backpropagates
         return hidden.sum().float() * 0.0
+    if normalizer is None:
+        normalizer = rows.shape[0]
     chunks = [(rows[i:i + chunk_size], labels[i:i + chunk_size]) for i in range(0, rows.shape[0], chunk_size)]
     if not torch.is_grad_enabled():
         return sum(_chunk_loss_sum(r, l, output_fn) for r, l in chunks) / normalizer
     if FUSED_BACKWARD and rows.requires_grad and not _trains(output_fn, rows):
-        by_hand = _is_cross_entropy(token_loss)
-        return _GradientInForward.apply(rows, labels, output_fn, chunk_size, by_hand) / normalizer
+        return _GradientInForward.apply(rows, labels, output_fn, chunk_size, _is_cross_entropy(token_loss)) / normalizer
     return sum(checkpoint(_chunk_loss_sum, r, l, output_fn, use_reentrant=False) for r, l in chunks) / normalizer
 
 

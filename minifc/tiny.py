@@ -1,20 +1,14 @@
-"""The offline demo model: a small, randomly initialised Gemma 3 (or Llama 3) and a tokenizer trained here.
-
-Model weights cannot be downloaded everywhere, so `python train.py --model tiny` builds both parts of
-a model from nothing, on the training data itself, and then trains it fully (not LoRA). It
-demonstrates the whole pipeline -- data, rendering, masking, packing, the loop, checkpoints,
-evaluation -- on a few CPU cores in minutes. It is not a pretrained model: it only learns the shape
-of the training data.
+"""The offline demo model (`python train.py --model tiny`, README): a small, randomly initialised Gemma 3
+(or Llama 3) and a tokenizer trained here, built from nothing on the training data itself, so that the
+whole pipeline runs without a download or a GPU. It only learns the shape of the training data.
 
     fmt = get_format("gemma3")
     directory = save_tiny("out/tiny/init", tokenizer_for_examples(examples, fmt), fmt)
     model = load_pretrained(directory); tokenizer = Tokenizer.from_dir(directory)
 
-The tokenizer is byte-level BPE (the `tokenizers` library, ByteLevel pre-tokenizer and decoder, as
-Llama 3 and GPT-2 use) trained on the rendered training conversations, with every control token of
-the chat format (and `<pad>`) kept as one special token, as in the real tokenizers. The directory is
-written by export.save_hf_model, so it looks like any downloaded checkpoint (config.json,
-model.safetensors, tokenizer.json, minifc.json naming the chat format).
+The tokenizer is byte-level BPE (as Llama 3 and GPT-2 use) trained on the rendered training conversations,
+with every control token of the chat format (and `<pad>`) kept as one special token, as in the real
+tokenizers. The directory is written by export.save_hf_model, so it looks like any downloaded checkpoint.
 """
 
 from pathlib import Path
@@ -30,7 +24,6 @@ from .model import Transformer
 from .tokenizer import Tokenizer
 
 _PAD = "<pad>"
-_VOCAB_SIZE = 1024
 # ~0.9M parameters in all (0.13M of them the tied embedding): a few hundred steps on 2 CPU cores in a few minutes.
 SIZES = dict(hidden_size=128, intermediate_size=384, num_hidden_layers=4, num_attention_heads=4,
              num_key_value_heads=2, head_dim=32, max_position_embeddings=4096)
@@ -54,7 +47,7 @@ def tiny_hf_config(family: str, vocab_size: int, tokenizer: Tokenizer) -> dict:
                 attn_logit_softcapping=None, **SIZES, **ids)
 
 
-def train_tokenizer(texts, fmt, vocab_size: int = _VOCAB_SIZE) -> Tokenizer:
+def train_tokenizer(texts, fmt, vocab_size: int = 1024) -> Tokenizer:
     """Byte-level BPE trained on `texts`, with `<pad>` and the format's control tokens as special tokens."""
     specials = list(dict.fromkeys([_PAD, *fmt.control_tokens, *fmt.stop_tokens]))
     tk = HFTokenizer(models.BPE())
@@ -71,9 +64,9 @@ def family_of(fmt) -> str:
     return "llama" if fmt.name.startswith("llama") else "gemma3"
 
 
-def tokenizer_for_examples(examples, fmt, vocab_size: int = _VOCAB_SIZE) -> Tokenizer:
+def tokenizer_for_examples(examples, fmt) -> Tokenizer:
     """train_tokenizer on the conversations as `fmt` renders them (so it learns the format's text too)."""
-    return train_tokenizer([render_example(example, fmt).text for example in examples], fmt, vocab_size)
+    return train_tokenizer([render_example(example, fmt).text for example in examples], fmt)
 
 
 def save_tiny(directory, tokenizer: Tokenizer, fmt, seed: int = 0) -> Path:

@@ -4,16 +4,15 @@
         adapter_model.safetensors + adapter_config.json    (LoRA: PEFT layout, loadable as an adapter)
       or config.json + model.safetensors + tokenizer...    (--full: an HF model directory)
         trainer_state.pt    step, data position, optimizer state, RNG states
-    OUT/args.json           the run's settings (train.py writes them)
+    OUT/args.json           the run's settings (prepare_run_dir writes them, saved_flags reads them)
 
     write = weights_writer(model, full, base_name, hf_config, tokenizer, fmt, tokenizer_dir)
     save_step(OUT, N, (epoch, batches_done), optimizer, write, keep=3)     # OUT/step-N; the latest 3 kept
     step, (epoch, batches_done) = restore(latest_checkpoint(OUT), optimizer)   # also sets the RNG
     args = parser.parse_args(argv, argparse.Namespace(**saved_flags(OUT)))  # the flags given now over the saved
 
-Everything goes into `OUT/.step-N.partial` first and is renamed to `OUT/step-N` only once complete,
-so a crash or a full disk mid-save never leaves a directory that looks like a checkpoint but is not.
-
+A checkpoint appears only once complete (checkpoint.atomic_directory), so a crash or a full disk
+mid-save never leaves a directory that looks like a checkpoint but is not.
 The learning-rate schedule is a pure function of the step (train.py), so the step is its whole state.
 The data order depends only on (seed, epoch) (collate.epoch_batches), so the data position is
 (epoch, batches done in that epoch). The torch RNG states are kept for dropout.
@@ -37,36 +36,18 @@ _STATE_FILE = "trainer_state.pt"
 _STEP_DIR = re.compile(r"^step-(\d+)$")
 
 
-def step_dir(out, step: int) -> Path:
-    return Path(out) / f"step-{step}"
-
-
 def checkpoints(out) -> list[Path]:
     """Finished checkpoints in `out`, oldest first (half-written `.partial` directories are ignored)."""
     out = Path(out)
     if not out.is_dir():
         return []
-    found = [(int(m.group(1)), p) for p in out.iterdir()
-             if (m := _STEP_DIR.match(p.name)) and (p / _STATE_FILE).is_file()]
-    return [p for _, p in sorted(found)]
+    found = [p for p in out.iterdir() if _STEP_DIR.match(p.name) and (p / _STATE_FILE).is_file()]
+    return sorted(found, key=lambda p: int(p.name.removeprefix("step-")))
 
 
 def latest_checkpoint(out) -> Path | None:
     found = checkpoints(out)
     return found[-1] if found else None
-
-
-def _rng_state() -> dict:
-    state = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict):
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def save_checkpoint(directory, write_weights, state: dict) -> Path:
@@ -80,7 +61,12 @@ def save_checkpoint(directory, write_weights, state: dict) -> Path:
 def save_step(out, step: int, position: tuple[int, int], optimizer, write_weights, keep: int) -> Path:
     """Checkpoint OUT/step-N (the weights, the optimizer, the data position, the RNG) and keep the latest
     `keep` checkpoints."""
-    path = save_checkpoint(step_dir(out, step), write_weights, trainer_state(step, position, optimizer))
+    rng = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        rng["cuda"] = torch.cuda.get_rng_state_all()
+    state = {"step": step, "epoch": position[0], "batch": position[1], "optimizer": optimizer.state_dict(),
+             "rng": rng}
+    path = save_checkpoint(Path(out) / f"step-{step}", write_weights, state)
     for old in checkpoints(out)[:-keep]:
         shutil.rmtree(old)
     print(f"saved {path}")
@@ -116,16 +102,13 @@ def weights_writer(model, full: bool, base_name: str, hf_config: dict, tokenizer
     return write
 
 
-def trainer_state(step: int, position: tuple[int, int], optimizer) -> dict:
-    return {"step": step, "epoch": position[0], "batch": position[1], "optimizer": optimizer.state_dict(),
-            "rng": _rng_state()}
-
-
 def restore(directory, optimizer) -> tuple[int, tuple[int, int]]:
     """Load the optimizer and RNG states of checkpoint `directory`; returns (step, data position)."""
     state = load_trainer_state(directory)
     optimizer.load_state_dict(state["optimizer"])
-    _set_rng_state(state["rng"])
+    torch.set_rng_state(state["rng"]["torch"])
+    if "cuda" in state["rng"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["rng"]["cuda"])
     print(f"resumed from {directory} at step {state['step']}")
     return state["step"], (state["epoch"], state["batch"])
 
@@ -142,18 +125,22 @@ def prepare_run_dir(out, settings: dict, resume: bool, overwrite: bool) -> Path 
     in one directory (ValueError naming the way out) and recording the settings in OUT/args.json, which
     --resume reuses."""
     out = Path(out)
-    resume_dir = latest_checkpoint(out) if resume else None
-    if resume and resume_dir is None:
+    found = checkpoints(out)
+    if resume and not found:
         raise ValueError(f"--resume {out}: no finished checkpoint (a step-N directory) there")
-    if (checkpoints(out) or (out / "final").exists()) and not resume:
+    if (found or (out / "final").exists()) and not resume:
         if not overwrite:
-            found = ", ".join(p.name for p in checkpoints(out)) or "final"
-            raise ValueError(f"{out} holds another run's checkpoints ({found}): continue it with --resume {out}, "
-                             "start over with --overwrite, or choose another --out")
-        remove_checkpoints(out)
+            raise ValueError(f"{out} holds another run's checkpoints ({', '.join(p.name for p in found) or 'final'}): "
+                             f"continue it with --resume {out}, start over with --overwrite, or choose another --out")
+        # --overwrite removes the previous run's checkpoints, final output and logs (nothing else)
+        for path in found + [out / n for n in ("init", "final", "merged", "metrics.jsonl", "args.json", "loss.png")]:
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
     out.mkdir(parents=True, exist_ok=True)
     (out / "args.json").write_text(json.dumps(settings, indent=2))
-    return resume_dir
+    return found[-1] if resume else None
 
 
 def saved_flags(out) -> dict:
@@ -163,14 +150,3 @@ def saved_flags(out) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"--resume {out}: no args.json there; is it the output directory of a train.py run?")
     return json.loads(path.read_text())
-
-
-def remove_checkpoints(out):
-    """What --overwrite removes: the previous run's checkpoints, final output and logs (nothing else)."""
-    out = Path(out)
-    for path in checkpoints(out) + [out / name for name in ("init", "final", "merged", "metrics.jsonl",
-                                                               "args.json", "loss.png")]:
-        if path.is_dir():
-            shutil.rmtree(path)
-        elif path.exists():
-            path.unlink()

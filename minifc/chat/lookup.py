@@ -4,9 +4,8 @@
     read_chat_format(directory) -> "gemma3"   # or None when the directory has no minifc.json
     fmt = resolve_chat_format(args.model, args.format, [model_dir, adapter_dir])
 
-A local directory cannot otherwise tell the prompt format it was trained with. `resolve_chat_format` is
-what train.py, eval.py, the mask inspector and the export command use: the --format flag, else the model
-registry's format, else a minifc.json.
+A local directory cannot otherwise tell the prompt format it was trained with. `resolve_chat_format` (for
+minifc/loader.py, so for every command): the --format flag, else the model registry's, else a minifc.json.
 """
 
 import json
@@ -37,24 +36,19 @@ def read_chat_format(directory) -> str | None:
 
 
 def resolve_chat_format(model: str, format_name: str | None = None, directories=()):
-    """The ChatFormat for --model: `format_name` (the --format flag) if given, else the model registry's
-    (minifc.config.MODELS, by short name or hub id), else the one recorded in the minifc.json of the first
-    of `directories` that has one (the model's local directory, an adapter directory; entries that are
-    None or not directories are skipped). Raises ValueError naming what to pass when nothing says."""
-    if format_name:
-        return get_format(format_name)
-    registry_format = resolve_model_name(model)[1]
-    if registry_format:
-        return get_format(registry_format)
+    """The ChatFormat for --model, as the module docstring says: the registry is minifc.config.MODELS (by
+    short name or hub id), `directories` the model's local directory and an adapter directory (entries that
+    are None or not directories are skipped). Raises ValueError naming what to pass when nothing says."""
+    if name := format_name or resolve_model_name(model)[1]:
+        return get_format(name)
     searched = [Path(d) for d in directories if d and Path(d).is_dir()]
     for directory in searched:
         recorded = read_chat_format(directory)
-        if recorded is None:
-            continue
-        if recorded not in FORMATS:
+        if recorded in FORMATS:
+            return get_format(recorded)
+        if recorded is not None:
             raise ValueError(f"{directory / _FILE}: chat_format {recorded!r} is not one of "
                              f"{', '.join(sorted(FORMATS))}; fix the file or pass --format")
-        return get_format(recorded)
     missing = (f"there is no {' or '.join(str(d / _FILE) for d in searched)}" if searched
                else "it is no local directory with a minifc.json")
     raise ValueError(f"which chat format does --model {model} use? It is not in the model registry "
