@@ -37,8 +37,8 @@ from minifc.loss import batch_loss
 from minifc.masking import TrainOn
 from minifc.tiny import save_tiny, tokenizer_for_examples
 from minifc.trainlog import MetricsLog, plot_losses, step_line, step_record
-from minifc.trainstate import (ctrl_c_stops, latest_checkpoint, prepare_run_dir, restore, save_step, saved_flags,
-                               weights_writer)
+from minifc.trainstate import (ctrl_c_stops, latest_checkpoint, prepare_run_dir, restore, resume_changes, save_step,
+                               saved_flags, weights_writer)
 
 # The offline demo learns from scratch: full fine-tuning, a higher learning rate, shorter rows.
 TINY_DEFAULTS = dict(full=True, lr=3e-3, max_len=1024, batch_tokens=8192, epochs=5, eval_interval=25,
@@ -103,9 +103,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.resume:  # parse again into the saved settings: argparse sets a default only where nothing is
         try:
-            args = parser.parse_args(argv, argparse.Namespace(**saved_flags(args.resume)))
-        except FileNotFoundError as error:
+            saved = saved_flags(args.resume)
+        except (OSError, ValueError) as error:
             sys.exit(str(error))
+        args = parser.parse_args(argv, argparse.Namespace(**saved))
+        if changed := resume_changes(saved, vars(args)):
+            sys.exit(f"--resume {args.resume} continues the run as it was set up; these flags would change it: "
+                     f"{'; '.join(changed)}. Drop them, or start a new run with another --out (or --overwrite).")
         args.out = args.resume
     for key, value in (TINY_DEFAULTS if args.model == "tiny" else DEFAULTS).items():
         if getattr(args, key) is None:

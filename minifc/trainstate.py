@@ -143,10 +143,27 @@ def prepare_run_dir(out, settings: dict, resume: bool, overwrite: bool) -> Path 
     return found[-1] if resume else None
 
 
+# What a resumed run may not change: the base model and its adapter's shape, and everything that decides
+# the data, its order and its packing (the saved data position counts batches of exactly that data).
+FIXED_ON_RESUME = ("model", "format", "full", "lora_r", "lora_alpha", "lora_dropout", "lora_targets", "rslora",
+                   "data", "data_format", "eval_data", "strict", "train_on", "last_turn_only", "max_len",
+                   "truncate", "no_packing", "batch_tokens", "grad_accum", "seed")
+
+
+def resume_changes(saved: dict, settings: dict) -> list[str]:
+    """The flags given with --resume that change what the saved run fixed, as `--flag: saved -> now`."""
+    return [f"--{key.replace('_', '-')}: {saved[key]!r} -> {settings.get(key)!r}" for key in FIXED_ON_RESUME
+            if key in saved and saved[key] != settings.get(key)]
+
+
 def saved_flags(out) -> dict:
     """The flags the run in OUT saved in OUT/args.json (train.py writes it), for --resume OUT to parse
     the flags given now over (train.parse_args)."""
     path = Path(out) / "args.json"
     if not path.is_file():
         raise FileNotFoundError(f"--resume {out}: no args.json there; is it the output directory of a train.py run?")
-    return json.loads(path.read_text())
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: line {error.lineno}: invalid JSON ({error.msg}); restore it, or start a new run "
+                         "with another --out") from None

@@ -588,3 +588,18 @@ def test_control_tokens_are_single_ids_and_cover_every_rendering(tokenizer):
     for messages, tools, add_generation_prompt in CASES.values():
         ids = tokenizer.encode(render(messages, tools, add_generation_prompt).text)
         assert {i for i in ids if i in range(46, 53) or i in (1, 2, 105, 106)} <= control_ids
+
+
+@pytest.mark.parametrize("name, arguments, match", [
+    ("get weather", {"city": "Paris"}, r"function name 'get weather' cannot be written"),
+    ("get{weather}", {"city": "Paris"}, r"function name 'get\{weather\}' cannot be written"),
+    ("get_weather", {"ci:ty": "Paris"}, r"argument name 'ci:ty' of 'get_weather' cannot be written"),
+    ("get_weather", {"where": [{"ci,ty": "Paris"}]}, r"argument name 'ci,ty' of 'get_weather' cannot be written"),
+])
+def test_calls_that_parse_could_not_read_back_are_refused(name, arguments, match):
+    """A call is trained only if parse() reads back what it trains: names and argument keys are written bare."""
+    with pytest.raises(ValueError, match=r"^messages\[1\] \(assistant\): " + match):
+        render([user("x"), calls(call(name, **arguments))])
+    readable = render([user("x"), calls(call("get_weather", **{"the city": "Paris", "where": [{"a b": 1}]}))])
+    assert parse(readable.text.split("<start_of_turn>model\n")[1])["tool_calls"] == [
+        call("get_weather", **{"the city": "Paris", "where": [{"a b": 1}]})]

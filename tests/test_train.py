@@ -234,6 +234,22 @@ def test_train_on_flags_train_more_and_are_kept_on_resume(data, base_dir, tmp_pa
         train.main(args_for(data, tmp_path / "bad", *common, "--train-on", "assistant,robot"))
 
 
+def test_resume_refuses_flags_that_would_change_the_run(data, base_dir, tmp_path):
+    """--resume keeps the base model, the adapter's shape and the data as saved: a flag that would change
+    them is refused before anything is written (args.json stays as it was); --max-steps may change."""
+    out = tmp_path / "run"
+    train.main(args_for(data, out, "--model", base_dir, "--max-steps", 1))
+    saved = (out / "args.json").read_text()
+    for flags, named in ([["--model", "tiny"], rf"--model: '{re.escape(str(base_dir))}' -> 'tiny'"],
+                         [["--lora-r", "8", "--seed", "3"], r"--lora-r: 16 -> 8; --seed: 0 -> 3"],
+                         [["--max-len", "256"], r"--max-len: 512 -> 256"]):
+        with pytest.raises(SystemExit, match=f"^--resume {re.escape(str(out))} continues the run .*{named}\\. Drop"):
+            train.main(["--resume", str(out), *flags])
+        assert (out / "args.json").read_text() == saved
+    train.main(["--resume", str(out), "--max-steps", "2"])
+    assert json.loads((out / "args.json").read_text())["max_steps"] == 2 and losses(out)[-1] > 0
+
+
 @pytest.fixture
 def no_model_load(monkeypatch):
     def fail(*args, **kwargs):

@@ -192,7 +192,22 @@ def _format_call(call: dict, where: str) -> str:
         # The template dumps a JSON string verbatim after 20 spaces of indentation: always wrong.
         raise ValueError(f"{where}: tool call {function.get('name')!r} has arguments of type "
                          f"{type(arguments).__name__}; pass a dict (json.loads a JSON string first)")
+    _check_writable(function["name"], arguments, where)
     return CALL_START + "call:" + function["name"] + "{" + _format_fields(arguments) + "}" + CALL_END
+
+
+def _check_writable(name, arguments, where: str):
+    """Refuse a call that parse() could not read back: its name and (nested) argument keys are written bare."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise ValueError(f"{where}: function name {name!r} cannot be written in FunctionGemma's call syntax "
+                         "(no spaces or any of {}<>:,[]); rename the tool")
+    for key, value in arguments.items():
+        if not _KEY.fullmatch(key):
+            raise ValueError(f"{where}: argument name {key!r} of {name!r} cannot be written in FunctionGemma's "
+                             "call syntax (none of :,{}[]<); rename the argument")
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, dict):
+                _check_writable(name, item, where)
 
 
 def _format_tool_results(message: dict, where: str, name=_MISSING) -> list[str]:
@@ -402,7 +417,8 @@ class _ArgumentParser:
             self.expect(",")
 
 
-_NAME = re.compile(r"[^\s{}<>:,\[\]]+")
+_NAME = re.compile(r"[^\s{}<>:,\[\]]+")  # a function name as parse() reads it
+_KEY = re.compile(r"[^:,{}\[\]<]+")  # an argument name as parse() reads it (ArgumentParser.bare)
 
 
 def _parse_call(text: str, pos: int) -> tuple[dict, int]:
