@@ -127,8 +127,38 @@ def _check_tools(tools, problem) -> dict:
         parameters = function.get("parameters")
         if parameters is not None and not isinstance(parameters, dict):
             problem("bad_structure", f"tools[{j}].function.parameters", "must be a JSON Schema object")
-        schemas[function["name"]] = parameters if isinstance(parameters, dict) else {}
+        malformed = _malformed(parameters, f"tools[{j}].function.parameters") if isinstance(parameters, dict) else []
+        for where, message in malformed:
+            problem("bad_schema", where, message)
+        schemas[function["name"]] = parameters if isinstance(parameters, dict) and not malformed else {}
     return schemas
+
+
+def _shown(value) -> str:
+    return json.dumps(value, default=str)
+
+
+def _malformed(schema: dict, path: str) -> list[tuple[str, str]]:
+    """(field, message) for each part of a tool's JSON Schema that checking arguments against it could not
+    read (a list where an object belongs, a string where a list belongs...), nested properties included."""
+    errors = []
+    kind = schema.get("type")
+    names = isinstance(kind, str) or isinstance(kind, list) and all(isinstance(t, str) for t in kind)
+    if kind is not None and not names:
+        errors.append((f"{path}.type", f"must be a type name or a list of them, got {_shown(kind)}"))
+    for key, shape, fix in (("properties", dict, 'an object {"name": {"type": ...}, ...}'),
+                            ("required", list, 'a list of property names, e.g. ["city"]'),
+                            ("enum", list, 'a list of the allowed values, e.g. ["celsius", "fahrenheit"]')):
+        value = schema.get(key)
+        if value is not None and not isinstance(value, shape):
+            errors.append((f"{path}.{key}", f"must be {fix}, got {_shown(value)}"))
+    if isinstance(schema.get("required"), list) and not all(isinstance(k, str) for k in schema["required"]):
+        errors.append((f"{path}.required", f"must list property names (strings), got {_shown(schema['required'])}"))
+    for name, sub in (schema.get("properties") or {}).items() if isinstance(schema.get("properties"), dict) else ():
+        errors += _malformed(sub, f"{path}.properties.{name}") if isinstance(sub, dict) else []
+    if isinstance(schema.get("items"), dict):
+        errors += _malformed(schema["items"], f"{path}.items")
+    return errors
 
 
 def _check_assistant(message, where, schemas, problem) -> list[str]:

@@ -1,6 +1,7 @@
 """Loading and validation: locations, normalisation, every rule of validate_example, strict mode, the report."""
 
 import json
+import re
 import sys
 import types
 
@@ -262,3 +263,23 @@ def test_hub_parquet_file_raises(tmp_path, monkeypatch):
     fake_hub(monkeypatch, [], tmp_path / "unused")
     with pytest.raises(DataError, match="parquet is not supported"):
         load_examples("hf:someone/tools/train.parquet")
+
+
+@pytest.mark.parametrize("parameters, field, found", [
+    ({"type": "object", "properties": ["city"]}, "parameters.properties", r'got \["city"\]'),
+    ({"type": "object", "properties": 3}, "parameters.properties", "got 3"),
+    ({"type": "object", "properties": {"city": {"type": "string"}}, "required": "city"}, "parameters.required",
+     'got "city"'),
+    ({"type": "object", "properties": {"city": {"type": "string"}}, "required": [1]}, "parameters.required", r"got \[1\]"),
+    ({"type": "object", "properties": {"city": {"type": "string", "enum": "celsius"}}},
+     "parameters.properties.city.enum", 'got "celsius"'),
+    ({"type": "object", "properties": {"city": {"type": {"a": 1}}}}, "parameters.properties.city.type", 'got {"a": 1}'),
+])
+def test_a_malformed_tool_schema_is_a_counted_skip_not_a_crash(parameters, field, found):
+    example = Example([{"role": "user", "content": "Weather?"},
+                       {"role": "assistant", "tool_calls": [{"type": "function", "function": {
+                           "name": "f", "arguments": {"city": "cel"}}}]}],
+                      [{"type": "function", "function": {"name": "f", "parameters": parameters}}], location="d.jsonl:7")
+    problems = validate_example(example)
+    assert [(p.reason, p.field) for p in problems] == [("bad_schema", f"tools[0].function.{field}")]
+    assert re.search(found, problems[0].message) and str(problems[0]).startswith("d.jsonl:7: tools[0]")

@@ -35,8 +35,8 @@ DECL_START, DECL_END = "<start_function_declaration>", "<end_function_declaratio
 CALL_START, CALL_END = "<start_function_call>", "<end_function_call>"
 RESPONSE_START, RESPONSE_END = "<start_function_response>", "<end_function_response>"
 ESCAPE = "<escape>"
-_CONTROL = control_pattern((BOS, EOS, START_OF_TURN, END_OF_TURN, DECL_START, DECL_END, CALL_START, CALL_END, RESPONSE_START,
-                             RESPONSE_END, ESCAPE))
+_CONTROL = control_pattern((BOS, EOS, START_OF_TURN, END_OF_TURN, DECL_START, DECL_END, CALL_START, CALL_END,
+                            RESPONSE_START, RESPONSE_END, ESCAPE))
 DEFAULT_DEVELOPER_TEXT = "You are a model that can do function calling with the following functions"
 # Keys of a JSON-Schema property that the template never renders as sub-properties.
 _STANDARD_KEYS = ("description", "type", "properties", "required", "nullable")
