@@ -135,12 +135,22 @@ def _read_records(path: Path):
     """Yields (location "path:line", record or None, parse error or None) for each record of a file.
     JSONL: one object per line (blank lines skipped). JSON: one object, or a list of objects; the line
     of each list item is found while decoding, so errors point at it."""
-    text = path.read_text(encoding="utf-8")
-    if path.suffix == ".jsonl":
-        for number, line in enumerate(text.splitlines(), 1):
+    data = path.read_bytes()
+    if path.suffix == ".jsonl":  # lines end at "\n" only: U+2028 or U+0085 inside a JSON string is text
+        for number, raw in enumerate(data.split(b"\n"), 1):
+            try:
+                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError as error:
+                yield f"{path}:{number}", None, f"invalid UTF-8 at byte {error.start + 1} of the line; save it as UTF-8"
+                continue
             if line.strip():
                 yield _decode(line, f"{path}:{number}")
         return
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise DataError(f"{path}:{line}: invalid UTF-8 (byte {error.start + 1} of the file); save the file as UTF-8")
     decoder, start = json.JSONDecoder(), _skip_space(text, 0)
     if text[start:start + 1] != "[":
         yield _decode(text, f"{path}:{text.count(chr(10), 0, start) + 1}")
@@ -169,3 +179,5 @@ def _decode(text, location):
         return location, json.loads(text), None
     except json.JSONDecodeError as error:
         return location, None, f"invalid JSON ({error.msg} at column {error.colno}); each line must be one JSON object"
+    except RecursionError:
+        return location, None, "JSON nested too deeply to read; flatten the record"

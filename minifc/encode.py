@@ -152,6 +152,9 @@ def encode_dataset(examples, tokenizer, fmt, max_len: int | None = None, truncat
         except ValueError as error:  # the format cannot express this conversation (Gemma's strict turns, say)
             report.drop("cannot render", f"{location}: {error}")
             continue
+        except RecursionError:
+            report.drop("cannot render", f"{location}: a value is nested too deeply to render")
+            continue
         ids, labels = _encode_rendered(rendered, tokenizer, location, train_on)
         if max_len is not None and len(ids) > max_len:
             cut = _truncate_at_turn_end(ids, labels, max_len) if truncate else None

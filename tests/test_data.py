@@ -283,3 +283,45 @@ def test_a_malformed_tool_schema_is_a_counted_skip_not_a_crash(parameters, field
     problems = validate_example(example)
     assert [(p.reason, p.field) for p in problems] == [("bad_schema", f"tools[0].function.{field}")]
     assert re.search(found, problems[0].message) and str(problems[0]).startswith("d.jsonl:7: tools[0]")
+
+
+def test_jsonl_lines_end_at_newline_only_and_bad_utf8_is_a_counted_skip(tmp_path):
+    """U+2028 and U+0085 inside a JSON string are text, not line ends (str.splitlines would split there and
+    lose the record); a line of invalid UTF-8 is skipped and counted with its line, the rest still loads."""
+    record = {"messages": [{"role": "user", "content": "a\u2028b\u0085c"}, {"role": "assistant", "content": "ok"}]}
+    line = json.dumps(record, ensure_ascii=False).encode()
+    path = tmp_path / "d.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + line + b"\n" + b'{"messages": "\xff"}\r\n' + line + b"\r\n")
+    examples, report = load_examples(path)
+    assert [e.messages[0]["content"] for e in examples] == ["a\u2028b\u0085c"] * 2
+    assert [e.location for e in examples] == [f"{path}:1", f"{path}:3"]
+    assert report.skipped == {"invalid_json": 1}
+    assert f"{path}:2: line: invalid UTF-8 at byte 15 of the line" in report.summary()
+    whole = tmp_path / "d.json"
+    whole.write_bytes(b'[\n{"messages": []},\n"\xff"]')
+    with pytest.raises(DataError, match=rf"^{re.escape(str(whole))}:3: invalid UTF-8"):
+        load_examples(whole)
+
+
+def test_deep_nesting_is_a_counted_skip_when_reading_and_when_encoding(tmp_path):
+    """JSON nested beyond what Python's parser reads is an invalid record; a value just inside that limit
+    loads but no format can render it: dropped and counted by the encoder, never a RecursionError."""
+    from minifc.chat import get_format
+    from minifc.encode import encode_dataset
+
+    path = tmp_path / "deep.jsonl"
+    ok = {"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]}
+    path.write_text('{"messages": ' + "[" * 100_000 + "]" * 100_000 + "}\n" + json.dumps(ok) + "\n")
+    examples, report = load_examples(path)
+    assert len(examples) == 1
+    assert f"{path}:1: line: JSON nested too deeply to read" in report.summary()
+    value = 1
+    for _ in range(900):
+        value = [value]
+    deep = Example([{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"},
+                    {"role": "user", "content": "c"}, {"role": "assistant", "tool_calls": [
+                        {"type": "function", "function": {"name": "f", "arguments": {"x": value}}}]}],
+                   [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}], location="d:1")
+    encoded, encode_report = encode_dataset([deep], None, get_format("gemma3"))
+    assert encoded == [] and encode_report.dropped == {"cannot render": 1}
+    assert "d:1: a value is nested too deeply to render" in str(encode_report)
