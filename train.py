@@ -47,6 +47,15 @@ DEFAULTS = dict(full=False, lr=2e-4, max_len=2048, batch_tokens=16384, epochs=3,
                 save_interval=100, format=None, warmup_steps=None, eval_examples=256)
 
 
+# The range of every numeric flag: a value outside it is refused before anything runs.
+RANGES = {">= 1": lambda v: v >= 1, ">= 0": lambda v: v >= 0, "> 0": lambda v: v > 0,
+          "in [0, 1)": lambda v: 0 <= v < 1, "in [0, 1]": lambda v: 0 <= v <= 1}
+LIMITS = dict(grad_accum=">= 1", max_len=">= 1", batch_tokens=">= 1", lora_r=">= 1", eval_interval=">= 1",
+              save_interval=">= 1", keep_checkpoints=">= 1", max_steps=">= 1", loss_chunk=">= 1", seed=">= 0",
+              check_examples=">= 0", eval_examples=">= 0", warmup_steps=">= 0", weight_decay=">= 0", grad_clip=">= 0",
+              epochs="> 0", lr="> 0", lora_alpha="> 0", lora_dropout="in [0, 1)", min_lr_ratio="in [0, 1]")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="Fine-tune Gemma 3 / FunctionGemma / Llama 3.x for function calling.")
     add = p.add_argument
@@ -120,10 +129,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.dtype == "float16":
         sys.exit("--dtype float16 is refused: Gemma 3's activations exceed float16's range (65504) and "
                  "overflow to inf/NaN. Use bfloat16 (same memory, float32's range) or float32.")
-    for name in ("grad_accum", "max_len", "batch_tokens", "lora_r", "eval_interval", "save_interval",
-                 "keep_checkpoints", "max_steps"):
-        if getattr(args, name) is not None and getattr(args, name) < 1:
-            sys.exit(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    for name, limit in LIMITS.items():
+        if getattr(args, name) is not None and not RANGES[limit](getattr(args, name)):
+            sys.exit(f"--{name.replace('_', '-')} must be {limit}, got {getattr(args, name)}")
+    if args.batch_tokens < args.max_len:
+        sys.exit(f"--batch-tokens ({args.batch_tokens}) must be at least --max-len ({args.max_len}): a micro-batch "
+                 "holds whole rows of --max-len tokens")
     if args.model != "tiny":
         try:
             resolve_model_name(args.model)  # an unknown name lists the known ones

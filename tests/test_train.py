@@ -284,3 +284,17 @@ def test_tiny_demo_learns(data, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "tool-call check on 2 held-out examples, before and after training" in printed
     assert "exact answer" in printed
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--lr", "-1"], r"--lr must be > 0, got -1.0"), (["--lr", "0"], r"--lr must be > 0, got 0.0"),
+    (["--epochs", "0"], r"--epochs must be > 0, got 0.0"), (["--lora-alpha", "0"], r"--lora-alpha must be > 0"),
+    (["--lora-dropout", "2"], r"--lora-dropout must be in \[0, 1\), got 2.0"),
+    (["--loss-chunk", "0"], r"--loss-chunk must be >= 1, got 0"), (["--seed", "-1"], r"--seed must be >= 0"),
+    (["--warmup-steps", "-2"], r"--warmup-steps must be >= 0"), (["--min-lr-ratio", "1.5"], r"--min-lr-ratio must be in \[0, 1\]"),
+    (["--grad-accum", "0"], r"--grad-accum must be >= 1, got 0"),
+    (["--max-len", "2048", "--batch-tokens", "1024"], r"--batch-tokens \(1024\) must be at least --max-len \(2048\)"),
+])
+def test_flags_out_of_range_are_refused_before_anything_runs(flags, message):
+    with pytest.raises(SystemExit, match=f"^{message}"):
+        train.parse_args(["--model", "tiny", *flags])
