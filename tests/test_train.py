@@ -291,7 +291,8 @@ def test_tiny_demo_learns(data, tmp_path, capsys):
     (["--epochs", "0"], r"--epochs must be > 0, got 0.0"), (["--lora-alpha", "0"], r"--lora-alpha must be > 0"),
     (["--lora-dropout", "2"], r"--lora-dropout must be in \[0, 1\), got 2.0"),
     (["--loss-chunk", "0"], r"--loss-chunk must be >= 1, got 0"), (["--seed", "-1"], r"--seed must be >= 0"),
-    (["--warmup-steps", "-2"], r"--warmup-steps must be >= 0"), (["--min-lr-ratio", "1.5"], r"--min-lr-ratio must be in \[0, 1\]"),
+    (["--warmup-steps", "-2"], r"--warmup-steps must be >= 0"),
+    (["--min-lr-ratio", "1.5"], r"--min-lr-ratio must be in \[0, 1\]"),
     (["--grad-accum", "0"], r"--grad-accum must be >= 1, got 0"),
     (["--max-len", "2048", "--batch-tokens", "1024"], r"--batch-tokens \(1024\) must be at least --max-len \(2048\)"),
 ])
