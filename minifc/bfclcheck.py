@@ -140,7 +140,8 @@ def _check_value(param: str, value, schema: dict, alternatives: list, language: 
         return f"BFCL's checker fails on {param!r} ({type(error).__name__}: {error}): counted wrong"
     type_ok, variable = _type_check(value, alternatives, expected, item_type)
     if not type_ok:
-        return f"type error for {param!r}: expected {schema.get('type')}, got {type(value).__name__} {value!r}"
+        what = f"{schema['type']} of {schema['items']['type']} items" if type(value) is expected else schema["type"]
+        return f"type error for {param!r}: expected {what}, got {value!r}"
     if variable:
         matched = value in alternatives
     elif expected is dict:
