@@ -20,8 +20,8 @@ Rules of a call match (following BFCL's ast_checker.py):
     requires is present; none outside the schema, nor outside the gold answer (BFCL rejects an optional
     parameter that the gold answer does not list); a gold parameter the call leaves out must list "";
   - types follow the schema: an int is accepted where a number is declared, a bool is never a number,
-    arrays are checked one level deep (each item against `items.type`); like BFCL, a value of the gold
-    answer's own type is accepted too (BFCL writes variable names as strings);
+    arrays are checked one level deep (each item against `items.type`); like BFCL, a value (or an array
+    item) of the gold answer's own type is accepted too (BFCL writes variable names as strings);
   - strings are compared after BFCL's normalisation (normalize_string), also inside lists and dicts;
     numbers by value (5 == 5.0), a bool only to a bool;
   - several calls match in any order: same count, each gold call matched to a distinct predicted call
@@ -96,10 +96,11 @@ def _type_error(param: str, value, schema: dict, alternatives: list) -> str | No
         # strings), a value of the gold's type is accepted and compared as such.
         if json_type(value) not in {json_type(a) for a in alternatives if a != ""}:
             return f"type mismatch for '{param}': expected {expected}, got {json_type(value)}"
-    elif expected == "array":  # the items too, one level deep, as BFCL
+    elif expected == "array":  # the items too, one level deep, as BFCL (again also of the gold's own type)
         items_type = (schema.get("items") or {}).get("type")
+        gold_items = {json_type(x) for a in alternatives if isinstance(a, list) for x in a}
         for i, item in enumerate(value):
-            if not _type_ok(item, items_type):
+            if not _type_ok(item, items_type) and json_type(item) not in gold_items:
                 return f"type mismatch for '{param}' item {i}: expected {items_type}, got {json_type(item)}"
     return None
 
