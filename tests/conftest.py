@@ -92,3 +92,10 @@ def bfcl_data() -> Path:
                     Path(partial).rename(cache)
                     Path(partial).mkdir()  # for TemporaryDirectory's clean-up
     return data
+
+
+@pytest.fixture(scope="session")
+def bfcl_entries(bfcl_data) -> list:
+    """Every single-turn BFCL entry (minifc.bfcl.BfclEntry) of bfcl_data."""
+    from minifc.bfcl import load_bfcl_entries
+    return load_bfcl_entries(["all"], bfcl_data)
