@@ -31,7 +31,7 @@ def plot_categories(runs: dict[str, dict], png_path) -> Path | None:
     what = next(iter(series.values()))[0]
     categories = list(dict.fromkeys(c for _, rates in series.values() for c in rates))
     width = 0.8 / len(series)
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.6 * len(categories) * len(series) + 2), 4.5))
+    fig, ax = plt.subplots(figsize=(min(14.0, max(6.0, 0.45 * len(categories) * len(series) + 2)), 4.5))
     for i, (label, (_, rates)) in enumerate(series.items()):
         xs = [j + (i - (len(series) - 1) / 2) * width for j in range(len(categories))]
         bars = ax.bar(xs, [100 * rates.get(c, 0.0) for c in categories], width, label=label)
