@@ -5,7 +5,7 @@
 `functions` and `ground_truth` are a BFCL entry's own "function" and "ground_truth" fields (BFCL type
 names, possible answers [{name: {param: [acceptable values]}}]); the category decides the rule. These
 are the rules of BFCL's ast_checker.py and eval_runner.py (bfcl-eval 2026.3.23), re-derived from its
-source, quirks included; minifc.evaluate keeps minifc's own, stricter and order-free, rules beside them.
+source, quirks included; minifc.evaluate keeps minifc's own rules (order-free, every call checked) beside these.
 
 The answer: a parse() result that failed (parse_error) did not decode; otherwise its calls are BFCL's
 decoded output, one {name: arguments} per call, well formed when every name is a string and every
@@ -50,7 +50,7 @@ def bfcl_verdict(parsed, functions: list[dict], ground_truth: list[dict], catego
         return Verdict(not _has_call(decoded), "correct" if not _has_call(decoded) else "a call where none is due")
     if "relevance" in category:
         return Verdict(_has_call(decoded), "correct" if _has_call(decoded) else "no well-formed call")
-    gold = [next(iter(answer.items())) for answer in ground_truth]  # [(name, {param: [acceptable]})]
+    gold = [call for answer in ground_truth for call in answer.items()]  # [(name, {param: [acceptable]})]
     names = {function["name"] for function in functions}
     if not gold or any(name not in names for name, _ in gold):
         raise ValueError(f"a {category} entry needs gold calls to its functions ({', '.join(names)}), got "
