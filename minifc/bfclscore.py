@@ -65,7 +65,8 @@ def source_values(parsed, entry: BfclEntry):
     read = []
     for call in calls:
         name, arguments = call_name_arguments(call) if isinstance(call, dict) else (None, None)
-        properties = ((functions.get(name) or {}).get("parameters") or {}).get("properties") or {}
+        function = functions.get(name) if isinstance(name, str) else None
+        properties = ((function or {}).get("parameters") or {}).get("properties") or {}
         if isinstance(arguments, dict):
             arguments = {param: _read(value, properties.get(param), entry.language)
                          for param, value in arguments.items()}

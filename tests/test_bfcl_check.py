@@ -6,8 +6,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from minifc.bfcl import convert_function
+from minifc.bfcl import BfclEntry, convert_function
 from minifc.bfclcheck import bfcl_verdict
+from minifc.bfclscore import score_bfcl
 from minifc.bfcllang import TYPES, convert
 from minifc.evaluate import Verdict, check_calls, score_example
 
@@ -207,8 +208,11 @@ def test_java_and_javascript_answers_must_be_strings():
 
 # ----------------------------------------------------------------------------- never raises
 
-JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
-                    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=4), inner, max_size=4),
+def json_containers(inner):
+    return st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=4), inner, max_size=4)
+
+
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8), json_containers,
                     max_leaves=12)
 SOURCE = st.lists(st.sampled_from(["1", "-2", "3L", "1.5f", "2.5", "true", '"s"', "'c'", "x", " ", ",", "{", "}",
                                    "[", "]", "(", ")", "{{", "}}", "new int[]", "new ArrayList<>", "Arrays.asList",
@@ -222,6 +226,10 @@ ALL_TYPES = {language: [function("f", {f"p{i}": {"type": name, "items": {"type":
 def never_raises(functions, ground_truth, category, calls, tools=None):
     parsed = answer(*calls)
     assert isinstance(bfcl_verdict(parsed, functions, ground_truth, category), Verdict)
+    if "java" in category:  # BFCL's verdict and minifc's on the values read from the source text
+        prediction = {"parsed": parsed, "category": category, "stop_reason": "stop", "record": None}
+        score_bfcl([BfclEntry("fuzz", category, [], functions, ground_truth, "fuzz")], [prediction])
+        assert prediction["record"]["reason"]
     if "relevance" not in category:  # minifc's own checker (score_example runs check_calls)
         gold = [{"name": n, "arguments": a} for call in ground_truth for n, a in call.items()]
         tools = tools or [convert_function(f) for f in functions]
