@@ -5,7 +5,7 @@
 
 An entry here is a BFCL question row with its "ground_truth" added ([] for (ir)relevance). The answer
 takes, for every gold parameter, its first acceptable value other than "" (a parameter that lists only
-"" is left out); a dict value takes the first acceptable value of each key, a list of dicts likewise
+"" is left out, or given as "" where the schema requires it); a dict value takes the first acceptable value of each key, a list of dicts likewise
 dict by dict, as BFCL's checker compares them. Java and JavaScript values are written as the source
 text that BFCL's converter reads back as that value (String items of a Java Array unquoted: BFCL keeps
 quotes there). This is test-side knowledge, independent of minifc/bfclcheck.py.
@@ -31,13 +31,13 @@ def first(alternatives):
     return next((a for a in alternatives if a != ""), OMIT) if isinstance(alternatives, list) else alternatives
 
 
-def gold_value(alternative, schema: dict, category: str):
+def gold_value(alternative, schema: dict):
     """A model's value for one acceptable value of a parameter (dicts and lists of dicts unpacked)."""
     if isinstance(alternative, dict) and schema.get("type") in ("dict", "HashMap"):
         return {key: first(value) for key, value in alternative.items() if first(value) is not OMIT}
     items = (schema.get("items") or {}).get("type")
     if isinstance(alternative, list) and items == "dict" and all(isinstance(a, dict) for a in alternative):
-        return [gold_value(a, {"type": "dict"}, category) for a in alternative]
+        return [gold_value(a, {"type": "dict"}) for a in alternative]
     return alternative
 
 
@@ -52,19 +52,19 @@ def gold_answer(entry: dict) -> list[tuple[str, dict]]:
     calls = []
     for call in entry["ground_truth"]:
         (name, parameters), = call.items()
-        schema = function_of(entry, name)["parameters"]
-        properties = schema["properties"]
+        properties = function_of(entry, name)["parameters"]["properties"]
+        required = function_of(entry, name)["parameters"].get("required", [])
         arguments = {}
         for param, alternatives in parameters.items():
             value = first(alternatives)
             if "" in alternatives and (param not in properties or value is OMIT):
-                if param in properties and param in schema.get("required", []):
+                if param in properties and param in required:
                     arguments[param] = ""
                 continue
             if value is OMIT:  # no acceptable value at all ([]): nothing passes; write the parameter anyway
                 value = ""
             schema = properties.get(param, {})
-            value = gold_value(value, schema, entry["category"])
+            value = gold_value(value, schema)
             if language(entry["category"]) != "python":
                 value = source(value, schema, language(entry["category"]))
             arguments[param] = value

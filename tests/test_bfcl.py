@@ -176,7 +176,8 @@ def test_bfcl_scores_per_category_and_table(bfcl_dir):
     assert [p["bfcl"] for p in predictions] == [
         {"category": "simple", "ok": True, "reason": "correct"},
         # BFCL converts an int to a float for a whole value only: ints inside a tuple of floats fail
-        {"category": "simple", "ok": False, "reason": "type error for 'point': expected tuple of float items, got [0, 0]"},
+        {"category": "simple", "ok": False,
+         "reason": "type error for 'point': expected tuple of float items, got [0, 0]"},
         {"category": "irrelevance", "ok": True, "reason": "correct"}]
     scores = bfcl_scores(predictions)
     assert scores == {"categories": {"simple": {"correct": 1, "total": 2, "accuracy": 0.5},

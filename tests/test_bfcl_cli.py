@@ -83,8 +83,8 @@ def test_an_installed_bfcl_eval_is_found_without_importing_it(tmp_path, data_dir
                         lambda name: package if name == "bfcl_eval" else None)
     assert minifc.bfcl.bfcl_data_dir() == data_dir
     entries = minifc.bfcl.load_bfcl_entries(["java", "live_relevance"])  # v3 name of simple_java too
-    assert [(e.id, e.category, e.kind) for e in entries] == [("simple_java_0", "simple_java", "simple_java"),
-                                                            ("live_relevance_0-0-0", "live_relevance", "live_relevance")]
+    assert [(e.id, e.category, e.kind) for e in entries] == [
+        ("simple_java_0", "simple_java", "simple_java"), ("live_relevance_0-0-0", "live_relevance", "live_relevance")]
     assert "bfcl_eval" not in sys.modules
     with pytest.raises(ValueError, match="BFCL category simple_python: none of .*BFCL_v4_simple_python.json"):
         minifc.bfcl.load_bfcl_entries(["all"])

@@ -65,7 +65,7 @@ def data(bfcl_data):
     return rows, entries
 
 
-def verdict(row: dict, calls) -> "Verdict":
+def verdict(row: dict, calls):
     parsed = {"role": "assistant", "content": None, "parse_error": None,
               "tool_calls": [{"type": "function", "function": {"name": n, "arguments": a}} for n, a in calls]}
     return bfcl_verdict(parsed, row["function"], row["ground_truth"], row["category"])
@@ -123,7 +123,8 @@ def test_bfcl_data_shapes_the_checker_relies_on(data):
                     for a in alternatives:
                         dicts = [a] if isinstance(a, dict) else [d for d in a if isinstance(d, dict)] \
                             if isinstance(a, list) else []
-                        flat += [(row["id"], param, key) for d in dicts for key, v in d.items() if not isinstance(v, list)]
+                        flat += [(row["id"], param, key) for d in dicts for key, v in d.items()
+                                 if not isinstance(v, list)]
     assert flat == [("simple_java_64", "meta", "format")]
 
 
@@ -217,12 +218,12 @@ def test_perturbations_get_bfcls_verdict(data):
                 if lang != "python":
                     expect(row, replaced(gold, index, param, 7), False, "wrong type", counts)
                 else:
-                    allowed = {python} | {type(a) for a in alternatives if a != ""} | ({int} if python is float else set())
+                    allowed = {python, *(type(a) for a in alternatives if a != ""), *([int] if python is float else [])}
                     odd = next(v for v in ({"zq": 1}, 0.5, "zq9", [None]) if type(v) not in allowed)
                     expect(row, replaced(gold, index, param, odd), False, "wrong type", counts)
                 # Value: same type, equal to no acceptable value (strings: not even after normalising)
                 base = first(alternatives)
-                new = wrong_value(gold_value(base, schema, row["category"]))
+                new = wrong_value(gold_value(base, schema))
                 flat = [normalize(a) if isinstance(a, str) else a for a in alternatives]
                 if new is not None and (normalize(new) if isinstance(new, str) else new) not in flat:
                     new = source(new, schema, lang) if lang != "python" else new
@@ -257,7 +258,8 @@ def strings_variants(row, gold, index, param, value, schema, alternatives, count
     base = first(alternatives)
     if lang != "python":
         if isinstance(base, str) and schema["type"] in ("String", "any"):
-            expect(row, replaced(gold, index, param, source(variant(base), schema, lang)), True, "string variant", counts)
+            varied = source(variant(base), schema, lang)
+            expect(row, replaced(gold, index, param, varied), True, "string variant", counts)
         return
     python = PYTHON_TYPES[schema["type"]]
     if isinstance(value, str):
@@ -274,7 +276,8 @@ def strings_variants(row, gold, index, param, value, schema, alternatives, count
                 expect(row, replaced(gold, index, param, {**value, key: variant(item)}), True, "string variant", counts)
             elif isinstance(item, list) and any(isinstance(v, str) for v in item):
                 varied = [variant(v) if isinstance(v, str) else v for v in item]
-                expect(row, replaced(gold, index, param, {**value, key: varied}), False, "string variant, exact", counts)
+                expect(row, replaced(gold, index, param, {**value, key: varied}), False, "string variant, exact",
+                       counts)
     # "Allow python auto conversion from int to float": a whole float value may be written as an int
     if python is float and type(value) is float and value.is_integer():
         expect(row, replaced(gold, index, param, int(value)), True, "int for a float", counts)
@@ -325,7 +328,8 @@ def test_minifcs_own_checker_passes_every_gold_bfcl_passes(data):
         if entry.language == "python":
             result = check_calls(answer, entry.gold(), entry.case()[0].tools)
         else:
-            result = check_calls(source_values(answer, entry), entry.gold(), [convert_function(f) for f in row["function"]])
+            tools = [convert_function(f) for f in row["function"]]
+            result = check_calls(source_values(answer, entry), entry.gold(), tools)
         if not result.ok:
             rejected[row["id"]] = result.reason
     assert rejected == {}
