@@ -6,6 +6,7 @@ Prints the metrics table and writes into --out (default eval_out/<model>[-<adapt
     report.json               settings and, per run ("base", "adapter"), the metrics of compute_metrics()
     table.txt                 the printed table
     predictions_<run>.jsonl   one line per example: prompt, output, parsed calls, gold, verdict, reason
+    categories.png            with --compare or --bfcl: accuracy per category, per run (needs matplotlib)
 
 --compare evaluates the base model, then the same model with --adapter loaded, and shows them side by
 side with the change of every metric.
@@ -21,9 +22,11 @@ from pathlib import Path
 import torch
 
 from minifc.adapters import load_adapter
-from minifc.bfcl import bfcl_accuracy, format_bfcl, load_bfcl
+from minifc.bfcl import load_bfcl_entries
+from minifc.bfclscore import bfcl_scores, format_bfcl, score_bfcl
 from minifc.chat import FORMATS
 from minifc.data import BUILTIN_TEST, load_examples
+from minifc.evalchart import plot_categories
 from minifc.evalloop import cases_from_examples, run_eval
 from minifc.evaluate import compute_metrics, format_table
 from minifc.loader import LoadError, load
@@ -38,7 +41,11 @@ def parse_args(argv=None):
     parser.add_argument("--compare", action="store_true", help="evaluate the base model and the adapter, side by side")
     parser.add_argument("--data", help="evaluation examples (default: built-in held-out split)")
     parser.add_argument("--data-format", help="layout of --data records (default: detected)")
-    parser.add_argument("--bfcl", nargs="+", metavar="FILE", help="BFCL question files (BFCL_v3_<category>.json)")
+    parser.add_argument("--bfcl", nargs="+", metavar="FILE|CATEGORY",
+                        help="BFCL question files (BFCL_v3/v4_<category>.json), or categories (simple_python, "
+                             "live_multiple, ..., all, non_live, live) from --bfcl-data or installed bfcl-eval")
+    parser.add_argument("--bfcl-data", metavar="DIR",
+                        help="BFCL's data directory (bfcl_eval/data of the bfcl-eval wheel) for --bfcl CATEGORY")
     parser.add_argument("--bfcl-answers", metavar="DIR",
                         help="directory of BFCL possible-answer files (default: possible_answer/ beside each file)")
     parser.add_argument("--format", choices=sorted(FORMATS),
@@ -79,18 +86,19 @@ def load_model(name: str, device, dtype, format_name: str | None = None, adapter
         sys.exit(f"eval.py: {error}")
 
 
-def load_cases(args) -> tuple[list, str]:
-    """[(prompt Example, gold)] and a description of where they came from."""
+def load_cases(args) -> tuple[list, str, list | None]:
+    """[(prompt Example, gold)], a description of where they came from, and the BFCL entries (--bfcl)."""
+    entries = None
     if args.bfcl:
-        answers = lambda path: Path(args.bfcl_answers) / Path(path).name if args.bfcl_answers else None
-        cases = [case for path in args.bfcl for case in load_bfcl(path, answers(path))]
+        entries = load_bfcl_entries(args.bfcl, args.bfcl_data, args.bfcl_answers)[:args.limit]
+        cases = [entry.case() for entry in entries]
         source = ", ".join(args.bfcl)
     else:
         source = args.data or str(BUILTIN_TEST)
         examples, report = load_examples(source, data_format=args.data_format)
         print(report.summary(), file=sys.stderr)
         cases = cases_from_examples(examples)
-    return cases[:args.limit] if args.limit else cases, source
+    return cases[:args.limit] if args.limit else cases, source, entries
 
 
 def default_out_dir(args) -> Path:
@@ -100,7 +108,7 @@ def default_out_dir(args) -> Path:
     return Path("eval_out") / f"{name}-{datetime.now():%Y%m%d-%H%M%S}"
 
 
-def evaluate_run(label, model, tokenizer, fmt, cases, args, out: Path) -> dict:
+def evaluate_run(label, model, tokenizer, fmt, cases, args, out: Path, entries=None) -> dict:
     """Run the loop once, write predictions_<label>.jsonl, return this run's part of the report."""
     start = time.time()
 
@@ -110,12 +118,14 @@ def evaluate_run(label, model, tokenizer, fmt, cases, args, out: Path) -> dict:
         print(f"[{label}] {done}/{total} examples, {elapsed:.0f} s, ETA {eta:.0f} s", file=sys.stderr, flush=True)
     records, predictions = run_eval(model, tokenizer, fmt, cases, args.batch_size, args.max_new_tokens,
                                     args.temperature, args.top_p, args.seed, progress)
+    if entries:  # BFCL's verdicts beside minifc's (see minifc/bfclscore.py)
+        records = score_bfcl(entries, predictions)
     path = out / f"predictions_{label}.jsonl"
     path.write_text("".join(json.dumps(p, ensure_ascii=False) + "\n" for p in predictions), encoding="utf-8")
     metrics = compute_metrics(records)
     run = {"predictions": path.name, "seconds": round(time.time() - start, 1), "metrics": metrics}
-    if args.bfcl:
-        run["bfcl_accuracy"] = bfcl_accuracy(metrics)
+    if entries:
+        run["bfcl"] = bfcl_scores(predictions)
     return run
 
 
@@ -127,15 +137,14 @@ def tables(runs: dict, bfcl: bool) -> str:
     else:
         text = format_table(metrics[0])
     if bfcl:
-        for label, run in runs.items():
-            text += f"\nBFCL accuracy ({label})\n" + format_bfcl(run["metrics"])
+        text += "\n" + format_bfcl({label: run["bfcl"] for label, run in runs.items()})
     return text
 
 
 def main(argv=None):
     args = parse_args(argv)
     torch.manual_seed(args.seed)
-    cases, source = load_cases(args)
+    cases, source, entries = load_cases(args)
     device, dtype = device_and_dtype(args.device, args.dtype)
     model, tokenizer, fmt = load_model(args.model, device, dtype, args.format, args.adapter)
     out = Path(args.out) if args.out else default_out_dir(args)
@@ -145,10 +154,10 @@ def main(argv=None):
 
     runs = {}
     if args.compare or not args.adapter:
-        runs["base"] = evaluate_run("base", model, tokenizer, fmt, cases, args, out)
+        runs["base"] = evaluate_run("base", model, tokenizer, fmt, cases, args, out, entries)
     if args.adapter:
         load_adapter(model, args.adapter)  # wraps the adapted layers in place; the base weights stay as they are
-        runs["adapter"] = evaluate_run("adapter", model, tokenizer, fmt, cases, args, out)
+        runs["adapter"] = evaluate_run("adapter", model, tokenizer, fmt, cases, args, out, entries)
 
     settings = ("limit", "batch_size", "max_new_tokens", "temperature", "top_p", "seed")
     report = {"model": args.model, "adapter": args.adapter, "format": fmt.name, "data": source,
@@ -158,6 +167,8 @@ def main(argv=None):
     text = tables(runs, bool(args.bfcl))
     (out / "table.txt").write_text(text, encoding="utf-8")
     print(text)
+    if args.compare or entries:
+        plot_categories(runs, out / "categories.png")
     predictions = ", ".join(str(out / run["predictions"]) for run in runs.values())
     print(f"report: {out / 'report.json'}; predictions: {predictions}", file=sys.stderr)
     return report

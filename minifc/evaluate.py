@@ -20,8 +20,8 @@ Rules of a call match (following BFCL's ast_checker.py):
     requires is present; none outside the schema, nor outside the gold answer (BFCL rejects an optional
     parameter that the gold answer does not list); a gold parameter the call leaves out must list "";
   - types follow the schema: an int is accepted where a number is declared, a bool is never a number,
-    arrays are checked one level deep (each item against `items.type`); like BFCL, a value of the gold
-    answer's own type is accepted too (BFCL writes variable names as strings);
+    arrays are checked one level deep (each item against `items.type`); like BFCL, a value (or an array
+    item) of the gold answer's own type is accepted too (BFCL writes variable names as strings);
   - strings are compared after BFCL's normalisation (normalize_string), also inside lists and dicts;
     numbers by value (5 == 5.0), a bool only to a bool;
   - several calls match in any order: same count, each gold call matched to a distinct predicted call
@@ -43,7 +43,7 @@ class Verdict:
 
 # ----------------------------------------------------------------------------- calls, tools, gold
 
-def _call_name_arguments(call: dict) -> tuple[str, object]:
+def call_name_arguments(call: dict) -> tuple[str, object]:
     """(name, arguments) of a canonical {"type": "function", "function": {...}} or a flat {"name", "arguments"} call."""
     function = call.get("function", call)
     return function.get("name"), function.get("arguments", {})
@@ -58,7 +58,7 @@ def gold_from_message(message: dict) -> list[dict]:
     """The gold answer of a canonical assistant message: each argument value becomes the single acceptable
     value [value] (dict values become {key: [value]} all the way down). A text reply gives [] (no call)."""
     return [{"name": name, "arguments": {key: [_acceptable(value)] for key, value in arguments.items()}}
-            for name, arguments in map(_call_name_arguments, message.get("tool_calls") or [])]
+            for name, arguments in map(call_name_arguments, message.get("tool_calls") or [])]
 
 
 def _acceptable(value):
@@ -69,7 +69,7 @@ def _acceptable(value):
     return value
 
 
-def _predicted_calls(predicted) -> tuple[list[dict], str | None]:
+def predicted_calls(predicted) -> tuple[list[dict], str | None]:
     """(calls, parse_error) from a parse() result dict or a plain list of calls."""
     if isinstance(predicted, dict):
         return list(predicted.get("tool_calls") or []), predicted.get("parse_error")
@@ -96,21 +96,28 @@ def _type_error(param: str, value, schema: dict, alternatives: list) -> str | No
         # strings), a value of the gold's type is accepted and compared as such.
         if json_type(value) not in {json_type(a) for a in alternatives if a != ""}:
             return f"type mismatch for '{param}': expected {expected}, got {json_type(value)}"
-    elif expected == "array":  # the items too, one level deep, as BFCL
+    elif expected == "array":  # the items too, one level deep, as BFCL (again also of the gold's own type)
         items_type = (schema.get("items") or {}).get("type")
+        gold_items = {json_type(x) for a in alternatives if isinstance(a, list) for x in a}
         for i, item in enumerate(value):
-            if not _type_ok(item, items_type):
+            if not _type_ok(item, items_type) and json_type(item) not in gold_items:
                 return f"type mismatch for '{param}' item {i}: expected {items_type}, got {json_type(item)}"
     return None
+
+
+def _listed(alternatives) -> list:
+    """A dict key's acceptable values. BFCL writes some dicts nested in a gold value flat ({"x": 10.5}
+    rather than {"x": [10.5]}): a value that is not a list is then the one acceptable value."""
+    return alternatives if isinstance(alternatives, list) else [alternatives]
 
 
 def _value_matches(value, acceptable) -> bool:
     """Does `value` equal one acceptable value (strings normalised, lists in order, dicts key by key)?"""
     if isinstance(acceptable, dict):  # every key of `value` matches; every key it leaves out lists ""
         return (isinstance(value, dict)
-                and all(key in acceptable and any(_value_matches(item, a) for a in acceptable[key])
+                and all(key in acceptable and any(_value_matches(item, a) for a in _listed(acceptable[key]))
                         for key, item in value.items())
-                and all("" in alternatives for key, alternatives in acceptable.items() if key not in value))
+                and all("" in _listed(alternatives) for key, alternatives in acceptable.items() if key not in value))
     if isinstance(acceptable, (list, tuple)):
         return (isinstance(value, (list, tuple)) and len(value) == len(acceptable)
                 and all(_value_matches(v, a) for v, a in zip(value, acceptable)))
@@ -127,7 +134,7 @@ def _value_matches(value, acceptable) -> bool:
 
 def _check_call(call: dict, gold_call: dict, schemas: dict[str, dict]) -> Verdict:
     """Check one predicted call against one gold call ({"name", "arguments": {param: [acceptable]}})."""
-    name, arguments = _call_name_arguments(call)
+    name, arguments = call_name_arguments(call)
     if name not in schemas:
         return Verdict(False, f"unknown function {name!r} (not among the tools)")
     if name != gold_call["name"]:
@@ -183,7 +190,7 @@ def _max_matching(verdicts: list[list[Verdict]]) -> dict[int, int]:
 def check_calls(predicted, gold: list[dict], tools: list[dict]) -> Verdict:
     """Check a model's answer: `predicted` is a parse() result (or a list of calls), `gold` the gold calls
     (possible-answer style; [] = no call expected), `tools` the example's tools."""
-    calls, parse_error = _predicted_calls(predicted)
+    calls, parse_error = predicted_calls(predicted)
     schemas = _tool_schemas(tools)
     for gold_call in gold:
         if gold_call["name"] not in schemas:
@@ -191,7 +198,7 @@ def check_calls(predicted, gold: list[dict], tools: list[dict]) -> Verdict:
                              f"({', '.join(schemas) or 'none'}): fix the example's tools or its answer")
     if parse_error is not None:
         return Verdict(False, f"invalid syntax: {parse_error}")
-    names = [_call_name_arguments(call)[0] for call in calls]
+    names = [call_name_arguments(call)[0] for call in calls]
     if not gold and calls:
         return Verdict(False, f"expected no call, got {len(calls)} call(s): {', '.join(map(str, names))}")
     if len(calls) != len(gold):
@@ -217,11 +224,11 @@ def score_example(parsed, gold: list[dict], tools: list[dict], category: str | N
 
     `parsed`: the format's parse() result; `gold`: gold calls ([] = text reply); `stop_reason`: "stop"
     (generation ended on an end token), "length" (hit the token limit) or None (unknown)."""
-    calls, parse_error = _predicted_calls(parsed)
+    calls, parse_error = predicted_calls(parsed)
     valid = parse_error is None
     schemas = _tool_schemas(tools)
     verdict = check_calls(parsed, gold, tools)
-    names = [_call_name_arguments(call)[0] for call in calls] if valid else []
+    names = [call_name_arguments(call)[0] for call in calls] if valid else []
     gold_names = [g["name"] for g in gold]
     predicted_count, gold_count = Counter(names), Counter(gold_names)
     return {

@@ -1,11 +1,12 @@
-"""The BFCL reader, on small files written here in the real BFCL v3 shapes (JSON lines)."""
+"""The BFCL reader and BFCL's scores, on small files written here in the real BFCL v3 shapes (JSON lines)."""
 
 import json
 
 import pytest
 
-from minifc.bfcl import bfcl_accuracy, convert_schema, format_bfcl, load_bfcl
-from minifc.evaluate import check_calls, compute_metrics, score_example
+from minifc.bfcl import convert_schema, load_bfcl, read_bfcl
+from minifc.bfclscore import bfcl_scores, format_bfcl, score_bfcl
+from minifc.evaluate import check_calls, score_example
 
 # Two rows in the shape of data/BFCL_v3_simple.json; the second uses every BFCL type name.
 SIMPLE = [
@@ -64,8 +65,9 @@ def test_simple_file_becomes_examples_and_gold(bfcl_dir):
     assert example.category == "simple"
     assert example.location == f"{bfcl_dir / 'BFCL_v3_simple.json'}:1 (simple_0)"
     assert example.messages == [{"role": "user", "content": "Find the area of a triangle with a base of 10 units and height of 5 units."}]
-    assert example.tools == [{"type": "function", "function": {
-        "name": "calculate_triangle_area", "description": "Calculate the area of a triangle.",
+    assert example.tools == [{"type": "function", "function": {  # described as BFCL shows it, with its note
+        "name": "calculate_triangle_area",
+        "description": "Calculate the area of a triangle. Note that the provided function is in Python 3 syntax.",
         "parameters": {"type": "object", "properties": {
             "base": {"type": "integer", "description": "The base."},
             "height": {"type": "integer", "description": "The height."},
@@ -156,21 +158,39 @@ def test_bad_files_give_clear_errors(tmp_path, bfcl_dir):
         load_bfcl(two_turns, bfcl_dir / "possible_answer" / "BFCL_v3_simple.json")
 
 
-def test_accuracy_per_category_like_bfcl(bfcl_dir):
-    pairs = load_bfcl(bfcl_dir / "BFCL_v3_simple.json") + load_bfcl(bfcl_dir / "BFCL_v3_irrelevance.json")
+def test_bfcl_scores_per_category_and_table(bfcl_dir):
+    entries = read_bfcl(bfcl_dir / "BFCL_v3_simple.json") + read_bfcl(bfcl_dir / "BFCL_v3_irrelevance.json")
     outputs = [  # simple_0 right, simple_1 wrong point, irrelevance answered in text
         [{"name": "calculate_triangle_area", "arguments": {"base": 10, "height": 5}}],
         [{"name": "geometry.distance", "arguments": {"point": [0, 0]}}],
         [],
     ]
-    records = []
-    for (example, gold), calls in zip(pairs, outputs):
+    predictions = []
+    for entry, calls in zip(entries, outputs):
+        example, gold = entry.case()
         parsed = {"role": "assistant", "content": None if calls else "Spain.", "tool_calls": calls, "parse_error": None}
-        records.append(score_example(parsed, gold, example.tools, example.category, "stop"))
-    metrics = compute_metrics(records)
-    assert bfcl_accuracy(metrics) == {"irrelevance": 1.0, "simple": 0.5, "summary": 0.75}
-    assert format_bfcl(metrics) == (
+        predictions.append({"parsed": parsed, "category": example.category, "stop_reason": "stop",
+                            "record": score_example(parsed, gold, example.tools, example.category, "stop")})
+    records = score_bfcl(entries, predictions)
+    assert records == [p["record"] for p in predictions]  # Python entries: minifc's records unchanged
+    assert [p["bfcl"] for p in predictions] == [
+        {"category": "simple", "ok": True, "reason": "correct"},
+        # BFCL converts an int to a float for a whole value only: ints inside a tuple of floats fail
+        {"category": "simple", "ok": False,
+         "reason": "type error for 'point': expected tuple of float items, got [0, 0]"},
+        {"category": "irrelevance", "ok": True, "reason": "correct"}]
+    scores = bfcl_scores(predictions)
+    assert scores == {"categories": {"simple": {"correct": 1, "total": 2, "accuracy": 0.5},
+                                     "irrelevance": {"correct": 1, "total": 1, "accuracy": 1.0}},
+                      "aggregates": {"non_live_simple_ast": None, "non_live_ast": None, "live_ast": None,
+                                     "irrelevance": None, "relevance": None}}
+    assert format_bfcl({"base": scores}) == (
         "BFCL category                correct  accuracy\n"
-        "irrelevance                   1/1      100.00%\n"
         "simple                        1/2       50.00%\n"
-        "summary (unweighted mean)               75.00%\n")
+        "irrelevance                   1/1      100.00%\n"
+        "non-live simple (3 langs)                  n/a\n"
+        "non-live AST summary                       n/a\n"
+        "live AST summary                           n/a\n"
+        "irrelevance detection                      n/a\n"
+        "relevance detection                        n/a\n"
+        "(the leaderboard's aggregates; n/a until all their categories are run: --bfcl all)\n")

@@ -162,10 +162,15 @@ def test_scripted_model_on_bfcl_files(tmp_path, monkeypatch, capsys):
     report = eval_cli.main(["--model", "scripted", "--bfcl", str(simple), str(irrelevance),
                             "--bfcl-answers", str(tmp_path / "answers"), "--out", str(out)])
     assert report["examples"] == 3
-    assert report["runs"]["base"]["bfcl_accuracy"] == {"simple": 0.5, "irrelevance": 0.0, "summary": 0.25}
+    assert report["runs"]["base"]["bfcl"]["categories"] == {"simple": {"correct": 1, "total": 2, "accuracy": 0.5},
+                                                            "irrelevance": {"correct": 0, "total": 1, "accuracy": 0.0}}
+    assert report["runs"]["base"]["bfcl"]["aggregates"]["non_live_ast"] is None  # not every category was run
+    predictions = [json.loads(line) for line in (out / "predictions_base.jsonl").read_text().splitlines()]
+    assert [p["bfcl"]["ok"] for p in predictions] == [True, False, False]
     printed = capsys.readouterr().out
     assert "simple                        1/2       50.00%" in printed
-    assert "summary (unweighted mean)" in printed and "25.00%" in printed
+    assert "irrelevance                   0/1        0.00%" in printed
+    assert "non-live AST summary                       n/a" in printed
 
 
 # ----------------------------------------------------------------------------- a real tiny checkpoint

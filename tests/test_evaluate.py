@@ -112,6 +112,14 @@ def test_array_items_are_type_checked_one_level_deep():
         False, "type mismatch for 'tags' item 0: expected string, got integer")
 
 
+def test_array_items_of_the_gold_answers_own_type_are_accepted_like_bfcl():
+    # BFCL's parallel_multiple_94: items typed integer, gold items strings; the gold answer must pass
+    fruit = [gold("search", query=["x"], tags=[[1, 2]])]  # tags are typed string items
+    assert check([call("search", query="x", tags=[1, 2])], fruit).ok
+    assert check([call("search", query="x", tags=[1.5])], fruit) == Verdict(
+        False, "type mismatch for 'tags' item 0: expected string, got number")
+
+
 def test_lists_compare_element_wise_in_order():
     tags = [gold("search", query=["x"], tags=[["a b", "c"]])]
     assert check([call("search", query="x", tags=["A-B", "C"])], tags).ok  # strings normalised inside
