@@ -12,7 +12,8 @@ counts towards the process's memory), converted to the target dtype/device and i
 parameter. Peak host memory is therefore about the model's size plus one tensor when converting.
 With quantize="nf4" (train.py --quantize nf4) each linear weight of the blocks is quantized as soon as it
 is read and its layer replaced by an nf4.NF4Linear, so no full-precision copy of those weights is ever
-held: peak memory is the quantized model plus one tensor (nf4.py has the rule and the format).
+held: peak memory is the quantized model plus the scratch of quantizing one tensor (at most 16 bytes per
+weight of the largest; nf4.py has the rule and the format).
 Tensor names are HF's (model.py mirrors them); multimodal Gemma 3 checkpoints prefix the decoder with
 `language_model.model.` (hub files) or `model.language_model.` (newer transformers), and their vision
 tower and projector are skipped by design.

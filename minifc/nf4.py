@@ -88,7 +88,8 @@ def quantize_blocks(x: torch.Tensor, codebook: torch.Tensor, block: int) -> tupl
 
 def _pad(x: torch.Tensor, multiple: int) -> torch.Tensor:
     """x (1-d) with zeros appended up to a multiple of `multiple` (zeros change no absmax)."""
-    return F.pad(x, (0, -x.numel() % multiple))
+    missing = -x.numel() % multiple
+    return F.pad(x, (0, missing)) if missing else x
 
 
 class NF4Weight(nn.Module):
