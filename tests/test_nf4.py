@@ -189,6 +189,43 @@ def test_compiled_nf4_blocks_match_eager_and_keep_no_weights(family):
     assert eager_saved == [] and compiled_saved == []
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (the GPU checklist runs it)")
+def test_cuda_nf4_quantizes_as_on_cpu_and_compiles():
+    """On CUDA: quantizing gives the CPU's codes and scales bit for bit; NF4 + LoRA blocks in bf16 compiled
+    by inductor (fullgraph) match eager to bf16 roundings (as in test_compile.py) and keep no weight."""
+    w = torch.randn(4096, 1024, generator=torch.Generator().manual_seed(0)) * 0.02
+    on_cpu, on_cuda = NF4Weight.quantize(w), NF4Weight.quantize(w.cuda())
+    assert all(torch.equal(a, b.cpu()) for a, b in zip(on_cpu.buffers(), on_cuda.buffers()))
+    config = gemma_config(num_hidden_layers=2, layer_types=["sliding_attention", "full_attention"])
+    torch.manual_seed(0)
+    model = Transformer(ModelConfig.from_hf(config.to_dict())).cuda().to(torch.bfloat16)
+    quantize_model(model)
+    apply_lora(model, r=4, alpha=8)
+    mark_only_lora_trainable(model)
+    randomize_b(model)
+    ids = torch.randint(0, VOCAB, (2, 64), generator=torch.Generator().manual_seed(0)).cuda()
+    shapes = {tuple(w.shape) for w in nf4_weights(model).values()}
+
+    def step():
+        for p in lora_parameters(model):
+            p.grad = None
+        logits, saved = saved_by_autograd(lambda: model(ids))
+        F.cross_entropy(logits.flatten(0, 1).float(), ids.flatten()).backward()
+        assert not [s for s in saved if s[0] in shapes and s[1].is_floating_point]
+        return logits.detach().float(), [p.grad.clone() for p in lora_parameters(model)]
+    torch._dynamo.reset()
+    logits, grads = step()
+    model.compile_blocks(fullgraph=True)
+    try:
+        c_logits, c_grads = step()
+    finally:
+        torch._dynamo.reset()
+    logit_diff = max_diff(c_logits, logits) / logits.abs().max().item()
+    grad_diff = max(max_diff(a, b) / b.abs().max().item() for a, b in zip(c_grads, grads))
+    print(f"CUDA bf16 NF4 inductor: relative max |compiled - eager| logits {logit_diff:.2e}, grads {grad_diff:.2e}")
+    assert logit_diff <= 0.05 and grad_diff <= 0.05
+
+
 @pytest.mark.parametrize("family", ["llama", "gemma"])
 def test_nf4_model_logits_close_to_plain(family):
     """The same random model (weights N(0, 0.02), as models are initialised) with its block linears in NF4:
