@@ -92,14 +92,20 @@ def _pad(x: torch.Tensor, multiple: int) -> torch.Tensor:
     return F.pad(x, (0, missing)) if missing else x
 
 
+# byte -> the two NF4 values it holds (high nibble first): one gather dequantizes two weights
+_BYTE_VALUES = torch.stack([NF4[torch.arange(256) >> 4], NF4[torch.arange(256) & 15]], dim=1)
+
+
 class NF4Weight(nn.Module):
-    """A frozen weight stored in NF4 with double-quantized scales (buffers, so .to(device) moves them
-    and the state dict holds them; .to(dtype) after quantizing would round the fp32 scales: refused).
+    """A frozen weight stored in NF4 with double-quantized scales. Buffers, so that .to(device) moves them
+    and the state dict holds them (.to(dtype) after quantizing would round the fp32 scales: refused):
 
         codes         uint8 [blocks * 32]    two NF4 indices per byte, the first in the high nibble
         scale_codes   uint8 [scale blocks * 256]   one DYNAMIC index per block of 64 weights
         scale_absmax  fp32  [scale blocks]   A of each block of 256 scales
         scale_mean    fp32  []               m, the mean of all blocks' absmax
+        byte_values, scale_values            the lookup tables (_BYTE_VALUES, DYNAMIC; 3 KB, not saved):
+                                             on the weight's device, and not made inside a compiled region
 
     A weight whose size is not a multiple of 64 is padded with zeros to whole blocks (and the scales to
     whole blocks of 256); dequantize() cuts the padding off again.
@@ -112,6 +118,8 @@ class NF4Weight(nn.Module):
         self.register_buffer("scale_codes", scale_codes)
         self.register_buffer("scale_absmax", scale_absmax)
         self.register_buffer("scale_mean", scale_mean)
+        self.register_buffer("byte_values", _BYTE_VALUES.to(codes.device), persistent=False)
+        self.register_buffer("scale_values", DYNAMIC.to(codes.device), persistent=False)
 
     @classmethod
     @torch.no_grad()
@@ -129,12 +137,18 @@ class NF4Weight(nn.Module):
     def device(self) -> torch.device:
         return self.codes.device
 
+    def parts(self) -> tuple[torch.Tensor, ...]:
+        """What dequantize() reads, in its order."""
+        return (self.codes, self.scale_codes, self.scale_absmax, self.scale_mean, self.byte_values,
+                self.scale_values)
+
     def dequantize(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """The weight this stands for, in `dtype` (computed in fp32, rounded once)."""
-        return dequantize(self.codes, self.scale_codes, self.scale_absmax, self.scale_mean, self.shape, dtype)
+        return dequantize(self.parts(), self.shape, dtype)
 
     def nbytes(self) -> int:
-        return sum(b.numel() * b.element_size() for b in self.buffers())
+        """Bytes of the stored weight (the saved buffers; the 3 KB of tables are not counted)."""
+        return sum(t.numel() * t.element_size() for t in self.state_dict().values())
 
     def extra_repr(self) -> str:
         return f"shape={tuple(self.shape)}, NF4 (4.127 bits per weight)"
@@ -142,29 +156,19 @@ class NF4Weight(nn.Module):
 
 # ---------------------------------------------------------------------------------------- dequantize
 
-_TABLES = {}  # device -> (byte -> its two NF4 values [256, 2], DYNAMIC [256]), fp32, made once per device
-
-
-def _tables(device: torch.device):
-    if str(device) not in _TABLES:
-        byte = torch.arange(256)
-        pairs = torch.stack([NF4[byte >> 4], NF4[byte & 15]], dim=1)
-        _TABLES[str(device)] = (pairs.to(device), DYNAMIC.to(device))
-    return _TABLES[str(device)]
-
-
-def dequantize(codes, scale_codes, scale_absmax, scale_mean, shape, dtype) -> torch.Tensor:
-    """NF4[q] * (DYNAMIC[s] * A + m) in fp32, as bitsandbytes computes it, then rounded to `dtype`.
-    Only gathers from two small tables and multiplies: torch.compile fuses it into one kernel."""
+def dequantize(parts, shape, dtype) -> torch.Tensor:
+    """NF4[q] * (DYNAMIC[s] * A + m) in fp32, as bitsandbytes computes it, then rounded to `dtype`
+    (parts: NF4Weight.parts()). Only gathers from two small tables and multiplies, which torch.compile
+    fuses into one kernel."""
+    codes, scale_codes, scale_absmax, scale_mean, byte_values, scale_values = parts
     if scale_absmax.dtype != torch.float32:
         raise TypeError(f"NF4 scales are {scale_absmax.dtype}, not float32: the model was cast with .to(dtype) "
                         "after quantizing; cast first, then quantize")
-    pairs, dynamic = _tables(codes.device)
     numel = math.prod(shape)
     blocks = -(-numel // BLOCK)
-    scales = (dynamic[scale_codes.int()].view(-1, SCALE_BLOCK) * scale_absmax[:, None]).flatten()[:blocks]
+    scales = (scale_values[scale_codes.int()].view(-1, SCALE_BLOCK) * scale_absmax[:, None]).flatten()[:blocks]
     scales = scales + scale_mean
-    weight = pairs[codes.int()].view(blocks, BLOCK) * scales[:, None]
+    weight = byte_values[codes.int()].view(blocks, BLOCK) * scales[:, None]
     return weight.flatten()[:numel].view(shape).to(dtype)
 
 
@@ -174,28 +178,30 @@ class _DequantizedMatmul(torch.autograd.Function):
     full-precision copy of the model in memory during every step; the gradient goes to x only."""
 
     @staticmethod
-    def forward(ctx, x, codes, scale_codes, scale_absmax, scale_mean, shape):
-        ctx.save_for_backward(codes, scale_codes, scale_absmax, scale_mean)
+    def forward(ctx, x, shape, *parts):
+        ctx.save_for_backward(*parts)
         ctx.shape = shape
-        return F.linear(x, dequantize(codes, scale_codes, scale_absmax, scale_mean, shape, x.dtype))
+        return F.linear(x, dequantize(parts, shape, x.dtype))
 
     @staticmethod
     def backward(ctx, grad):
-        weight = dequantize(*ctx.saved_tensors, ctx.shape, grad.dtype)
-        return grad @ weight, None, None, None, None, None
+        weight = dequantize(ctx.saved_tensors, ctx.shape, grad.dtype)
+        return grad @ weight, None, *[None] * len(ctx.saved_tensors)
 
 
-def _dequantize_and_multiply(x, codes, scale_codes, scale_absmax, scale_mean, shape):
-    return F.linear(x, dequantize(codes, scale_codes, scale_absmax, scale_mean, shape, x.dtype))
+def _dequantize_and_multiply(x, shape, *parts):
+    return F.linear(x, dequantize(parts, shape, x.dtype))
 
 
 def nf4_linear(x: torch.Tensor, weight: NF4Weight, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """x W^T + b with W stored in NF4 (the frozen layer of a LoRALinear, or an NF4Linear)."""
-    parts = (weight.codes, weight.scale_codes, weight.scale_absmax, weight.scale_mean, weight.shape)
+    """x W^T + b with W stored in NF4 (the frozen layer of a LoRALinear, or an NF4Linear). Eager: the
+    autograd Function above. Compiled: the same ops as an activation-checkpoint region, which tells the
+    compiler to recompute W in backward; traced as a Function, its backward's dequantization would be
+    merged with the forward's and W kept for backward after all (tests/test_nf4.py checks both)."""
     if torch.compiler.is_compiling():
-        out = checkpoint(_dequantize_and_multiply, x, *parts, use_reentrant=False)
+        out = checkpoint(_dequantize_and_multiply, x, weight.shape, *weight.parts(), use_reentrant=False)
     else:
-        out = _DequantizedMatmul.apply(x, *parts)
+        out = _DequantizedMatmul.apply(x, weight.shape, *weight.parts())
     return out if bias is None else out + bias.to(out.dtype)
 
 

@@ -189,6 +189,25 @@ def test_compiled_nf4_blocks_match_eager_and_keep_no_weights(family):
     assert eager_saved == [] and compiled_saved == []
 
 
+@pytest.mark.slow
+def test_inductor_fuses_the_dequantization():
+    """torch.compile (inductor) of an NF4Linear, compiled on its first call: forward and backward are each
+    one fused kernel (the gathers, the scale arithmetic, the cast) and one matmul."""
+    from torch._inductor.utils import run_and_get_code
+    torch._dynamo.reset()
+    layer = NF4Linear.from_linear(nn.Linear(256, 512, bias=False))
+    x = torch.randn(4, 256, requires_grad=True)
+    compiled = torch.compile(layer, fullgraph=True)
+    try:
+        _, codes = run_and_get_code(lambda: compiled(x).sum().backward())
+    finally:
+        torch._dynamo.reset()
+    assert len(codes) == 2  # forward, backward
+    for code in codes:
+        assert code.count("async_compile.cpp_pybinding(") == 1 and code.count("extern_kernels.mm(") == 1
+    torch.testing.assert_close(x.grad, torch.ones(4, 512) @ layer.weight.dequantize(), rtol=0, atol=1e-5)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (the GPU checklist runs it)")
 def test_cuda_nf4_quantizes_as_on_cpu_and_compiles():
     """On CUDA: quantizing gives the CPU's codes and scales bit for bit; NF4 + LoRA blocks in bf16 compiled
