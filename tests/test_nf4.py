@@ -189,6 +189,26 @@ def test_compiled_nf4_blocks_match_eager_and_keep_no_weights(family):
     assert eager_saved == [] and compiled_saved == []
 
 
+@pytest.mark.parametrize("kind", ["llama", "gemma"])
+def test_nf4_training_step_has_no_host_sync(kind, monkeypatch):
+    """train.py's step with NF4 blocks, on the CUDA path's varlen plan (as tests/test_host_sync.py runs
+    it on CPU): dequantizing reads nothing back to the host."""
+    from test_host_sync import fake_varlen_attn, packed, recording_host_syncs, step, tiny
+    from minifc import attention
+    torch.manual_seed(0)
+    model = quantize_model(Transformer(tiny(kind)))
+    apply_lora(model, r=4, alpha=8)
+    mark_only_lora_trainable(model)
+    randomize_b(model)
+    calls = []
+    monkeypatch.setattr(attention, "varlen_usable", lambda *args: True)
+    monkeypatch.setattr(attention, "varlen_attn", lambda: fake_varlen_attn(calls))
+    batch = packed()  # the collator's work is on the host anyway
+    with recording_host_syncs(monkeypatch) as syncs:
+        _, _, grads = step(model.train(), batch)
+    assert syncs == [] and calls and all(g.abs().max() > 0 for g in grads)
+
+
 @pytest.mark.slow
 def test_inductor_fuses_the_dequantization():
     """torch.compile (inductor) of an NF4Linear, compiled on its first call: forward and backward are each
@@ -210,8 +230,9 @@ def test_inductor_fuses_the_dequantization():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (the GPU checklist runs it)")
 def test_cuda_nf4_quantizes_as_on_cpu_and_compiles():
-    """On CUDA: quantizing gives the CPU's codes and scales bit for bit; NF4 + LoRA blocks in bf16 compiled
-    by inductor (fullgraph) match eager to bf16 roundings (as in test_compile.py) and keep no weight."""
+    """On CUDA: quantizing gives the CPU's codes and scales bit for bit; an eager NF4 + LoRA step in bf16
+    makes no host sync; its blocks compiled by inductor (fullgraph) match eager to bf16 roundings (as in
+    test_compile.py) and keep no weight."""
     w = torch.randn(4096, 1024, generator=torch.Generator().manual_seed(0)) * 0.02
     on_cpu, on_cuda = NF4Weight.quantize(w), NF4Weight.quantize(w.cuda())
     assert all(torch.equal(a, b.cpu()) for a, b in zip(on_cpu.buffers(), on_cuda.buffers()))
@@ -234,6 +255,11 @@ def test_cuda_nf4_quantizes_as_on_cpu_and_compiles():
         return logits.detach().float(), [p.grad.clone() for p in lora_parameters(model)]
     torch._dynamo.reset()
     logits, grads = step()
+    torch.cuda.set_sync_debug_mode("error")  # an eager NF4 step makes no host sync
+    try:
+        step()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
     model.compile_blocks(fullgraph=True)
     try:
         c_logits, c_grads = step()
