@@ -185,8 +185,8 @@ class _DequantizedMatmul(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        weight = dequantize(ctx.saved_tensors, ctx.shape, grad.dtype)
-        return grad @ weight, None, *[None] * len(ctx.saved_tensors)
+        parts = ctx.saved_tensors  # read once: under activation checkpointing a second read is an error
+        return grad @ dequantize(parts, ctx.shape, grad.dtype), None, *[None] * len(parts)
 
 
 def _dequantize_and_multiply(x, shape, *parts):

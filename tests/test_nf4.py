@@ -271,6 +271,29 @@ def test_cuda_nf4_quantizes_as_on_cpu_and_compiles():
     assert logit_diff <= 0.05 and grad_diff <= 0.05
 
 
+def test_nf4_with_gradient_checkpointing_eager_and_compiled():
+    """--grad-checkpointing recomputes each NF4 block in backward (eager, and around compiled blocks):
+    the LoRA gradients of the run without it."""
+    model = nf4_lora_model(llama_config(num_hidden_layers=2), std=0.2)
+    ids = torch.randint(0, VOCAB, (2, 24), generator=torch.Generator().manual_seed(0))
+
+    def grads():
+        for p in lora_parameters(model):
+            p.grad = None
+        F.cross_entropy(model(ids).flatten(0, 1), ids.flatten()).backward()
+        return [p.grad.clone() for p in lora_parameters(model)]
+    plain = grads()
+    model.gradient_checkpointing = True
+    recomputed = grads()
+    torch._dynamo.reset()
+    model.compile_blocks(backend="aot_eager", fullgraph=True)
+    try:
+        compiled = grads()
+    finally:
+        torch._dynamo.reset()
+    assert max(max_diff(a, b) for a, b in zip(recomputed + compiled, plain + plain)) <= 1e-6
+
+
 @pytest.mark.parametrize("family", ["llama", "gemma"])
 def test_nf4_model_logits_close_to_plain(family):
     """The same random model (weights N(0, 0.02), as models are initialised) with its block linears in NF4:
