@@ -37,8 +37,8 @@ BLOCK = 64           # weights per absmax scale
 SCALE_BLOCK = 256    # scales per second-level (fp32) scale
 
 # The NF4 data type: the paper's Appendix E, bitsandbytes' get_4bit_type("nf4"). Quantiles of N(0, 1)
-# normalised to [-1, 1], 8 below zero and 9 from zero up, so that 0 is exact (tests/test_nf4.py rebuilds
-# them from that construction).
+# normalised to [-1, 1]: 7 below zero, 8 above, and an exact 0 (tests/test_nf4.py rebuilds them from that
+# construction).
 NF4 = torch.tensor([
     -1.0, -0.6961928009986877, -0.5250730514526367, -0.39491748809814453, -0.28444138169288635,
     -0.18477343022823334, -0.09105003625154495, 0.0, 0.07958029955625534, 0.16093020141124725,
