@@ -212,7 +212,8 @@ def build_model(args, name, resume_dir):
     quantized = nf4_weights(model).values()
     n_nf4 = sum(w.shape.numel() for w in quantized)
     n_train, n_all = sum(p.numel() for p in params), sum(p.numel() for p in model.parameters()) + n_nf4
-    nf4_note = f", {n_nf4 / 1e6:.1f}M of them in NF4 ({sum(w.nbytes() for w in quantized) / 2**30:.2f} GiB)" if n_nf4 else ""
+    nf4_gib = sum(w.nbytes() for w in quantized) / 2**30
+    nf4_note = f", {n_nf4 / 1e6:.1f}M of them in NF4 ({nf4_gib:.2f} GiB)" if n_nf4 else ""
     print(f"model: {n_all / 1e6:.1f}M parameters{nf4_note}, training {n_train / 1e6:.2f}M "
           f"({'full' if args.full else 'LoRA'})")
     return model.train(), params

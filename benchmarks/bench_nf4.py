@@ -53,8 +53,8 @@ def nf4_bytes(numel: int) -> int:
 
 def weights_table() -> str:
     """Weights-only memory of TABLE_MODELS in bf16 and with --quantize nf4, from their config numbers."""
-    lines = ["| model | parameters | of them block linears | bf16 GiB | --quantize nf4 GiB | ratio | block linears: bf16 -> NF4 GiB |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| model | parameters | of them block linears | bf16 GiB | --quantize nf4 GiB | ratio "
+             "| block linears: bf16 -> NF4 GiB |", "|---|---|---|---|---|---|---|"]
     for name in TABLE_MODELS:
         with torch.device("meta"):
             model = Transformer(ModelConfig.from_hf(bench_hf_config(name)))
@@ -160,9 +160,12 @@ def step_table(results: list[dict]) -> str:
     for r in results:
         for kind in KINDS:
             mem = r["memory"].get(kind, {})
-            cells = ([gib(mem["peak_bytes"]), gib(mem["baseline_bytes"]), gib(mem["peak_bytes"] - mem["baseline_bytes"]),
-                      gib(mem["tensor_peak_bytes"]) if "tensor_peak_bytes" in mem else "-"]
-                     if "peak_bytes" in mem else [str(mem.get("error", "-"))] + ["-"] * 3)
+            if "peak_bytes" in mem:
+                step = mem["peak_bytes"] - mem["baseline_bytes"]
+                cells = [gib(mem["peak_bytes"]), gib(mem["baseline_bytes"]), gib(step),
+                         gib(mem["tensor_peak_bytes"]) if "tensor_peak_bytes" in mem else "-"]
+            else:
+                cells = [str(mem.get("error", "-"))] + ["-"] * 3
             rate = [n / t for n, t in zip(r["trained"], r["seconds"][kind])]
             lines.append(f"| {r['model']} ({r['layers']}) | {kind} | {spread(r['seconds'][kind], digits=2)} | "
                          f"{spread(rate)} | " + " | ".join(cells) + " |")
@@ -170,7 +173,8 @@ def step_table(results: list[dict]) -> str:
         mem = r["memory"]
         peak = (f"{mem['nf4']['peak_bytes'] / mem['plain']['peak_bytes']:.2f}x"
                 if all("peak_bytes" in mem.get(k, {}) for k in KINDS) else "-")
-        lines.append(f"| {r['model']} ({r['layers']}) | **nf4 / plain** | {spread(paired, digits=2)}x | | {peak} | | | |")
+        lines.append(f"| {r['model']} ({r['layers']}) | **nf4 / plain** | {spread(paired, digits=2)}x | | {peak} "
+                     "| | | |")
     return "\n".join(lines)
 
 
@@ -219,9 +223,9 @@ def main(argv=None):
         print(f"{name}:", flush=True)
         r = bench_model(args, name)
         results.append(r)
+        nf4, bf16 = r["bytes"]["nf4"], r["bytes"]["bf16"]
         print(f"  {r['tokenizer']}; {statistics.mean(r['trained']):.0f} trained tokens per step; NF4 weights "
-              f"{r['bytes']['nf4']} B vs {r['bytes']['bf16']} B in bf16: {r['bytes']['nf4'] / r['bytes']['bf16']:.4f}x",
-              flush=True)
+              f"{nf4} B vs {bf16} B in bf16: {nf4 / bf16:.4f}x", flush=True)
     print()
     print(step_table(results))
     if args.json:

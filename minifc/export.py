@@ -121,7 +121,9 @@ def main(argv=None):
     except (LoadError, ValueError, OSError) as error:  # bad input: the message says what to fix
         parser.exit(1, f"minifc.export: {error}\n")
     hf_config = json.loads((model.checkpoint_dir / "config.json").read_text())
-    info = {"base_model": args.model, "adapter": str(args.adapter), **quantization_info(model)}
+    info = {"base_model": args.model, "adapter": str(args.adapter)}
+    if args.quantize:
+        info.update(quantization_info(model))
     save_hf_model(model, args.out, hf_config, tokenizer, fmt, tokenizer_dir=model.checkpoint_dir, extra_info=info)
     print(f"wrote {args.out}" + (f" ({info['base_quantization']})" if args.quantize else ""))
 

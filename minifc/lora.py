@@ -49,7 +49,8 @@ class LoRALinear(nn.Module):
     would be rounded away. The cast is differentiable: the gradients arrive in fp32.
     """
 
-    def __init__(self, linear: nn.Linear | NF4Linear, r: int, alpha: float, dropout: float = 0.0, rslora: bool = False):
+    def __init__(self, linear: nn.Linear | NF4Linear, r: int, alpha: float, dropout: float = 0.0,
+                 rslora: bool = False):
         super().__init__()
         if r <= 0:
             raise ValueError(f"LoRA rank r must be a positive integer, got r={r}")

@@ -4,11 +4,12 @@ QLoRA (Dettmers et al. 2023, https://arxiv.org/abs/2305.14314) keeps the frozen 
 4 bits and trains the adapters in higher precision on top. Each weight is stored as bitsandbytes (the
 paper's own code) stores it with quantize_4bit(blocksize=64, quant_type="nf4", compress_statistics=True):
 
-    blocks of 64 consecutive weights of the flattened W:   a = max |w| over the block (fp32)
-                                                           q = the NF4 value nearest to w / a (4 bits)
-    double quantization of the a of all blocks of W:       m = mean(a), c = a - m, in blocks of 256:
-                                                           A = max |c| (fp32), s = the DYNAMIC value nearest to c / A (8 bits)
-    dequantized:                                           w ~ NF4[q] * (DYNAMIC[s] * A + m)
+    blocks of 64 consecutive weights of the flattened W:  a = max |w| over the block (fp32)
+                                                          q = the NF4 value nearest to w / a (4 bits)
+    double quantization of the a of all blocks of W:      m = mean(a), c = a - m, in blocks of 256:
+                                                          A = max |c| (fp32)
+                                                          s = the DYNAMIC value nearest to c / A (8 bits)
+    dequantized:                                          w ~ NF4[q] * (DYNAMIC[s] * A + m)
 
     layer = NF4Linear.from_linear(linear)        # or load_pretrained(..., quantize="nf4"), tensor by tensor
     y = layer(x)                                 # x @ W^T with W dequantized to x's dtype

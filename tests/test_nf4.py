@@ -300,7 +300,8 @@ def test_nf4_model_logits_close_to_plain(family):
     embeddings, norms and lm_head unchanged, and logits as close to the plain model's as those of a model
     whose block weights get random noise of the same size as the quantization error (errors printed).
     A wrong scale, block or layout would be far larger than noise."""
-    config = ModelConfig.from_hf((llama_config(num_hidden_layers=3) if family == "llama" else gemma_config()).to_dict())
+    hf_config = llama_config(num_hidden_layers=3) if family == "llama" else gemma_config()
+    config = ModelConfig.from_hf(hf_config.to_dict())
     torch.manual_seed(0)
     plain = Transformer(config).eval()
     torch.manual_seed(0)
