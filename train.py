@@ -4,6 +4,7 @@
     python train.py --model tiny                  # offline demo: tiny random model, trained fully on CPU
     python train.py --resume out/gemma-3-1b       # continue a stopped run exactly where it stopped
     python train.py --model gemma-3-1b --export   # also write a merged HF model to OUT/merged
+    python train.py --model llama-3.1-8b --quantize nf4   # QLoRA: the frozen base in 4 bits (minifc/nf4.py)
 
 Read top to bottom: settings, data, tokenizer and chat format, model, optimizer and schedule, the
 loop, checkpoints. The method lives in the library: what is trained in minifc/masking.py, rendering
@@ -23,18 +24,19 @@ import torch
 
 from minifc.adapters import load_adapter
 from minifc.chat import get_format
-from minifc.checkpoint import load_pretrained
+from minifc.checkpoint import CheckpointError, load_pretrained
 from minifc.collate import epoch_batches, epoch_rows, num_batches, step_batches
 from minifc.config import resolve_model_name
 from minifc.data import BUILTIN_TEST, BUILTIN_TRAIN, DataError, load_examples
 from minifc.encode import encode_dataset
 from minifc.evalloop import cases_from_examples, run_eval
 from minifc.evaluate import compute_metrics, format_table
-from minifc.export import save_hf_model
+from minifc.export import quantization_info, save_hf_model
 from minifc.loader import LoadError, load
 from minifc.lora import apply_lora, lora_parameters, mark_only_lora_trainable
 from minifc.loss import batch_loss
 from minifc.masking import TrainOn
+from minifc.nf4 import nf4_weights
 from minifc.tiny import save_tiny, tokenizer_for_examples
 from minifc.trainlog import MetricsLog, plot_losses, step_line, step_record
 from minifc.trainstate import (ctrl_c_stops, latest_checkpoint, prepare_run_dir, restore, resume_changes, save_step,
@@ -91,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--lora-targets", default="all", help="comma-separated: q,k,v,o,gate,up,down or all")
     add("--rslora", action="store_true", help="scale by alpha/sqrt(r) instead of alpha/r")
     add("--full", action="store_true", default=None, help="full fine-tune instead of LoRA (small models)")
+    add("--quantize", choices=["nf4"], help="QLoRA: store the frozen linear weights of the blocks in 4-bit NF4 "
+        "(LoRA runs only)")
     add("--seed", type=int, default=0)
     add("--eval-interval", type=int, help="held-out loss every N steps (default 50)")
     add("--eval-examples", type=int, help="at most this many held-out examples (default 256; tiny: 64)")
@@ -126,6 +130,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     args.out = args.out or str(Path("out") / Path(args.model.rstrip("/")).name)
     args.device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     args.dtype = args.dtype or ("bfloat16" if args.device.startswith("cuda") else "float32")
+    if args.quantize and args.full:  # a trained weight cannot live in 4 bits
+        sys.exit(f"--quantize {args.quantize} is for LoRA runs (a frozen base in 4 bits); " + (
+            "--model tiny trains the whole model (--full). For QLoRA on the demo, train LoRA on its result: "
+            f"python train.py --model {Path(args.out) / 'final'} --quantize {args.quantize}" if args.model == "tiny"
+            else "--full trains every weight, which stays in --dtype: drop one of the two flags"))
     if args.dtype == "float16":
         sys.exit("--dtype float16 is refused: Gemma 3's activations exceed float16's range (65504) and "
                  "overflow to inf/NaN. Use bfloat16 (same memory, float32's range) or float32.")
@@ -203,7 +212,10 @@ def build_model(args, name, resume_dir):
         for p in params:
             p.requires_grad_(True)
     else:
-        model = load_pretrained(str(name), device, getattr(torch, args.dtype))
+        try:
+            model = load_pretrained(str(name), device, getattr(torch, args.dtype), quantize=args.quantize)
+        except CheckpointError as error:
+            sys.exit(f"model: {error}")
         apply_lora(model, args.lora_r, args.lora_alpha, args.lora_dropout, args.lora_targets.split(","), args.rslora)
         mark_only_lora_trainable(model)
         if resume_dir:
@@ -212,8 +224,13 @@ def build_model(args, name, resume_dir):
     model.gradient_checkpointing = args.grad_checkpointing
     if args.compile:
         model.compile_blocks()
-    n_train, n_all = sum(p.numel() for p in params), sum(p.numel() for p in model.parameters())
-    print(f"model: {n_all / 1e6:.1f}M parameters, training {n_train / 1e6:.2f}M ({'full' if args.full else 'LoRA'})")
+    quantized = nf4_weights(model).values()
+    n_nf4 = sum(w.shape.numel() for w in quantized)
+    n_train, n_all = sum(p.numel() for p in params), sum(p.numel() for p in model.parameters()) + n_nf4
+    nf4_gib = sum(w.nbytes() for w in quantized) / 2**30
+    nf4_note = f", {n_nf4 / 1e6:.1f}M of them in NF4 ({nf4_gib:.2f} GiB)" if n_nf4 else ""
+    print(f"model: {n_all / 1e6:.1f}M parameters{nf4_note}, training {n_train / 1e6:.2f}M "
+          f"({'full' if args.full else 'LoRA'})")
     return model.train(), params
 
 
@@ -381,9 +398,10 @@ def main(argv=None):
     write_weights(final)
     print(f"final {'model' if args.full else 'adapter'}: {final}")
     if args.export and not args.full:
-        save_hf_model(model, Path(args.out) / "merged", hf_config, tokenizer, fmt, tokenizer.directory,
-                      extra_info={"base_model": base_name})
-        print(f"merged Hugging Face model: {Path(args.out) / 'merged'}")
+        info = {"base_model": base_name, **quantization_info(model)}
+        save_hf_model(model, Path(args.out) / "merged", hf_config, tokenizer, fmt, tokenizer.directory, extra_info=info)
+        print(f"merged Hugging Face model: {Path(args.out) / 'merged'}"
+              + (f" ({info['base_quantization']})" if "base_quantization" in info else ""))
     elif args.export:
         print(f"--export: with --full, {final} is already a Hugging Face model directory")
     if check_before is not None:

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Everything issue 8 still needs a CUDA GPU for, in stages that each fit one 10-minute command:
+# Everything issues 8 and 20 still need a CUDA GPU for, in stages that each fit one 10-minute command:
 #
 #   bash benchmarks/gpu_session.sh checks  [OUT]   # ~5 min: CUDA tests, the demo on CUDA (full bf16, then LoRA), --compile
 #   bash benchmarks/gpu_session.sh bench   [OUT]   # ~8 min: minifc vs transformers+peft, gemma-3-1b, functiongemma-270m, llama-3.2-1b
 #   bash benchmarks/gpu_session.sh bench8b [OUT]   # ~8 min: llama-3.1-8b: the default batch, a larger one with --compile
 #   bash benchmarks/gpu_session.sh profile [OUT]   # ~3 min: a torch.profiler table of minifc's llama-3.1-8b step
+#   bash benchmarks/gpu_session.sh qlora   [OUT]   # ~6 min, estimated (issue 20): NF4 CUDA test, QLoRA demo (+ --compile), llama-3.1-8b plain vs NF4
+#   bash benchmarks/gpu_session.sh qlora_compile [OUT]  # ~8 min, estimated: the same 8B comparison with --compile
 #
 # Logs and JSON go to OUT (default: $OUT if set, else ./gpu_out). Nothing is downloaded: models have
 # random weights and the demo builds its own tiny model. The benchmark uses the real tokenizers when
@@ -17,7 +19,7 @@
 # and the versions.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-stage=${1:?usage: bash benchmarks/gpu_session.sh checks|bench|bench8b|profile [OUT]}
+stage=${1:?usage: bash benchmarks/gpu_session.sh checks|bench|bench8b|profile|qlora|qlora_compile [OUT]}
 out=${2:-${OUT:-gpu_out}}
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1
@@ -64,6 +66,23 @@ bench8b)
 profile)
   run profile $PY benchmarks/profile_step.py --model llama-3.1-8b --examples-per-step 16 "${TOKENIZERS[@]}" --out "$out/profile_8b.txt"
   ;;
+qlora)
+  # NF4 on CUDA: codes as on CPU, inductor-compiled NF4 + LoRA blocks vs eager, no dequantized weight saved
+  run nf4_cuda_tests $PY -m pytest -q -s -rs tests/test_nf4.py -k cuda
+  # the demo's model, then QLoRA on it: loss falls, merged export; again with --compile (same losses to bf16 rounding)
+  run qlora_base $PY train.py --model tiny --device cuda --epochs 1 --check-examples 0 --out "$out/tiny" --overwrite
+  run qlora_demo $PY train.py --model "$out/tiny/final" --quantize nf4 --device cuda --epochs 1 --lr 1e-3 \
+      --export --out "$out/qlora" --overwrite
+  TORCH_LOGS=recompiles run qlora_demo_compile $PY train.py --model "$out/tiny/final" --quantize nf4 --device cuda \
+      --epochs 1 --lr 1e-3 --compile --check-examples 0 --out "$out/qlora_compiled" --overwrite
+  # full-depth llama-3.1-8b, random weights, bf16: step time and max_memory_allocated, plain LoRA vs NF4
+  run bench_nf4_8b $PY benchmarks/bench_nf4.py --device cuda --models llama-3.1-8b "${TOKENIZERS[@]}" \
+      --json "$out/bench_nf4_8b.json"
+  ;;
+qlora_compile)
+  run bench_nf4_8b_compiled $PY benchmarks/bench_nf4.py --device cuda --models llama-3.1-8b --compile \
+      "${TOKENIZERS[@]}" --json "$out/bench_nf4_8b_compiled.json"
+  ;;
 *)
-  echo "unknown stage $stage: checks, bench, bench8b or profile" >&2; exit 2 ;;
+  echo "unknown stage $stage: checks, bench, bench8b, profile, qlora or qlora_compile" >&2; exit 2 ;;
 esac

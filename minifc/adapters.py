@@ -19,7 +19,7 @@ import torch.nn as nn
 from safetensors.torch import load_file, save_file
 
 from .checkpoint import atomic_directory, minifc_name
-from .lora import LoRALinear, lora_layers, lora_state_dict, wrap_layers
+from .lora import LINEAR, LoRALinear, lora_layers, lora_state_dict, wrap_layers
 
 _WEIGHTS = "adapter_model.safetensors"
 _CONFIG = "adapter_config.json"
@@ -40,7 +40,7 @@ def _adapter_config(model: nn.Module, base_model_name_or_path: str | None = None
     # form; if they would select more modules than are wrapped here, list the full names instead.
     leaves = sorted({name.rsplit(".", 1)[-1] for name in layers})
     selected = [n for n, m in model.named_modules()
-                if n.rsplit(".", 1)[-1] in leaves and isinstance(m, (nn.Linear, LoRALinear))]
+                if n.rsplit(".", 1)[-1] in leaves and isinstance(m, (*LINEAR, LoRALinear))]
     target_modules = leaves if len(selected) == len(layers) else list(layers)
     return {
         "peft_type": "LORA", "task_type": "CAUSAL_LM", "base_model_name_or_path": base_model_name_or_path,
@@ -138,7 +138,7 @@ def load_adapter(model: nn.Module, directory) -> list[str]:
         raise ValueError(f"{weights_path}: keys not of the form {_PEFT_PREFIX}<module>.lora_A|B.weight "
                          f"(unsupported adapter parts): {bad_keys[:5]}")
 
-    unknown = [n for n in names if not isinstance(modules.get(n), (nn.Linear, LoRALinear))]
+    unknown = [n for n in names if not isinstance(modules.get(n), (*LINEAR, LoRALinear))]
     if unknown:
         raise ValueError(f"{weights_path}: the model has no linear layer named {unknown[:5]} "
                          "(is the adapter for another architecture?)")
@@ -148,7 +148,7 @@ def load_adapter(model: nn.Module, directory) -> list[str]:
             raise ValueError(f"{weights_path}: {name} already has LoRA with r={layer.r}, "
                              f"scale={layer.scale:g}, but the adapter has r={r}, lora_alpha={alpha}, "
                              f"use_rslora={rslora}")
-    wrap_layers(model, [n for n in names if isinstance(modules[n], nn.Linear)], r, alpha, dropout, rslora)
+    wrap_layers(model, [n for n in names if isinstance(modules[n], LINEAR)], r, alpha, dropout, rslora)
 
     expected = {_PEFT_PREFIX + k: v for k, v in lora_state_dict(model).items()}
     missing = sorted(expected.keys() - tensors.keys())

@@ -10,6 +10,10 @@ Loading: the model is built on the meta device (no memory), then each tensor is 
 safetensors file straight into a fresh CPU tensor (our own reader: no mmap, so the page cache never
 counts towards the process's memory), converted to the target dtype/device and installed as the
 parameter. Peak host memory is therefore about the model's size plus one tensor when converting.
+With quantize="nf4" (train.py --quantize nf4) each linear weight of the blocks is quantized as soon as it
+is read and its layer replaced by an nf4.NF4Linear, so no full-precision copy of those weights is ever
+held: peak memory is the quantized model plus the scratch of quantizing one tensor (at most 16 bytes per
+weight of the largest; nf4.py has the rule and the format).
 Tensor names are HF's (model.py mirrors them); multimodal Gemma 3 checkpoints prefix the decoder with
 `language_model.model.` (hub files) or `model.language_model.` (newer transformers), and their vision
 tower and projector are skipped by design.
@@ -25,6 +29,7 @@ import torch.nn as nn
 
 from .config import ModelConfig, resolve_model_name
 from .model import Transformer
+from .nf4 import quantizes, replace_linear
 
 # what snapshot_download fetches: nothing else from the repo (no original/*.pth, no onnx, no gguf)
 _ALLOW_PATTERNS = ["config.json", "generation_config.json", "model.safetensors", "model-*.safetensors",
@@ -119,13 +124,17 @@ def minifc_name(hf_name: str) -> str | None:
     return hf_name
 
 
-def load_pretrained(name_or_path: str, device="cpu", dtype: torch.dtype = torch.float32) -> Transformer:
+def load_pretrained(name_or_path: str, device="cpu", dtype: torch.dtype = torch.float32,
+                    quantize: str | None = None) -> Transformer:
     """Load a checkpoint into a Transformer (eval mode) in `dtype` on `device`.
 
     `name_or_path`: a short name (config.MODELS), a hub id, or a local directory with config.json and
-    model.safetensors / model.safetensors.index.json. The returned model has `.checkpoint_dir` (the
-    resolved directory, which also holds tokenizer.json).
+    model.safetensors / model.safetensors.index.json. quantize="nf4": the linear layers of the blocks in
+    NF4 (computing in `dtype`). The returned model has `.checkpoint_dir` (the resolved directory, which
+    also holds tokenizer.json).
     """
+    if quantize not in (None, "nf4"):
+        raise ValueError(f"quantize={quantize!r}: the one quantization minifc has is 'nf4'")
     directory = resolve_checkpoint_dir(name_or_path)
     config = load_config(directory)
     with torch.device("meta"):
@@ -149,9 +158,16 @@ def load_pretrained(name_or_path: str, device="cpu", dtype: torch.dtype = torch.
                     raise CheckpointError(
                         f"{path}: tensor {hf_name!r} has shape {tuple(entry['shape'])} but config.json "
                         f"implies {expected[name]}: config.json and the weights do not match")
-                tensor = _read_tensor(f, entry, 8 + header_size).to(device=device, dtype=dtype)
+                tensor = _read_tensor(f, entry, 8 + header_size)
                 module_name, _, leaf = name.rpartition(".")
-                setattr(model.get_submodule(module_name), leaf, nn.Parameter(tensor))
+                module = model.get_submodule(module_name)
+                if quantize and leaf == "weight" and quantizes(module_name, module):
+                    try:
+                        replace_linear(model, module_name, tensor.to(device))  # quantized from the file's dtype
+                    except ValueError as error:  # inf or NaN in the weight
+                        raise CheckpointError(f"{path}: tensor {hf_name!r}: {error}") from None
+                else:
+                    setattr(module, leaf, nn.Parameter(tensor.to(device=device, dtype=dtype)))
                 loaded.add(name)
     missing = [name for name in expected if name not in loaded]
     if missing:

@@ -13,7 +13,10 @@ What `transformers.AutoModelForCausalLM.from_pretrained` and minifc's `load_pret
     minifc.json             {"chat_format": ...}: the prompt format the model was trained with (chat/lookup.py)
 
 Merging does not touch the model: each adapted weight is computed as W + scale * B A in fp32 and
-rounded once to W's dtype. The directory appears only once complete (checkpoint.atomic_directory).
+rounded once to W's dtype. A base stored in NF4 (train.py --quantize nf4, or --quantize nf4 here) is
+first dequantized to the model's dtype: the export is the plain model the NF4 one computes, adapter
+merged, whose weights differ from the original base's by the quantization error. The directory appears
+only once complete (checkpoint.atomic_directory).
 """
 
 import argparse
@@ -28,15 +31,17 @@ from .chat.lookup import write_chat_format
 from .checkpoint import atomic_directory
 from .config import text_config
 from .lora import lora_layers
+from .nf4 import dequantized_state_dict, nf4_weights
 
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja")
 
 
 def _merged_state_dict(model) -> dict[str, torch.Tensor]:
-    """The model's weights under HF names, each LoRA update folded into its base weight (model untouched)."""
+    """The model's weights under HF names, NF4 weights dequantized to the model's dtype, each LoRA update
+    folded into its base weight (model untouched)."""
     layers = lora_layers(model)
     state = {}
-    for name, tensor in model.state_dict().items():
+    for name, tensor in dequantized_state_dict(model, model.model.embed_tokens.weight.dtype).items():
         module, _, leaf = name.rpartition(".")
         if module in layers and leaf == "weight":
             tensor = (tensor.float() + layers[module].delta_weight().to(tensor.device)).to(tensor.dtype)
@@ -106,16 +111,30 @@ def main(argv=None):
     parser.add_argument("--out", required=True, help="directory to write")
     parser.add_argument("--format", default=None, help="chat format (default: the model's)")
     parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32"])
+    parser.add_argument("--quantize", choices=["nf4"], help="merge into the base as an NF4 run trained on it "
+                        "(quantized, then dequantized to --dtype) instead of the original weights")
     args = parser.parse_args(argv)
     try:
-        model, tokenizer, fmt = load(args.model, args.format, args.adapter, dtype=getattr(torch, args.dtype))
+        model, tokenizer, fmt = load(args.model, args.format, args.adapter, dtype=getattr(torch, args.dtype),
+                                     quantize=args.quantize)
         load_adapter(model, args.adapter)
     except (LoadError, ValueError, OSError) as error:  # bad input: the message says what to fix
         parser.exit(1, f"minifc.export: {error}\n")
     hf_config = json.loads((model.checkpoint_dir / "config.json").read_text())
-    save_hf_model(model, args.out, hf_config, tokenizer, fmt, tokenizer_dir=model.checkpoint_dir,
-                  extra_info={"base_model": args.model, "adapter": str(args.adapter)})
-    print(f"wrote {args.out}")
+    info = {"base_model": args.model, "adapter": str(args.adapter)}
+    if args.quantize:
+        info.update(quantization_info(model))
+    save_hf_model(model, args.out, hf_config, tokenizer, fmt, tokenizer_dir=model.checkpoint_dir, extra_info=info)
+    print(f"wrote {args.out}" + (f" ({info['base_quantization']})" if args.quantize else ""))
+
+
+def quantization_info(model) -> dict:
+    """For minifc.json of an export: what the base of a model with NF4 weights became ({} for a plain one)."""
+    if not nf4_weights(model):
+        return {}
+    dtype = str(model.model.embed_tokens.weight.dtype).removeprefix("torch.")
+    return {"base_quantization": f"NF4 base dequantized to {dtype}, adapter merged: the weights differ from the "
+                                 "original base's by the NF4 quantization error"}
 
 
 if __name__ == "__main__":

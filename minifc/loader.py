@@ -27,8 +27,9 @@ class LoadError(Exception):
 
 
 def load(name_or_dir, format_name: str | None = None, adapter=None, *, weights: bool = True, device="cpu",
-         dtype: torch.dtype = torch.float32):
-    """(model or None without weights, Tokenizer, ChatFormat); see the module docstring."""
+         dtype: torch.dtype = torch.float32, quantize: str | None = None):
+    """(model or None without weights, Tokenizer, ChatFormat); see the module docstring. quantize="nf4":
+    the blocks' linear weights in NF4 (checkpoint.load_pretrained)."""
     if adapter is not None and not Path(adapter).is_dir():
         raise LoadError(f"--adapter {adapter}: no such directory (give the directory train.py wrote, e.g. OUT/final)")
     try:
@@ -44,6 +45,6 @@ def load(name_or_dir, format_name: str | None = None, adapter=None, *, weights: 
         except KeyError as error:
             raise LoadError(f"{directory}/tokenizer.json does not fit chat format {fmt.name}: {error.args[0]}; "
                             "pass the --format this model was trained with") from None
-        return load_pretrained(str(directory), device, dtype), tokenizer, fmt
+        return load_pretrained(str(directory), device, dtype, quantize), tokenizer, fmt
     except (CheckpointError, ValueError, OSError) as error:  # their messages say what to fix
         raise LoadError(str(error)) from error

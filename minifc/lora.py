@@ -11,6 +11,8 @@ Module names follow Hugging Face (`model.layers.0.self_attn.q_proj`), and a LoRA
 frozen weight under the same name (`...q_proj.weight`) with the adapter beside it
 (`...q_proj.lora_A.weight`, `...q_proj.lora_B.weight`), so the same code works on minifc's Transformer
 and on transformers' *ForCausalLM, and PEFT's file keys are ours with `base_model.model.` in front.
+A layer whose frozen weight is stored in 4 bits (nf4.NF4Linear, train.py --quantize nf4) is wrapped the
+same way: its `weight` is then an nf4.NF4Weight, dequantized in each forward; the adapter is unchanged.
 """
 
 import math
@@ -19,11 +21,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .nf4 import NF4Linear, NF4Weight, nf4_linear
+
 # Short target names -> the Hugging Face module names they select (in every layer).
 _TARGETS = {
     "q": "q_proj", "k": "k_proj", "v": "v_proj", "o": "o_proj",
     "gate": "gate_proj", "up": "up_proj", "down": "down_proj",
 }
+LINEAR = (nn.Linear, NF4Linear)  # the frozen layers LoRA wraps: plain, or with the weight stored in NF4
 FUSED_UPDATE = True  # LoRALinear.forward's addmm fast path; tests and benchmarks flip it to compare
 
 
@@ -44,12 +49,13 @@ class LoRALinear(nn.Module):
     would be rounded away. The cast is differentiable: the gradients arrive in fp32.
     """
 
-    def __init__(self, linear: nn.Linear, r: int, alpha: float, dropout: float = 0.0, rslora: bool = False):
+    def __init__(self, linear: nn.Linear | NF4Linear, r: int, alpha: float, dropout: float = 0.0,
+                 rslora: bool = False):
         super().__init__()
         if r <= 0:
             raise ValueError(f"LoRA rank r must be a positive integer, got r={r}")
         self.in_features, self.out_features = linear.in_features, linear.out_features
-        # The very same Parameter objects: no copy, and the state-dict names stay `weight` / `bias`.
+        # The very same Parameter objects (or NF4Weight): no copy, and the state-dict names stay `weight` / `bias`.
         self.weight = linear.weight.requires_grad_(False)
         self.register_parameter("bias", linear.bias)
         if self.bias is not None:
@@ -66,8 +72,14 @@ class LoRALinear(nn.Module):
     def scale_of(alpha: float, r: int, rslora: bool) -> float:
         return alpha / math.sqrt(r) if rslora else alpha / r
 
+    def frozen(self, x: torch.Tensor) -> torch.Tensor:
+        """The frozen layer: x W^T + b, with W dequantized on the fly if it is stored in NF4 (nf4.py)."""
+        if isinstance(self.weight, NF4Weight):
+            return nf4_linear(x, self.weight, self.bias)
+        return F.linear(x, self.weight, self.bias)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.linear(x, self.weight, self.bias)
+        out = self.frozen(x)
         low = F.linear(self.dropout(x), self.lora_A.weight.to(x.dtype))
         if not FUSED_UPDATE:
             return out + F.linear(low, self.lora_B.weight.to(x.dtype)) * self.scale
@@ -94,7 +106,7 @@ def lora_layers(model: nn.Module) -> dict[str, LoRALinear]:
 
 def apply_lora(model: nn.Module, r: int = 16, alpha: float = 32, dropout: float = 0.0,
                targets=("all",), rslora: bool = False) -> list[str]:
-    """Wrap every nn.Linear whose name ends in a target (e.g. `.q_proj`) in a LoRALinear, in place.
+    """Wrap every linear layer (LINEAR) whose name ends in a target (e.g. `.q_proj`) in a LoRALinear, in place.
 
     Matches names the way peft does with a list of target_modules (lm_head is never a target).
     Returns the names of the wrapped modules.
@@ -106,7 +118,7 @@ def apply_lora(model: nn.Module, r: int = 16, alpha: float = 32, dropout: float 
         leaves += _TARGETS.values() if t == "all" else [_TARGETS[t]]
     leaves = list(dict.fromkeys(leaves))  # dedupe, keep order
     names = [name for name, m in model.named_modules()
-             if isinstance(m, nn.Linear) and name.rsplit(".", 1)[-1] in leaves]
+             if isinstance(m, LINEAR) and name.rsplit(".", 1)[-1] in leaves]
     missing = [leaf for leaf in leaves if not any(n.rsplit(".", 1)[-1] == leaf for n in names)]
     if missing or not names:
         raise ValueError(f"LoRA targets {missing or leaves} match no nn.Linear in the model "
@@ -116,7 +128,7 @@ def apply_lora(model: nn.Module, r: int = 16, alpha: float = 32, dropout: float 
 
 
 def wrap_layers(model: nn.Module, names: list[str], r: int, alpha: float, dropout: float, rslora: bool):
-    """Replace each nn.Linear named in `names` by a LoRALinear around it, in place."""
+    """Replace each linear layer named in `names` by a LoRALinear around it, in place."""
     for name in names:
         parent_name, _, child = name.rpartition(".")
         parent = model.get_submodule(parent_name)
