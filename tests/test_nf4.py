@@ -160,6 +160,18 @@ def nf4_lora_model(hf_config, seed=0, std=0.02):
     return model
 
 
+def lora_step(model, ids):
+    """One forward and backward of an NF4 + LoRA model: (logits, LoRA gradients, the [out, in] float
+    weights autograd kept between them, which should be none)."""
+    shapes = {tuple(w.shape) for w in nf4_weights(model).values()}
+    for p in lora_parameters(model):
+        p.grad = None
+    logits, saved = saved_by_autograd(lambda: model(ids))
+    F.cross_entropy(logits.flatten(0, 1).float(), ids.flatten()).backward()
+    weights_saved = [s for s in saved if s[0] in shapes and s[1].is_floating_point]
+    return logits.detach(), [p.grad.clone() for p in lora_parameters(model)], weights_saved
+
+
 @pytest.mark.parametrize("family", ["llama", "gemma"])
 def test_compiled_nf4_blocks_match_eager_and_keep_no_weights(family):
     """torch.compile of NF4 + LoRA blocks: no graph break (fullgraph), the logits and LoRA gradients of
@@ -169,15 +181,7 @@ def test_compiled_nf4_blocks_match_eager_and_keep_no_weights(family):
               gemma_config(num_hidden_layers=2, layer_types=["sliding_attention", "full_attention"]))
     model = nf4_lora_model(config, std=0.2)
     ids = torch.randint(0, VOCAB, (2, 24), generator=torch.Generator().manual_seed(0))
-    shapes = {tuple(w.shape) for w in nf4_weights(model).values()}
-
-    def step():
-        for p in lora_parameters(model):
-            p.grad = None
-        logits, saved = saved_by_autograd(lambda: model(ids))
-        F.cross_entropy(logits.flatten(0, 1).float(), ids.flatten()).backward()
-        weights_saved = [s for s in saved if s[0] in shapes and s[1].is_floating_point]
-        return logits.detach(), [p.grad.clone() for p in lora_parameters(model)], weights_saved
+    step = lambda: lora_step(model, ids)
     torch._dynamo.reset()
     logits, grads, eager_saved = step()
     model.compile_blocks(backend="aot_eager", fullgraph=True)
@@ -244,15 +248,11 @@ def test_cuda_nf4_quantizes_as_on_cpu_and_compiles():
     mark_only_lora_trainable(model)
     randomize_b(model)
     ids = torch.randint(0, VOCAB, (2, 64), generator=torch.Generator().manual_seed(0)).cuda()
-    shapes = {tuple(w.shape) for w in nf4_weights(model).values()}
 
     def step():
-        for p in lora_parameters(model):
-            p.grad = None
-        logits, saved = saved_by_autograd(lambda: model(ids))
-        F.cross_entropy(logits.flatten(0, 1).float(), ids.flatten()).backward()
-        assert not [s for s in saved if s[0] in shapes and s[1].is_floating_point]
-        return logits.detach().float(), [p.grad.clone() for p in lora_parameters(model)]
+        logits, grads, weights_saved = lora_step(model, ids)
+        assert not weights_saved
+        return logits.float(), grads
     torch._dynamo.reset()
     logits, grads = step()
     torch.cuda.set_sync_debug_mode("error")  # an eager NF4 step makes no host sync
