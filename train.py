@@ -206,16 +206,16 @@ def build_model(args, name, resume_dir):
     """The model and the parameters to train. LoRA: frozen base in --dtype, fp32 adapters.
     --full: fp32 weights (the optimizer needs fp32 to accumulate small updates), bf16 via autocast."""
     device = torch.device(args.device)
+    try:  # --full continues from its checkpoint's weights; LoRA loads the base, its adapter comes below
+        model = (load_pretrained(str(resume_dir or name), device, torch.float32) if args.full else
+                 load_pretrained(str(name), device, getattr(torch, args.dtype), quantize=args.quantize))
+    except CheckpointError as error:
+        sys.exit(f"model: {error}")
     if args.full:
-        model = load_pretrained(str(resume_dir or name), device, torch.float32)
         params = list(model.parameters())
         for p in params:
             p.requires_grad_(True)
     else:
-        try:
-            model = load_pretrained(str(name), device, getattr(torch, args.dtype), quantize=args.quantize)
-        except CheckpointError as error:
-            sys.exit(f"model: {error}")
         apply_lora(model, args.lora_r, args.lora_alpha, args.lora_dropout, args.lora_targets.split(","), args.rslora)
         mark_only_lora_trainable(model)
         if resume_dir:
@@ -332,7 +332,7 @@ def main(argv=None):
                  "--truncate, or check that the examples have assistant turns")
     heldout_set, held_report = encode_dataset(heldout, tokenizer, fmt, args.max_len, args.truncate, train_on=train_on)
     print(f"held-out data: {held_report}")
-    rows_per_batch = max(1, args.batch_tokens // args.max_len)
+    rows_per_batch = args.batch_tokens // args.max_len  # >= 1: parse_args refuses fewer tokens than a row
     total = plan_steps(args, train_set, rows_per_batch)
 
     # 2. Model, optimizer, and the state of a resumed run.
