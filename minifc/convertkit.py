@@ -41,17 +41,22 @@ def parse_json(text, field):
         return json.loads(text)
     except json.JSONDecodeError as error:
         raise ConversionError(field, f"not valid JSON ({error.msg}): {text.strip()[:80]!r}") from None
+    except RecursionError:
+        raise ConversionError(field, "JSON nested too deeply to read; flatten it") from None
 
 
 def parse_literal(text, field):
-    """JSON, or failing that a Python literal ({'a': True}), as hermes writes some of its dicts."""
+    """JSON, or failing that a Python literal of JSON values ({'a': True}), as hermes writes some of its dicts."""
     try:
         return parse_json(text, field)
     except ConversionError:
         try:
-            return ast.literal_eval(text.strip())
-        except (ValueError, SyntaxError):
-            raise ConversionError(field, f"neither JSON nor a Python literal: {text.strip()[:80]!r}") from None
+            value = ast.literal_eval(text.strip())
+            json.dumps(value)  # a set, bytes or complex number has no JSON form
+            return value
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            raise ConversionError(field, "neither JSON nor a Python literal of JSON values (dicts, lists, strings, "
+                                         f"numbers, True, False, None): {text.strip()[:80]!r}") from None
 
 
 def normalise_tools(tools):

@@ -144,10 +144,15 @@ def test_hermes_tools_field_json_calls_and_text_around_them():
     assert validate_example(ex) == []
 
 
-def test_hermes_bad_call_raises_conversion_error():
-    record = {"conversations": [{"from": "human", "value": "x"}, {"from": "gpt", "value": "<tool_call>{oops</tool_call>"}]}
-    with pytest.raises(ConversionError, match="neither JSON nor a Python literal"):
+@pytest.mark.parametrize("text", ["{oops", "{'name': 'f', 'arguments': {'a': {1, 2}}}", "{[1]: 2}", "[" * 200_000])
+def test_hermes_bad_call_raises_conversion_error(text):
+    record = {"conversations": [{"from": "human", "value": "x"},
+                                {"from": "gpt", "value": f"<tool_call>{text}</tool_call>"}]}
+    with pytest.raises(ConversionError) as caught:
         convert_hermes(record, "h:1")
+    assert caught.value.field == "conversations[1].value <tool_call>"
+    assert caught.value.message == ("neither JSON nor a Python literal of JSON values (dicts, lists, strings, numbers, "
+                                    f"True, False, None): {text[:80]!r}")
 
 
 # --- Jofthomas/hermes-function-calling-thinking-V1 (the Hugging Face agents course) ---------------------------
@@ -264,7 +269,8 @@ def test_hermes_refusals_name_the_turn(turn, field, error):
 
 def test_forced_hermes_reads_plain_messages_like_canonical(tmp_path):
     path = tmp_path / "d.jsonl"
-    record = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "<think>Greet.</think>hello"}]}
+    record = {"messages": [{"role": "user", "content": "hi"},
+                           {"role": "assistant", "content": "<think>Greet.</think>hello"}]}
     path.write_text(json.dumps(record) + "\n")
     [canonical], _ = load_examples(path)
     [hermes], _ = load_examples(path, data_format="hermes")

@@ -157,7 +157,8 @@ def test_reasoning_on_assistant_messages(message, expected):
 
 @pytest.mark.parametrize("role", ["system", "user", "tool"])
 def test_reasoning_on_other_roles_is_refused(role):
-    messages = [{"role": "user", "content": "hi"}, {"role": "assistant", "tool_calls": [call("get_weather", {"city": "A"})]},
+    messages = [{"role": "user", "content": "hi"},
+                {"role": "assistant", "tool_calls": [call("get_weather", {"city": "A"})]},
                 {"role": "tool", "content": "3"}, {"role": "assistant", "content": "x"}]
     index = {"system": 0, "user": 0, "tool": 2}[role]
     if role == "system":
