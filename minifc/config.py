@@ -26,7 +26,7 @@ _MODEL_TYPES = ("llama (Llama 3.x)", "gemma3_text (Gemma 3 1B/270M, FunctionGemm
 
 @dataclass
 class ModelConfig:
-    model_type: str                     # "llama", "gemma3_text" (after unwrapping a multimodal config), "qwen3", "qwen2"
+    model_type: str                     # "llama", "gemma3_text" (a multimodal config unwrapped), "qwen3", "qwen2"
     vocab_size: int
     hidden_size: int
     intermediate_size: int
@@ -116,7 +116,7 @@ def _common(hf: dict, defaults: dict) -> dict:
 
 # transformers' LlamaConfig defaults, used where a config.json leaves a key out
 _LLAMA_DEFAULTS = dict(vocab_size=32000, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
-                       num_attention_heads=32, num_key_value_heads=32, rms_norm_eps=1e-6, max_position_embeddings=2048,
+                       num_attention_heads=32, rms_norm_eps=1e-6, max_position_embeddings=2048,
                        tie_word_embeddings=False, rope_theta=10000.0, hidden_act="silu")
 
 
@@ -173,8 +173,8 @@ def _gemma3_from_hf(hf: dict, source: str) -> ModelConfig:
 # transformers' Qwen3Config / Qwen2Config defaults (they differ only in head_dim: Qwen3Config has its own
 # field, 128; Qwen2 divides hidden_size by the heads)
 _QWEN_DEFAULTS = dict(vocab_size=151_936, hidden_size=4096, intermediate_size=22016, num_hidden_layers=32,
-                      num_attention_heads=32, num_key_value_heads=32, rms_norm_eps=1e-6, max_position_embeddings=32768,
-                      tie_word_embeddings=False, rope_theta=10_000.0)
+                      num_attention_heads=32, num_key_value_heads=32, rms_norm_eps=1e-6,
+                      max_position_embeddings=32768, tie_word_embeddings=False, rope_theta=10_000.0)
 
 
 def _qwen_from_hf(hf: dict, source: str) -> ModelConfig:
