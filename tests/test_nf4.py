@@ -301,7 +301,8 @@ def test_nf4_model_logits_close_to_plain(family):
     whose block weights get random noise of the same size as the quantization error (errors printed).
     A wrong scale, block or layout would be far larger than noise."""
     hf_config = {"llama": lambda: llama_config(num_hidden_layers=3), "gemma": gemma_config,
-                 "qwen2.5": lambda: qwen_config("qwen2.5-0.5b")}[family]()
+                 "qwen2.5": lambda: qwen_config("qwen2.5-0.5b", hidden_size=128, intermediate_size=384,
+                                                num_attention_heads=4, vocab_size=VOCAB)}[family]()
     config = ModelConfig.from_hf(hf_config.to_dict())
     torch.manual_seed(0)
     plain = Transformer(config).eval()
