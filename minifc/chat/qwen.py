@@ -131,8 +131,9 @@ def _write_system(out: SpanWriter, messages: list[dict], tools, variant: Variant
         return
     out.write(f"{IM_START}system\n", HEADER, system)
     if text is not None:
-        glue = "\n\n" if tools else ""  # the tokenizer merges it into trailing punctuation: label it with the text
-        out.write(text + glue, TEXT if system is not None else TEMPLATE, system)
+        # the tokenizer merges the glue into trailing punctuation: label it with the text (if there is any)
+        glue = "\n\n" if tools else ""
+        out.write(text + glue, TEXT if system is not None and text else TEMPLATE, system)
     if tools:
         out.write(TOOLS_PREAMBLE + "".join("\n" + json.dumps(tool, ensure_ascii=False) for tool in tools)
                   + TOOLS_POSTAMBLE)
