@@ -448,3 +448,21 @@ def test_parse_malformed_returns_error_and_never_raises(generated, error):
     result = parse(generated + "<|im_end|>")
     assert result["tool_calls"] == [] and result["parse_error"].startswith("malformed") and error in result["parse_error"]
     assert result["content"] == generated.strip()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", FORMATS)
+def test_builtin_data_matches_official_template_and_aligns(reference, tokenizers, name):
+    """All 960 built-in conversations: the official template's text, and trained spans on token boundaries
+    with the real tokenizer, for the default rule and with every role trained."""
+    from minifc.data import BUILTIN_TEST, BUILTIN_TRAIN, load_examples
+    examples = load_examples(BUILTIN_TRAIN)[0] + load_examples(BUILTIN_TEST)[0]
+    everything = TrainOn(("assistant", "tool", "user", "system"))
+    fmt, tokenizer = get_format(name), tokenizers[name]
+    for example in examples:
+        official = oracle(reference, name, example.messages, example.tools, False, {})
+        assert fmt.render(example.messages, example.tools).text == official, example.location
+        ids, labels = encode_example(example, tokenizer, fmt)
+        assert "".join(trained_runs(ids, labels, tokenizer)) == "".join(assistant_bodies(official))
+        encode_example(example, tokenizer, fmt, train_on=everything)
+    assert len(examples) == 960
