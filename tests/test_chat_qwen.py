@@ -382,6 +382,32 @@ def test_non_string_reasoning_is_refused_where_shown():
         get_format("qwen3-2507").render([ASK], add_generation_prompt=True, enable_thinking=False)
 
 
+small_texts = st.sampled_from(["", "a", "\n", "\n\nb.\n", " c ", '{"k": "é"}', "d\n\n"]) | st.text(
+    st.sampled_from(["a", "é", " ", "\n", ".", "{", "}", '"', "<", "/", ">"]), max_size=6)
+conversation_messages = st.lists(st.one_of(
+    st.builds(user, small_texts),
+    st.builds(lambda content, reasoning, tool_calls: {"role": "assistant", "content": content, "tool_calls": tool_calls}
+              | ({"reasoning": reasoning} if reasoning is not None else {}),
+              st.none() | small_texts, st.none() | small_texts,
+              st.lists(st.sampled_from([PARIS, TOKYO, call("get_time")]), max_size=2)).filter(
+        lambda m: m["content"] is not None or m["tool_calls"]),
+    st.builds(result, small_texts | st.dictionaries(small_texts, st.integers(), max_size=2)),
+    st.builds(lambda text: {"role": "system", "content": text}, small_texts)), min_size=1, max_size=7)
+
+
+@settings(max_examples=150, deadline=None)
+@given(messages=conversation_messages, with_tools=st.booleans(), add_generation_prompt=st.booleans(),
+       enable_thinking=st.booleans())
+def test_any_conversation_matches_official_template(reference, messages, with_tools, add_generation_prompt,
+                                                    enable_thinking):
+    """Random conversations, in any order of roles, with edge-case texts (empty, newlines at either end)."""
+    tools = [WEATHER, TIME] if with_tools else None
+    options = {"enable_thinking": enable_thinking}
+    for name in FORMATS:
+        assert render(name, messages, tools, add_generation_prompt, options).text == oracle(
+            reference, name, messages, tools, add_generation_prompt, options)
+
+
 # ---------------------------------------------------------------------------------------------- parse
 
 json_values = st.recursive(

@@ -5,18 +5,18 @@ Qwen3 checkpoints ship now (`qwen3-hf-current.jinja`; the first-release one rend
 same), `qwen3-2507` to the Qwen3-*-Instruct-2507 template, `qwen2.5` to Qwen2.5-Instruct's. One turn is
 `<|im_start|>ROLE\\n` + content (not trimmed) + `<|im_end|>\\n`; there is no BOS.
 
-    <|im_start|>system\\n{system}\\n\\n# Tools\\n\\n...<tools>\\n{tool as JSON}\\n...</tools>\\n\\n...</tool_call><|im_end|>\\n
+    <|im_start|>system\\n{system}\\n\\n# Tools\\n\\n...<tools>\\n{tool}\\n...</tools>\\n\\n...</tool_call><|im_end|>\\n
     <|im_start|>user\\n{text}<|im_end|>\\n
-    <|im_start|>assistant\\n<think>\\n{reasoning}\\n</think>\\n\\n{text}\\n<tool_call>\\n{"name": "f", "arguments": {...}}\\n</tool_call><|im_end|>\\n
-    <|im_start|>user\\n<tool_response>\\n{result}\\n</tool_response>\\n<tool_response>\\n...\\n</tool_response><|im_end|>\\n
+    <|im_start|>assistant\\n<think>\\n{reasoning}\\n</think>\\n\\n{text}\\n<tool_call>\\n{call}\\n</tool_call><|im_end|>\\n
+    <|im_start|>user\\n<tool_response>\\n{result}\\n</tool_response>\\n<tool_response>...<|im_end|>\\n
     <|im_start|>assistant\\n                                       add_generation_prompt (+ an empty think
                                                                  block with qwen3's enable_thinking=False)
 
-- System turn: with tools it is always written: the system text (the first message's, when it is a system
-  message; else nothing for qwen3 and qwen3-2507, "You are Qwen, created by Alibaba Cloud. You are a helpful
-  assistant." for qwen2.5) + "\\n\\n", then TOOLS_PREAMBLE, "\\n" + json.dumps(tool) per tool (the whole
-  object, key order kept, ", "/": " separators, non-ASCII kept) and TOOLS_POSTAMBLE. Without tools: qwen3
-  and qwen3-2507 write a system turn only for a system message, qwen2.5 always (its default text). A
+- System turn: with tools it is always written: `{system}\\n\\n` (the first message's text when it is a
+  system message, else qwen2.5's "You are Qwen, created by Alibaba Cloud. You are a helpful assistant.",
+  else nothing), then TOOLS_PREAMBLE, "\\n" + json.dumps(tool) per tool (the whole object, key order kept,
+  ", "/": " separators, non-ASCII kept) and TOOLS_POSTAMBLE. Without tools: qwen3 and qwen3-2507 write a
+  system turn only for a system message, qwen2.5 always (with its default text). A
   system message that is not first is an ordinary turn. `tools=[]` means no tools.
 - Calls: content, then per call `<tool_call>\\n{"name": "NAME", "arguments": ARGS}\\n</tool_call>`, with a
   "\\n" before the first call when the content is not empty and before every later one (parallel calls).
@@ -158,7 +158,8 @@ def _calls_text(message: dict, index: int, content: str, variant: Variant) -> st
         where = f"messages[{index}].tool_calls[{i}]"
         function = call.get("function") if isinstance(call, dict) else None
         if not isinstance(function, dict):
-            raise ValueError(f'{where} must be {{"type": "function", "function": {{"name": ..., "arguments": {{...}}}}}}')
+            raise ValueError(f'{where} must be {{"type": "function", "function": {{"name": ..., '
+                             '"arguments": {...}}}')
         name = function.get("name")
         if not isinstance(name, str) or not name:
             raise ValueError(f"{where}.function.name must be a non-empty string")
@@ -177,7 +178,8 @@ def _write_assistant(out: SpanWriter, message: dict, index: int, think: bool, va
     calls = _calls_text(message, index, content, variant)
     out.write(f"{IM_START}assistant\n", HEADER, index)
     if think:
-        out.write(f"{THINK_OPEN}\n{_reasoning(message, index).strip(chr(10))}\n{THINK_CLOSE}\n\n", REASONING, index)
+        reasoning = _reasoning(message, index).strip("\n")
+        out.write(f"{THINK_OPEN}\n{reasoning}\n{THINK_CLOSE}\n\n", REASONING, index)
         out.write(content.lstrip("\n"), TEXT, index)
     else:
         out.write(content, TEXT, index)
