@@ -49,8 +49,8 @@ into trailing punctuation ("}\\n", ".\\n\\n" are one token), so the "\\n\\n" aft
 "\\n" before `</tool_response>` belong to that message's TEXT, keeping `--train-on system/tool` on token
 boundaries. Everything else (tool declarations, `<tool_response>` wrappers, the qwen2.5 default system
 text) is the template's.
-Known limit: assistant content starting with a newline right after `<|im_start|>assistant\n` (no think
-block) tokenizes as one "\n\n" token across the header; encode refuses it (SpanAlignmentError, counted).
+Known limit: assistant content starting with a newline right after `<|im_start|>assistant\\n` (no think
+block) tokenizes as one "\\n\\n" token across the header; encode refuses it (SpanAlignmentError, counted).
 
 parse(): cuts the text at `<|im_end|>` or `<|endoftext|>`; an optional leading reasoning block ends at the
 first `</think>` (a leading `<think>` is optional, as when a prompt opened it) and is returned under
@@ -62,7 +62,6 @@ with the whole text as content and no calls. parse never raises.
 """
 
 import json
-import re
 from dataclasses import dataclass
 
 from minifc.chat import ChatFormat
