@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from jinja_oracle import load_template
 from minifc.chat import get_format
 from minifc.chat.qwen import ADDED_TOKENS, parse
-from minifc.encode import encode_example
-from minifc.masking import IGNORE_INDEX, TrainOn
+from minifc.encode import label_tokens
+from minifc.masking import DEFAULT, IGNORE_INDEX, TrainOn
 from minifc.tokenizer import Tokenizer
 
 TEMPLATES = {"qwen3": "qwen3-hf-current.jinja", "qwen3-a": "qwen3.jinja", "qwen3-2507": "qwen3-instruct-2507.jinja",
@@ -164,6 +164,14 @@ def assistant_bodies(text):
     return bodies
 
 
+def encode(rendered, tokenizer, train_on=DEFAULT):
+    """(ids, labels) of one render by encode's own labelling rule (SpanAlignmentError when a token straddles
+    a span edge). Renders, not examples: training may split a qwen3 conversation into several sequences,
+    each the render of a prefix, so the tests check every prefix render."""
+    ids, offsets = tokenizer.encode_with_offsets(rendered.text)
+    return ids, label_tokens(ids, offsets, rendered.trained_spans(train_on), rendered.text)
+
+
 def trained_runs(ids, labels, tokenizer):
     """Decoded text of each maximal run of trained tokens."""
     runs, current = [], []
@@ -277,28 +285,28 @@ def test_qwen25_default_system_and_empty_tool_list(reference):
 
 @pytest.mark.parametrize("name", FORMATS)
 def test_trained_text_is_each_assistant_turn_on_token_boundaries(reference, tokenizers, name):
-    """encode_example with the real tokenizer: every case aligns (default and every role trained) and the
-    trained text is exactly each assistant turn of the official render, its think block and <|im_end|> included."""
-    tokenizer = tokenizers[name]
-    for case, (messages, tools, add_generation_prompt, options) in CASES.items():
-        example = {"messages": messages, "tools": tools}
+    """With the real tokenizer, every case and every prefix of it aligns (the default rule and every role
+    trained), and the trained text is exactly each assistant turn of the official render, its think block
+    and <|im_end|> included."""
+    fmt, tokenizer = get_format(name), tokenizers[name]
+    everything = TrainOn(("assistant", "tool", "user", "system"))
+    for case, (messages, tools, _, options) in CASES.items():
         if (case, name) in UNALIGNED:
             with pytest.raises(ValueError, match="straddles"):
-                encode_example(example, tokenizer, get_format(name))
+                encode(fmt.render(messages, tools), tokenizer)
             continue
-        ids, labels = encode_example(example, tokenizer, get_format(name))
-        expected = assistant_bodies(oracle(reference, name, messages, tools, False, {}))
-        assert "".join(trained_runs(ids, labels, tokenizer)) == "".join(expected), case
-        assert sum(label == IM_END for label in labels) == len(expected)
-        everything = TrainOn(("assistant", "tool", "user", "system"))
-        ids, labels = encode_example(example, tokenizer, get_format(name), train_on=everything)
-        assert ids == tokenizer.encode(oracle(reference, name, messages, tools, False, {}))
+        for k in range(1, len(messages) + 1):
+            rendered = fmt.render(messages[:k], tools)
+            ids, labels = encode(rendered, tokenizer)
+            expected = assistant_bodies(oracle(reference, name, messages[:k], tools, False, {}))
+            assert "".join(trained_runs(ids, labels, tokenizer)) == "".join(expected), (case, k)
+            assert sum(label == IM_END for label in labels) == len(expected)
+            assert encode(rendered, tokenizer, everything)[0] == ids
 
 
 def test_exact_trained_text(tokenizers):
     tokenizer, fmt = tokenizers["qwen3"], get_format("qwen3")
-    ids, labels = encode_example({"messages": CASES["multi_turn_tools_reasoning"][0], "tools": [WEATHER, TIME]},
-                                 tokenizer, fmt)
+    ids, labels = encode(fmt.render(CASES["multi_turn_tools_reasoning"][0], [WEATHER, TIME]), tokenizer)
     assert trained_runs(ids, labels, tokenizer) == [
         '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris", "unit": "celsius"}}\n</tool_call><|im_end|>',
         "Sunny, 21 °C.<|im_end|>",
@@ -306,16 +314,14 @@ def test_exact_trained_text(tokenizers):
         "</tool_call><|im_end|>",
         "<think>\n\n</think>\n\n22:05.<|im_end|>"]
     messages = CASES["parallel_results_grouped_answer"][0]
-    ids, labels = encode_example({"messages": messages, "tools": [WEATHER, TIME]}, tokenizer, fmt,
-                                 train_on=TrainOn(("assistant", "tool", "system")))
+    ids, labels = encode(fmt.render(messages, [WEATHER, TIME]), tokenizer, TrainOn(("assistant", "tool", "system")))
     assert trained_runs(ids, labels, tokenizer) == [
         "You are a helpful assistant.\n\n", "<|im_end|>",  # the system text, not the declarations; its end token
         '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris", "unit": "celsius"}}\n</tool_call>\n'
         '<tool_call>\n{"name": "get_time", "arguments": {"timezone": "Asia/Tokyo"}}\n</tool_call><|im_end|>',
         '{"temperature": 21, "condition": "sunny"}\n', "14:05\n", "<|im_end|>",
         "<think>\n\n</think>\n\nIt is 21 °C and sunny; 14:05 in Tokyo.<|im_end|>"]
-    ids, labels = encode_example({"messages": messages, "tools": [WEATHER, TIME]}, tokenizers["qwen2.5"],
-                                 get_format("qwen2.5"))
+    ids, labels = encode(get_format("qwen2.5").render(messages, [WEATHER, TIME]), tokenizers["qwen2.5"])
     assert trained_runs(ids, labels, tokenizers["qwen2.5"])[-1] == "It is 21 °C and sunny; 14:05 in Tokyo.<|im_end|>"
 
 
@@ -488,7 +494,8 @@ def test_builtin_data_matches_official_template_and_aligns(reference, tokenizers
     for example in examples:
         official = oracle(reference, name, example.messages, example.tools, False, {})
         assert fmt.render(example.messages, example.tools).text == official, example.location
-        ids, labels = encode_example(example, tokenizer, fmt)
+        rendered = fmt.render(example.messages, example.tools)
+        ids, labels = encode(rendered, tokenizer)
         assert "".join(trained_runs(ids, labels, tokenizer)) == "".join(assistant_bodies(official))
-        encode_example(example, tokenizer, fmt, train_on=everything)
+        encode(rendered, tokenizer, everything)
     assert len(examples) == 960
