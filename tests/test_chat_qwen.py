@@ -5,6 +5,7 @@ round trips."""
 
 import copy
 import json
+import unicodedata
 from functools import lru_cache
 
 import pytest
@@ -439,8 +440,9 @@ def test_parse_inverts_render(tokenizers, tool_calls, content, reasoning):
     message = {"role": "assistant", "content": content or None, "tool_calls": tool_calls}
     if reasoning:
         message["reasoning"] = reasoning
-    if not content and not tool_calls or contains_added_token(message):
-        return  # nothing to say, or refused (tested above)
+    data = json.dumps(message, ensure_ascii=False)
+    if not content and not tool_calls or contains_added_token(message) or unicodedata.normalize("NFC", data) != data:
+        return  # nothing to say, refused (tested above), or changed by the tokenizers' NFC normaliser
     for name in FORMATS:
         fmt, tokenizer = get_format(name), tokenizers[name]
         prompt = fmt.render([ASK], [WEATHER], add_generation_prompt=True).text
