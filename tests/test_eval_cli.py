@@ -113,7 +113,7 @@ class ScriptedModel(torch.nn.Module):
 
 # ----------------------------------------------------------------------------- scripted model: exact numbers
 
-@pytest.mark.parametrize("format_name", ["gemma3", "functiongemma", "llama3.2"])
+@pytest.mark.parametrize("format_name", ["gemma3", "functiongemma", "gemma4", "llama3.2"])
 def test_scripted_model_scores_exactly(tmp_path, monkeypatch, capsys, format_name):
     fmt = get_format(format_name)
     tokenizer = format_tokenizer(fmt, corpus(fmt))
@@ -144,8 +144,9 @@ def test_scripted_model_scores_exactly(tmp_path, monkeypatch, capsys, format_nam
     assert json.loads((out / "report.json").read_text()) == report
 
 
-def test_scripted_model_on_bfcl_files(tmp_path, monkeypatch, capsys):
-    fmt = get_format("gemma3")
+@pytest.mark.parametrize("format_name", ["gemma3", "gemma4"])
+def test_scripted_model_on_bfcl_files(tmp_path, monkeypatch, capsys, format_name):
+    fmt = get_format(format_name)
     tokenizer = format_tokenizer(fmt, corpus(fmt))
     bfcl = tmp_path / "bfcl"
     simple = write_jsonl(bfcl / "BFCL_v3_simple.json", [q for q, _ in BFCL_SIMPLE])
