@@ -465,6 +465,22 @@ def test_inspector_shows_tool_results_untrained(tokenizer):
     assert "every assistant turn's end token trained: yes (2/2" in report
 
 
+def test_inspector_command_line_with_the_real_tokenizer(reference_tokenizer_dir, tmp_path, capsys):
+    import inspect_masks
+
+    messages, tools, _, _ = CASES["call_result_answer"]
+    data = tmp_path / "data.jsonl"
+    data.write_text(json.dumps({"messages": messages, "tools": tools}) + "\n")
+    inspect_masks.main(["--model", str(reference_tokenizer_dir("gemma-4")), "--format", "gemma4", "--data", str(data)])
+    out = capsys.readouterr().out
+    assert "<|turn>model\n⟦" + PARIS_CALL + "<|tool_response>⟧response:get_weather{value:<|\"|>sunny, 21 °C<|\"|>}" \
+           "<tool_response|>⟦It is 21 °C and sunny in Paris.<turn|>⟧\n" in out
+    table = out.split("tokens by role")[1].split("BOS tokens")[0]
+    rows = {line.split()[0]: line.split()[1:] for line in table.splitlines()[1:] if line.strip()}
+    assert rows["tool"][0] == "0" and rows["assistant"][0] != "0"
+    assert "every assistant turn's end token trained: yes (2/2 turns have a trained stop token [1, 50, 106])" in out
+
+
 # ---------------------------------------------------------------------------------------------------
 # parse()
 
