@@ -130,6 +130,8 @@ CASES = {
     "content_plus_call": ([ASK, calls(PARIS, content="  Let me check.  ")], [WEATHER], False, {}),
     "content_plus_call_result": ([ASK, calls(PARIS, content="Let me check."), SUNNY, answer("Sunny.")],
                                  [WEATHER], False, {}),
+    "content_plus_call_result_prompt": ([ASK, calls(PARIS, content="Let me check."), SUNNY], [WEATHER], True,
+                                        {"enable_thinking": True}),
     "consecutive_answers": ([user("q"), answer("A"), answer("B")], None, False, {}),
     "text_parts_result": ([ASK, calls(PARIS), {"role": "tool", "name": "get_weather", "content": [
         {"type": "text", "text": " sunny "}, {"type": "text", "text": "21"}]}], [WEATHER], True, {}),
@@ -573,7 +575,8 @@ keys = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,8}", fullmatch=True)
 values = st.recursive(texts | st.integers(-10**12, 10**12) | st.floats(allow_nan=False, allow_infinity=False)
                       | st.booleans() | st.none(),
                       lambda inner: st.lists(inner, max_size=3) | st.dictionaries(keys, inner, max_size=3), max_leaves=8)
-random_calls = st.lists(st.builds(lambda name, arguments: {"type": "function", "function": {"name": name, "arguments": arguments}},
+random_calls = st.lists(st.builds(lambda name, arguments: {"type": "function",
+                                                           "function": {"name": name, "arguments": arguments}},
                                   st.from_regex(r"[a-z_][a-z0-9_.\-]{0,10}", fullmatch=True),
                                   st.dictionaries(keys, values, max_size=4)), max_size=3)
 

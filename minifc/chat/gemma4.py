@@ -22,8 +22,11 @@ Thinking (`enable_thinking=True`) puts `<|think|>\\n` at the top of the system t
 `reasoning` (or `reasoning_content`) is written only where the template writes it: for messages after the
 last user message (or, with `preserve_thinking=True`, for any message with calls); elsewhere it is dropped,
 as in the template. So a conversation is not always a prefix of its continuation: render() is exact for
-every prefix, and encode.py decides which turns a render shows as served. The two variants differ only in
-the generation prompt: with thinking off, `gemma4-31b` appends an empty thought channel
+every prefix, and encode.py decides which turns a render shows as served. After tool results with thinking
+on, the template's generation prompt ends with the thought opener `<|channel>thought\n`; in a training
+render that opener is part of the next message's REASONING (trained: it is the opener the model writes
+itself at the start of a turn), and parse() reads a thought whose opener the prompt wrote. The two
+variants differ only in the generation prompt: with thinking off, `gemma4-31b` appends an empty thought channel
 `<|channel>thought\\n<channel|>` after `<|turn>model\\n` (training renders never contain it).
 
 The template's pitfalls, decided here:
