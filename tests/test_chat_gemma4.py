@@ -638,3 +638,30 @@ def test_format_objects_and_control_tokens(tokenizer):
         for fmt in (FORMAT, FORMAT_31B):
             ids = tokenizer.encode(fmt.render(messages, tools, add_generation_prompt, **options).text)
             assert {i for i in ids if i in special} <= declared
+
+
+def as_google_form(messages):
+    """minifc's tool messages as Google's notebook form: tool_responses on the assistant message they answer."""
+    converted = []
+    for message in messages:
+        if message["role"] == "tool":
+            converted[-1].setdefault("tool_responses", []).append({"name": message["name"], "response": message["content"]})
+        else:
+            converted.append(copy.deepcopy(message))
+    return converted
+
+
+@pytest.mark.slow
+def test_builtin_data_renders_as_the_template_renders_googles_form(e2b_template, tokenizer):
+    """All 960 built-in conversations (results stored as objects): minifc's render equals the template's render
+    of the same conversation in Google's own form, and every trained span aligns to the real tokenizer."""
+    from minifc.data import BUILTIN_TEST, BUILTIN_TRAIN, load_examples
+
+    examples = load_examples(BUILTIN_TRAIN)[0] + load_examples(BUILTIN_TEST)[0]
+    assert len(examples) == 960
+    for number, example in enumerate(examples):
+        rendered = render(example.messages, example.tools)
+        assert rendered.text == oracle(e2b_template, as_google_form(example.messages), example.tools), number
+        if number % 10 == 0:
+            ids, labels = encode_example(example, tokenizer, FORMAT)  # raises if a span straddles a token
+            assert sum(label != -100 for label in labels) > 0
