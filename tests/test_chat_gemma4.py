@@ -224,6 +224,16 @@ def test_render_equals_template(name, variant, tokenizer):
     assert ids == tokenizer.encode(expected) and ids[0] == 2 and ids.count(2) == 1  # one <bos>, not doubled
 
 
+def test_every_prefix_equals_the_template(e2b_template):
+    """encode.py renders prefixes messages[:k] of a conversation (reasoning makes renders non-prefix-preserving):
+    each prefix, with and without the generation prompt, is the template's text too."""
+    for name, (messages, tools, _, options) in CASES.items():
+        for k in range(len(messages) + 1):
+            for add_generation_prompt in (False, True):
+                expected = oracle(e2b_template, messages[:k], tools, add_generation_prompt, **options)
+                assert render(messages[:k], tools, add_generation_prompt, **options).text == expected, (name, k)
+
+
 def test_the_variants_differ_only_in_the_generation_prompt():
     for messages, tools, add_generation_prompt, options in CASES.values():
         small = FORMAT.render(messages, tools, add_generation_prompt, **options).text
