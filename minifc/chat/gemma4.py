@@ -172,7 +172,6 @@ def render(messages: list[dict], tools: list[dict] | None = None, add_generation
         role = "model" if message["role"] == "assistant" else message["role"]
         if not (role == "model" and previous_role == "assistant"):  # else: it continues the open model turn
             out.write(TURN + role + "\n", HEADER, index)
-        previous = None
         reasoning = message.get("reasoning") or message.get("reasoning_content")
         calls = message.get("tool_calls") or []
         if reasoning and (index > last_user or (preserve_thinking and calls)):
@@ -181,10 +180,9 @@ def render(messages: list[dict], tools: list[dict] | None = None, add_generation
             out.write(CHANNEL + "thought\n" + reasoning + "\n" + CHANNEL_END, REASONING, index)
         for call in calls:
             out.write(format_call(call, where), CALLS, index)
-            previous = "tool_call"
         results = _write_results(out, messages, index, calls) if calls else 0
         answered.update(range(index + 1, index + 1 + results))
-        previous = "tool_response" if results else previous
+        previous = "tool_response" if results else "tool_call" if calls else None
         text = _content_text(message, where)
         out.write(text, TEXT, index)
         next_role = next((m["role"] for m in messages[index + 1:] if m["role"] != "tool"), None)
