@@ -187,8 +187,27 @@ def tokenizer(reference_tokenizer_dir):
     return Tokenizer.from_dir(reference_tokenizer_dir("gemma-4"))
 
 
+def text_then_calls(messages):
+    """A message with text and calls as two assistant messages, the text first: how minifc writes it (the
+    template alone would move the text after the results; see the module docstring)."""
+    split = []
+    for message in messages:
+        if message["role"] == "assistant" and message.get("tool_calls") and message.get("content"):
+            calls_only = {key: value for key, value in message.items() if key not in ("content", "reasoning")}
+            split += [{key: value for key, value in message.items() if key != "tool_calls"}, calls_only]
+        else:
+            split.append(message)
+    return split
+
+
 def oracle(template, messages, tools=None, add_generation_prompt=False, **options):
     # The template gets its own copy: minifc must not depend on (or mutate) anything shared.
+    return template.render(messages=copy.deepcopy(text_then_calls(messages)), tools=copy.deepcopy(tools),
+                           add_generation_prompt=add_generation_prompt, bos_token="<bos>", **options)
+
+
+def plain_oracle(template, messages, tools=None, add_generation_prompt=False, **options):
+    """The template on the messages as they are."""
     return template.render(messages=copy.deepcopy(messages), tools=copy.deepcopy(tools),
                            add_generation_prompt=add_generation_prompt, bos_token="<bos>", **options)
 
@@ -259,7 +278,8 @@ def test_reference_rendered_examples(reference):
         "tool_content_dict": "renders", "legacy_tool_responses_on_assistant": "refuses",
         "legacy_response_value_types": "refuses", "legacy_string_response": "refuses",
         "inline_thought_channel_in_content_stripped": "refuses", "arguments_as_json_string_raises": "refuses",
-        "user_image_part": "refuses", "tool_messages_without_ids_get_last_call_name": "names by order"}
+        "user_image_part": "refuses", "tool_messages_without_ids_get_last_call_name": "names by order",
+        "call_content_rendered_after_responses": "text before calls"}
     assert len(cases) == 66
     for case in cases:
         fmt = FORMAT_31B if "31B" in case["template"] else FORMAT
@@ -362,14 +382,20 @@ def test_dict_results_render_as_googles_own_form(e2b_template):
         render(native, [WEATHER])
 
 
-def test_text_with_calls_is_written_after_the_calls_and_results():
+def test_text_with_calls_is_written_before_the_calls(e2b_template):
+    """The template moves a call message's text after the results; minifc writes it before the calls, as the
+    template writes the text and the calls as two consecutive assistant messages."""
+    messages, tools, _, _ = CASES["content_plus_call_result"]
+    assert "<tool_response|>Let me check.Sunny.<turn|>" in plain_oracle(e2b_template, messages, tools)
+    rendered = render(messages, tools)
+    assert rendered.text == plain_oracle(e2b_template, text_then_calls(messages), tools)
+    assert "<|turn>model\nLet me check." + PARIS_CALL + "<|tool_response>response:" in rendered.text
+    assert span_texts(rendered) == ["Let me check." + PARIS_CALL + "<|tool_response>", "Sunny.<turn|>"]
     alone = render(*CASES["content_plus_call"][:2])
-    assert alone.text.endswith("<|turn>model\n" + PARIS_CALL + "Let me check.<|tool_response>")
-    assert span_texts(alone) == [PARIS_CALL + "Let me check.<|tool_response>"]
-    with_result = render(*CASES["content_plus_call_result"][:2])
-    assert with_result.text.endswith('<tool_response|>Let me check.Sunny.<turn|>\n')
-    assert span_texts(with_result) == [PARIS_CALL + "<|tool_response>", "Let me check.Sunny.<turn|>"]
-    assert not with_result.text.startswith(alone.text)  # not a prefix: encode.py must split such a conversation
+    assert alone.text.endswith("<|turn>model\nLet me check." + PARIS_CALL + "<|tool_response>")
+    assert rendered.text.startswith(alone.text)  # served as rendered: one sequence
+    prompt = render(*CASES["content_plus_call_result_prompt"][:2], add_generation_prompt=True).text
+    assert prompt.endswith("<tool_response|>")  # the model continues its turn after the result
 
 
 PARIS_CALL = '<|tool_call>call:get_weather{city:<|"|>Paris<|"|>,unit:<|"|>celsius<|"|>}<tool_call|>'
@@ -399,7 +425,7 @@ def served_turns(template, messages, tools, options):
 
 # Conversations whose full render does not show every assistant turn as served (encode.py splits them); their
 # trained text is checked in test_spans_exact_for_the_full_flow_and_thinking instead.
-NOT_SERVED_AS_RENDERED = {"content_plus_call_result", "consecutive_answers", "reasoning_before_last_user_dropped"}
+NOT_SERVED_AS_RENDERED = {"consecutive_answers", "reasoning_before_last_user_dropped"}
 
 
 @pytest.mark.parametrize("name", [name for name, case in CASES.items() if not case[2]])

@@ -38,9 +38,13 @@ The template's pitfalls, decided here:
   writes it as `response:NAME{key:value,...}`, what the template writes for Google's own form
   (`tool_responses` on the assistant message, as in Google's notebook). A string result is
   `response:NAME{value:<|"|>...<|"|>}` as in the template.
-- Text on a message that also has calls is written where the template writes it: after the calls, and
-  after their results if any (`<tool_call|>...<tool_response|>Let me check.<turn|>`). Such a turn is not a
-  prefix of its continuation once results follow; parse() reads text before or after calls.
+- Text on a message that also has calls: the template writes it after the calls and after their results
+  (`<tool_call|><|tool_response>...<tool_response|>Let me check.<turn|>`), Google's notebook convention,
+  where such content is the answer to the results. In OpenAI-style data it is what the model said before
+  calling, so minifc writes it before the calls, exactly as the template writes the text and the calls as
+  two consecutive assistant messages (`<|turn>model\nLet me check.<|tool_call>...`). In the template's
+  place it would also break the turn as served (the text would move past results the model had not seen,
+  and the generation prompt after them would open no model turn). parse() reads text before or after calls.
 - Refused with a clear error (the template would render something broken or nothing): control tokens in
   the data (including a thought channel inside content: put it in `reasoning`), non-text content parts,
   arguments that are not an object, parameters without a "type", a tool message that answers no call,
@@ -178,19 +182,20 @@ def render(messages: list[dict], tools: list[dict] | None = None, add_generation
             if not isinstance(reasoning, str):
                 raise ValueError(f"{where}: reasoning must be a string, got {type(reasoning).__name__}")
             out.write(CHANNEL + "thought\n" + reasoning + "\n" + CHANNEL_END, REASONING, index)
+        # Text before the calls, where the data (OpenAI order) and the model put it; the template would put
+        # it after the results (module docstring).
+        out.write(_content_text(message, where), TEXT, index)
         for call in calls:
             out.write(format_call(call, where), CALLS, index)
         results = _write_results(out, messages, index, calls) if calls else 0
         answered.update(range(index + 1, index + 1 + results))
         previous = "tool_response" if results else "tool_call" if calls else None
-        text = _content_text(message, where)
-        out.write(text, TEXT, index)
         next_role = next((m["role"] for m in messages[index + 1:] if m["role"] != "tool"), None)
         if calls and not results:
             out.write(RESPONSE, END, index)  # the model's stop token after calls that got no result (yet)
         elif role == "model" and next_role == "assistant":
             pass  # the next assistant message continues this model turn
-        elif results and not text:
+        elif results:
             if next_role is not None:
                 out.write(TURN_END + "\n")  # the template closes the turn before the next user turn
         else:
@@ -211,8 +216,7 @@ def render(messages: list[dict], tools: list[dict] | None = None, add_generation
 # parse(): the inverse for one generated model turn.
 #   (<|channel>thought\n REASONING \n<channel|>)? TEXT? (<|tool_call>call:NAME{ARGS}<tool_call|>)* TEXT?
 #   (<|tool_response> | <turn|> | <eos>)?
-#   (<|channel>thought\n REASONING \n<channel|>)? TEXT? (<|tool_call>call:NAME{ARGS}<tool_call|>)* TEXT?
-#   (<|tool_response> | <turn|> | <eos>)?
+# Text after the calls (the template's place for it) is read too, and joined to any text before them.
 
 def _split_thought(turn: str) -> tuple[str | None, str]:
     """(reasoning, the rest) of a turn. The thought channel's opener may be missing: after tool results
