@@ -27,7 +27,12 @@ on, the template's generation prompt ends with the thought opener `<|channel>tho
 render that opener is part of the next message's REASONING (trained: it is the opener the model writes
 itself at the start of a turn), and parse() reads a thought whose opener the prompt wrote. The two
 variants differ only in the generation prompt: with thinking off, `gemma4-31b` appends an empty thought channel
-`<|channel>thought\\n<channel|>` after `<|turn>model\\n` (training renders never contain it).
+`<|channel>thought\\n<channel|>` after `<|turn>model\\n`. The template's render of that model turn has no
+such channel, so its prompt would not be how its render of the turn begins and the turn would have no served
+form (encode.py refuses it): `gemma4-31b` therefore also writes the empty channel (template text, untrained)
+at the start of the LAST message when that is a model turn of its own, thinking off, no reasoning shown and
+no generation prompt asked (a training render): exactly the prompt that served it. Earlier turns render as the template renders them (encode.py trains
+each turn in its own prefix, as for reasoning). This is the one place `gemma4-31b` differs from its template.
 
 The template's pitfalls, decided here:
 - Results are named by matching the call's `id` to the tool message's `tool_call_id`. Without ids the
@@ -174,7 +179,8 @@ def render(messages: list[dict], tools: list[dict] | None = None, add_generation
                              "{\"name\": N, \"response\": R} as a message {\"role\": \"tool\", \"name\": N, "
                              "\"content\": R} after this one, which renders identically")
         role = "model" if message["role"] == "assistant" else message["role"]
-        if not (role == "model" and previous_role == "assistant"):  # else: it continues the open model turn
+        opens_turn = not (role == "model" and previous_role == "assistant")  # else: it continues the model turn
+        if opens_turn:
             out.write(TURN + role + "\n", HEADER, index)
         reasoning = message.get("reasoning") or message.get("reasoning_content")
         calls = message.get("tool_calls") or []
@@ -182,6 +188,9 @@ def render(messages: list[dict], tools: list[dict] | None = None, add_generation
             if not isinstance(reasoning, str):
                 raise ValueError(f"{where}: reasoning must be a string, got {type(reasoning).__name__}")
             out.write(CHANNEL + "thought\n" + reasoning + "\n" + CHANNEL_END, REASONING, index)
+        elif (large and not enable_thinking and not add_generation_prompt and opens_turn and role == "model"
+              and index == len(messages) - 1):
+            out.write(_EMPTY_THOUGHT)  # the 31B prompt that served this last turn (module docstring)
         # Text before the calls, where the data (OpenAI order) and the model put it; the template would put
         # it after the results (module docstring).
         out.write(_content_text(message, where), TEXT, index)
