@@ -17,8 +17,11 @@ think block of every turn that is not the last), so the full render does not sho
 served: the example becomes several sequences (`served_renders`), the full render first, then renders of
 prefixes, each training only the turns it shows as served, every trained turn trained exactly once. The
 prefixes are taken greedily from the latest turn not yet shown, which gives the fewest sequences for
-templates that drop earlier reasoning. Messages other than assistant turns (`--train-on tool`, say) are
-trained in the full render only.
+templates that drop earlier reasoning. A turn trains only what follows its generation prompt (a prompt
+that ends with an empty think block or a thought opener leaves those untrained: serving wrote them).
+Messages other than assistant turns (`--train-on tool`, say) are trained in the full render only. An
+example with reasoning is rendered with the format's thinking switch on (`enable_thinking=True`, where
+the format has one), as it would be served.
 
 Reasoning a format has no place for (llama3.x, gemma3, functiongemma) is not rendered: those turns train
 without it; encode_dataset counts them, and with strict=True refuses the example.
@@ -44,6 +47,7 @@ whether every trained assistant turn ends with a trained stop token.
 """
 
 import bisect
+import inspect
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -107,9 +111,12 @@ def _merge_touching(spans) -> list[tuple[int, int]]:
 
 
 def served_renders(example, fmt, train_on: TrainOn = DEFAULT, **format_options) -> list[tuple]:
-    """[(Rendered, messages it may train), ...]: the renders an example trains on (module doc, "Train
-    what serving shows"), the full render first. Raises ValueError when the format cannot render it."""
+    """[(Rendered, {message index: first character it may train}), ...]: the renders an example trains on
+    (module doc, "Train what serving shows"), the full render first; an assistant turn trains only what
+    follows its generation prompt. Raises ValueError when the format cannot render the example."""
     messages, tools, _ = _example_fields(example)
+    if any(m.get("reasoning") for m in messages) and "enable_thinking" in inspect.signature(fmt.render).parameters:
+        format_options.setdefault("enable_thinking", True)  # reasoning is served with thinking on
 
     def render(count, prompt=False):
         return fmt.render(messages[:count], tools=tools or None, add_generation_prompt=prompt, **format_options)
@@ -118,28 +125,37 @@ def served_renders(example, fmt, train_on: TrainOn = DEFAULT, **format_options) 
     trained = {i for i in range(len(messages)) if message_trained(messages, i, train_on)}
     turns = sorted(i for i in trained if messages[i].get("role") == "assistant")
     served = {i: full if i == len(messages) - 1 else render(i + 1) for i in turns}
+    starts = {i: 0 for i in trained}
     for i in turns:
         prompt = render(i, prompt=True).text
         if not served[i].text.startswith(prompt):
             raise ValueError(f"messages[{i}]: {fmt.name}'s generation prompt ends {prompt[-40:]!r}, which is not how "
                              "its render of the turn begins, so the served turn is undefined")
+        starts[i] = len(prompt)
     left, renders, candidate = set(turns), [], full
     while True:
         shown = {i for i in left if candidate.text.startswith(served[i].text)}
         if candidate is full:  # the full render also trains what is not an assistant turn (--train-on tool)
             shown |= trained - set(turns)
         if shown or not renders:
-            renders.append((candidate, shown))
+            renders.append((candidate, {i: starts[i] for i in sorted(shown)}))
         left -= shown
         if not left:
             return renders
         candidate = served[max(left)]
 
 
-def _encode_rendered(rendered, tokenizer, location: str = "", train_on: TrainOn = DEFAULT, only=None):
-    """(ids, labels) of a Rendered: tokenized once (no BOS added), labelled from its trained spans."""
+def served_spans(rendered, train_on: TrainOn, starts: dict[int, int]) -> list[tuple[int, int]]:
+    """The trained spans of the messages in `starts`, each from its first trainable character on."""
+    return [(max(a, start), b) for index, start in starts.items()
+            for a, b in rendered.trained_spans(train_on, {index}) if b > start]
+
+
+def _encode_rendered(rendered, tokenizer, location: str = "", train_on: TrainOn = DEFAULT, starts=None):
+    """(ids, labels) of a Rendered: tokenized once (no BOS added), labelled from its trained spans
+    (of the messages in `starts` only, when given)."""
     ids, offsets = tokenizer.encode_with_offsets(rendered.text)
-    spans = rendered.trained_spans(train_on, only)
+    spans = rendered.trained_spans(train_on) if starts is None else served_spans(rendered, train_on, starts)
     return list(ids), label_tokens(ids, offsets, spans, rendered.text, location)
 
 
@@ -147,8 +163,8 @@ def encode_sequences(example, tokenizer, fmt, train_on: TrainOn = DEFAULT, **for
     """[(input_ids, labels), ...] of one example, one per served render (module doc).
     format_options go to fmt.render (say, Llama's date_string)."""
     location = _example_fields(example)[2]
-    return [_encode_rendered(rendered, tokenizer, location, train_on, only)
-            for rendered, only in served_renders(example, fmt, train_on, **format_options)]
+    return [_encode_rendered(rendered, tokenizer, location, train_on, starts)
+            for rendered, starts in served_renders(example, fmt, train_on, **format_options)]
 
 
 def encode_example(example, tokenizer, fmt, train_on: TrainOn = DEFAULT, **format_options):
@@ -239,9 +255,9 @@ def encode_dataset(examples, tokenizer, fmt, max_len: int | None = None, truncat
         if len(renders) > 1:
             report.note("split", f"{location} ({len(renders)} sequences)")
         kept = 0
-        for k, (rendered, only) in enumerate(renders):
+        for k, (rendered, starts) in enumerate(renders):
             where = location if len(renders) == 1 else f"{location} (sequence {k + 1} of {len(renders)})"
-            ids, labels = _encode_rendered(rendered, tokenizer, where, train_on, only)
+            ids, labels = _encode_rendered(rendered, tokenizer, where, train_on, starts)
             if max_len is not None and len(ids) > max_len:
                 cut = _truncate_at_turn_end(ids, labels, max_len) if truncate else None
                 if cut is None:
@@ -296,8 +312,8 @@ def inspect_example(example, tokenizer, fmt, colour: bool = False, train_on: Tra
     renders = served_renders(example, fmt, train_on)
     stop_ids = set(tokenizer.stop_ids(fmt))
     ended, lines = set(), []  # assistant messages whose END piece holds a trained stop token
-    for k, (rendered, only) in enumerate(renders):
-        ids, labels = _encode_rendered(rendered, tokenizer, location, train_on, only)
+    for k, (rendered, starts) in enumerate(renders):
+        ids, labels = _encode_rendered(rendered, tokenizer, location, train_on, starts)
         offsets = tokenizer.encode_with_offsets(rendered.text)[1]
         starts = [piece.start for piece in rendered.pieces]
         counts: dict[str, Counter] = {}

@@ -448,9 +448,8 @@ def test_parse_inverts_render(tokenizers, tool_calls, content, reasoning):
         prompt = fmt.render([ASK], [WEATHER], add_generation_prompt=True).text
         rendered = fmt.render([ASK, message], [WEATHER])
         generated = tokenizer.decode(tokenizer.encode(rendered.text[len(prompt):]))  # what generation returns
-        expected = {"role": "assistant", "content": content or None, "tool_calls": tool_calls, "parse_error": None}
-        if name == "qwen3" and reasoning.strip("\n"):
-            expected["reasoning"] = reasoning.strip("\n")
+        expected = {"role": "assistant", "content": content or None, "tool_calls": tool_calls, "parse_error": None,
+                    "reasoning": reasoning.strip("\n") if name == "qwen3" and reasoning.strip("\n") else None}
         assert parse(generated) == expected
 
 
@@ -463,7 +462,8 @@ def test_parse_inverts_render(tokenizers, tool_calls, content, reasoning):
      '{"b": [1]}}\n</tool_call>\n', {"content": "Sure.", "tool_calls": [call("f"), call("g", b=[1])]}),
 ])
 def test_parse_accepts_variants(generated, expected):
-    assert parse(generated) == {"role": "assistant", "content": None, "tool_calls": [], "parse_error": None} | expected
+    assert parse(generated) == {"role": "assistant", "content": None, "tool_calls": [], "parse_error": None,
+                                "reasoning": None} | expected
 
 
 @pytest.mark.parametrize("generated, error", [

@@ -111,7 +111,8 @@ def test_token_straddling_a_span_edge_raises(tok):
     def bad_render(messages, tools=None, add_generation_prompt=False):
         out = SpanWriter(messages, tools, control_pattern(CONTROL))
         out.write("<s><|assistant|>H")
-        out.write("ello there<|end|>", TEXT, 0)  # starts inside the token "Hello"
+        if messages:
+            out.write("ello there<|end|>", TEXT, 0)  # starts inside the token "Hello"
         return out.rendered()
 
     assert len(tok.encode("Hello")) == 1  # the premise: "Hello" is one token

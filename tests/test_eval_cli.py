@@ -113,7 +113,7 @@ class ScriptedModel(torch.nn.Module):
 
 # ----------------------------------------------------------------------------- scripted model: exact numbers
 
-@pytest.mark.parametrize("format_name", ["gemma3", "functiongemma", "llama3.2", "qwen3", "qwen3-2507", "qwen2.5"])
+@pytest.mark.parametrize("format_name", ["gemma3", "functiongemma", "gemma4", "llama3.2", "qwen3", "qwen3-2507", "qwen2.5"])
 def test_scripted_model_scores_exactly(tmp_path, monkeypatch, capsys, format_name):
     fmt = get_format(format_name)
     tokenizer = format_tokenizer(fmt, corpus(fmt))
@@ -144,7 +144,7 @@ def test_scripted_model_scores_exactly(tmp_path, monkeypatch, capsys, format_nam
     assert json.loads((out / "report.json").read_text()) == report
 
 
-@pytest.mark.parametrize("format_name", ["gemma3", "qwen3"])
+@pytest.mark.parametrize("format_name", ["gemma3", "qwen3", "gemma4"])
 def test_scripted_model_on_bfcl_files(tmp_path, monkeypatch, capsys, format_name):
     fmt = get_format(format_name)
     tokenizer = format_tokenizer(fmt, corpus(fmt))

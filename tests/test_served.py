@@ -16,7 +16,8 @@ from tokenizers import decoders, models, pre_tokenizers, trainers
 from minifc.chat import FORMATS, ChatFormat, get_format
 from minifc.chat.kit import SpanWriter, control_pattern, until_stop
 from minifc.data import DataError, Example
-from minifc.encode import encode_dataset, encode_example, encode_sequences, inspect_example, served_renders
+from minifc.encode import (encode_dataset, encode_example, encode_sequences, inspect_example, served_renders,
+                           served_spans)
 from minifc.masking import CALLS, DEFAULT, END, HEADER, IGNORE_INDEX, REASONING, TEXT, TrainOn
 from minifc.tokenizer import Tokenizer
 from tests.jinja_oracle import render_template
@@ -78,8 +79,8 @@ def tok() -> Tokenizer:
     return Tokenizer(hf, bos_token="<s>", eos_token="<|end|>", pad_token="<pad>")
 
 
-def trained_texts(rendered, only, train_on=DEFAULT):
-    return [rendered.text[start:end] for start, end in rendered.trained_spans(train_on, only)]
+def trained_texts(rendered, starts, train_on=DEFAULT):
+    return [rendered.text[start:end] for start, end in sorted(served_spans(rendered, train_on, starts))]
 
 
 def test_the_full_render_then_the_prefix_that_shows_the_earlier_turns_with_their_reasoning():
@@ -87,11 +88,11 @@ def test_the_full_render_then_the_prefix_that_shows_the_earlier_turns_with_their
     assert full.text == ("<s><|user|>q1<|end|><|assistant|><|call|>{\"name\": \"f\", \"arguments\": {\"x\": 1}}<|end|>"
                          "<|tool|>7<|end|><|assistant|>a1<|end|><|user|>q2<|end|>"
                          "<|assistant|><|think|>r3<|/think|>a2<|end|>")
-    assert full_turns == {5} and trained_texts(full, full_turns) == ["<|think|>r3<|/think|>a2<|end|>"]
+    assert set(full_turns) == {5} and trained_texts(full, full_turns) == ["<|think|>r3<|/think|>a2<|end|>"]
     # turns 1 and 3 come after the only user message of messages[:4]: both show their reasoning there
     assert prefix.text == ("<s><|user|>q1<|end|><|assistant|><|think|>r1<|/think|>" + CALL_TEXT + "<|end|>"
                            "<|tool|>7<|end|><|assistant|><|think|>r2<|/think|>a1<|end|>")
-    assert prefix_turns == {1, 3}
+    assert set(prefix_turns) == {1, 3}
     assert trained_texts(prefix, prefix_turns) == ["<|think|>r1<|/think|>" + CALL_TEXT + "<|end|>",
                                                    "<|think|>r2<|/think|>a1<|end|>"]
 
@@ -106,7 +107,7 @@ def test_a_turn_without_reasoning_is_served_with_an_empty_think_block_so_it_need
 
 def test_a_prefix_preserving_format_is_one_sequence_as_before(tok):
     renders = served_renders(Example(conversation()), PLAIN)
-    assert len(renders) == 1 and renders[0][1] == {1, 3, 5}
+    assert len(renders) == 1 and set(renders[0][1]) == {1, 3, 5}
     assert encode_example(Example(conversation()), tok, PLAIN) == encode_sequences(Example(conversation()), tok, PLAIN)[0]
 
 
@@ -124,11 +125,11 @@ def test_every_turn_is_trained_exactly_once_with_its_tokens(tok):
 
 
 def test_last_turn_only_and_train_flags_choose_the_turns_before_splitting(tok):
-    assert [only for _, only in served_renders(Example(conversation()), THINK, TrainOn(last_turn_only=True))] == [{5}]
+    assert [set(only) for _, only in served_renders(Example(conversation()), THINK, TrainOn(last_turn_only=True))] == [{5}]
     messages = conversation()
     messages[5]["train"] = False
     renders = served_renders(Example(messages), THINK)
-    assert [only for _, only in renders] == [set(), {1, 3}]  # the full render trains nothing, and is dropped
+    assert [set(only) for _, only in renders] == [set(), {1, 3}]  # the full render trains nothing, and is dropped
     encoded, report = encode_dataset([Example(messages, location="x.jsonl:1")], tok, THINK)
     assert len(encoded) == 1 and report.kept == 1 and report.sequences == 1
     assert report.dropped == {"nothing trained": 1}
@@ -136,7 +137,7 @@ def test_last_turn_only_and_train_flags_choose_the_turns_before_splitting(tok):
 
 def test_other_roles_are_trained_in_the_full_render_only():
     renders = served_renders(Example(conversation()), THINK, TrainOn(("assistant", "tool")))
-    assert [only for _, only in renders] == [{2, 5}, {1, 3}]
+    assert [set(only) for _, only in renders] == [{2, 5}, {1, 3}]
     assert trained_texts(*renders[0], TrainOn(("assistant", "tool"))) == \
         ["7<|end|>", "<|think|>r3<|/think|>a2<|end|>"]
 
@@ -188,7 +189,12 @@ def test_the_inspector_shows_every_sequence(tok):
 # format -> (template file, what the template is given beside messages/tools)
 OFFICIAL = {"qwen3": ("qwen3-hf-current.jinja", {}), "qwen3-2507": ("qwen3-instruct-2507.jinja", {}),
             "qwen2.5": ("qwen2.5-instruct.jinja", {}), "functiongemma": ("functiongemma-270m-it.jinja", {"bos_token": "<bos>"}),
-            "gemma4": ("gemma-4-E2B-E4B-it.jinja", {"bos_token": "<bos>"})}
+            "gemma4": ("gemma-4-E2B-E4B-it.jinja", {"bos_token": "<bos>"}),
+            "gemma4-31b": ("gemma-4-31B-26B-A4B-it.jinja", {"bos_token": "<bos>"})}
+# The 31B template's generation prompt (thinking off) ends with an empty thought channel that its render of
+# the same turn leaves out (where it opens a model turn): serving generates after the prompt, so that is
+# the context trained.
+PROMPT_ONLY = {"gemma4-31b": "<|channel>thought\n<channel|>"}
 TOOLS = [{"type": "function", "function": {"name": "get_weather", "description": "Weather.", "parameters": {
     "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}]
 WEATHER = {"type": "function", "function": {"name": "get_weather", "arguments": {"city": "Paris"}}}
@@ -223,14 +229,29 @@ def test_each_turn_trains_what_the_official_template_serves(name, case, referenc
     if name == "functiongemma":  # FunctionGemma has no place for reasoning
         messages = [{k: v for k, v in m.items() if k != "reasoning"} for m in messages]
     renders = served_renders(Example(messages, TOOLS), fmt)
+    if any(m.get("reasoning") for m in messages):  # reasoning is served with thinking on
+        extra = dict(extra, enable_thinking=True)
     turns = [i for i, m in enumerate(messages) if m["role"] == "assistant"]
     assert sorted(i for _, only in renders for i in only) == turns  # every turn trained exactly once
     for rendered, only in renders:
         for i in only:
             prompt = render_template(path, _oracle_messages(messages[:i]), TOOLS, True, **extra)
             served = render_template(path, _oracle_messages(messages[:i + 1]), TOOLS, False, **extra)
-            assert served.startswith(prompt)
-            completion = served[len(prompt):]
+            only_in_prompt = PROMPT_ONLY.get(name, "") if prompt.endswith(PROMPT_ONLY.get(name, "")) else ""
+            assert served.startswith(prompt[:len(prompt) - len(only_in_prompt)])
+            completion = served[len(prompt) - len(only_in_prompt):]
             stop = next(s for s in sorted(fmt.stop_tokens, key=completion.find) if s in completion)
-            assert "".join(trained_texts(rendered, {i})) == until_stop(completion, [stop]) + stop
-            assert rendered.text.startswith(served[:len(prompt)] + until_stop(completion, [stop]) + stop)
+            assert "".join(trained_texts(rendered, {i: only[i]})) == until_stop(completion, [stop]) + stop
+            assert rendered.text.startswith(prompt + until_stop(completion, [stop]) + stop)
+
+
+def test_a_turn_trains_only_what_follows_its_generation_prompt():
+    """Qwen3 with thinking off: the prompt ends with the empty think block, so the block is context."""
+    messages = SERVED_CASES["calls then answer, no reasoning"]
+    renders = served_renders(Example(messages, TOOLS), get_format("qwen3"), enable_thinking=False)
+    trained = [text for rendered, starts in renders for text in trained_texts(rendered, starts)]
+    assert trained == ["Sunny.<|im_end|>",
+                       '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call><|im_end|>']
+    thinking = [text for rendered, starts in served_renders(Example(messages, TOOLS), get_format("qwen3"))
+                for text in trained_texts(rendered, starts)]
+    assert thinking == ["<think>\n\n</think>\n\nSunny.<|im_end|>", "<think>\n\n</think>\n\n" + trained[1]]

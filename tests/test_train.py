@@ -141,7 +141,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(data, tmp_path, small, mo
     assert trainstate.load_trainer_state(out / "step-2")["step"] == 2
 
 
-@pytest.mark.parametrize("fmt_name", ["gemma3", "llama3.2", "qwen3"])
+@pytest.mark.parametrize("fmt_name", ["gemma3", "gemma4", "llama3.2", "qwen3"])
 def test_tiny_final_is_a_model_directory(data, tmp_path, small, fmt_name):
     """OUT/final of the demo loads like any checkpoint: same logits as the trained model, its tokenizer,
     and the chat format it was trained with."""

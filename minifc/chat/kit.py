@@ -98,12 +98,10 @@ def function_tool(function: dict) -> dict:
 
 
 def parse_result(content: str | None, calls: list[dict], error: str | None, reasoning: str | None = None) -> dict:
-    """What parse() returns: the assistant message it read, and a parse error (None when well formed).
-    A format that reads a reasoning block gives it as "reasoning" (the key is there only when it is)."""
-    result = {"role": "assistant", "content": content, "tool_calls": calls, "parse_error": error}
-    if reasoning is not None:
-        result["reasoning"] = reasoning
-    return result
+    """What parse() returns: the assistant message it read (with its reasoning, None where the format has
+    none or the model gave none), and a parse error (None when well formed)."""
+    return {"role": "assistant", "content": content, "tool_calls": calls, "parse_error": error,
+            "reasoning": reasoning}
 
 
 def until_stop(text: str, stops) -> str:
