@@ -16,7 +16,8 @@ never produce one. A token with no characters (an empty offset range) is not tra
 A dataset:
 
     encoded, report = encode_dataset(examples, tokenizer, fmt, max_len=2048, truncate=False, train_on=DEFAULT)
-        # encoded: list of (ids, labels). Examples longer than max_len are dropped and counted; with
+        # encoded: list of (ids, labels). Examples longer than max_len are dropped and counted (without
+        # tokenizing those whose characters prove it: more than max_len * tokenizer.max_token_chars); with
         # truncate=True they are cut at the end of the last trained span that fits (the end of an
         # assistant turn, never inside a trained span) and kept only if something trained remains.
         # Examples with nothing trained, or that the format cannot render (ValueError), are dropped
@@ -154,6 +155,10 @@ def encode_dataset(examples, tokenizer, fmt, max_len: int | None = None, truncat
             continue
         except RecursionError:
             report.drop("cannot render", f"{location}: a value is nested too deeply to render")
+            continue
+        if max_len is not None and not truncate and len(rendered.text) > max_len * tokenizer.max_token_chars:
+            # too long, told by its characters alone: a huge record is never tokenized (memory)
+            report.drop(f"longer than max_len={max_len}", f"{location} ({len(rendered.text)} characters)")
             continue
         ids, labels = _encode_rendered(rendered, tokenizer, location, train_on)
         if max_len is not None and len(ids) > max_len:

@@ -43,6 +43,15 @@ class Tokenizer:
                    **{key: _token_text(config.get(key)) for key in ("bos_token", "eos_token", "pad_token")})
 
     @property
+    def max_token_chars(self) -> int:
+        """The most characters one token stands for (its longest vocabulary entry; a byte-level entry has one
+        character per byte, so at least as many as it decodes to): a text of more than n * max_token_chars
+        characters has more than n tokens, known without tokenizing it."""
+        if not hasattr(self, "_max_token_chars"):
+            self._max_token_chars = max(map(len, self.tk.get_vocab(with_added_tokens=True)), default=1)
+        return self._max_token_chars
+
+    @property
     def vocab_size(self) -> int:
         return self.tk.get_vocab_size(with_added_tokens=True)
 
