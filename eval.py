@@ -25,6 +25,7 @@ from minifc.adapters import load_adapter
 from minifc.bfcl import load_bfcl_entries
 from minifc.bfclscore import bfcl_scores, format_bfcl, score_bfcl
 from minifc.chat import FORMATS
+from minifc.cli import device_error, run
 from minifc.data import BUILTIN_TEST, load_examples
 from minifc.evalchart import plot_categories
 from minifc.evalloop import cases_from_examples, run_eval
@@ -76,6 +77,8 @@ def parse_args(argv=None):
 def device_and_dtype(device: str, dtype: str) -> tuple[torch.device, torch.dtype]:
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    if error := device_error(device):
+        sys.exit(f"eval.py: {error}")
     device = torch.device(device)
     return device, DTYPES.get(dtype, torch.bfloat16 if device.type == "cuda" else torch.float32)  # auto: bf16 on CUDA
 
@@ -184,7 +187,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (ValueError, OSError) as error:  # bad input: the message says what to fix
-        sys.exit(f"eval.py: {error}")
+    run(main, "eval.py")

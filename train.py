@@ -24,6 +24,7 @@ import torch
 
 from minifc.adapters import load_adapter
 from minifc.chat import get_format
+from minifc.cli import INTERRUPTED, device_error, run
 from minifc.checkpoint import CheckpointError, load_pretrained
 from minifc.collate import epoch_batches, epoch_rows, num_batches, step_batches
 from minifc.config import resolve_model_name
@@ -129,6 +130,8 @@ def parse_args(argv=None) -> argparse.Namespace:
             setattr(args, key, value)
     args.out = args.out or str(Path("out") / Path(args.model.rstrip("/")).name)
     args.device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if error := device_error(args.device):
+        sys.exit(error)
     args.dtype = args.dtype or ("bfloat16" if args.device.startswith("cuda") else "float32")
     if args.quantize and args.full:  # a trained weight cannot live in 4 bits
         sys.exit(f"--quantize {args.quantize} is for LoRA runs (a frozen base in 4 bits); " + (
@@ -391,7 +394,8 @@ def main(argv=None):
     if stop:
         if saved_step != step:
             save_step(args.out, step, position, optimizer, write_weights, args.keep_checkpoints)
-        sys.exit(f"stopped at step {step}: continue with  python train.py --resume {args.out}")
+        print(f"stopped at step {step}: continue with  python train.py --resume {args.out}", file=sys.stderr)
+        sys.exit(INTERRUPTED)
 
     # 5. The result: OUT/final (+ OUT/merged with --export), the check again, the loss plot.
     final = Path(args.out) / "final"
@@ -413,4 +417,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run(main, "train.py")

@@ -51,10 +51,18 @@ def latest_checkpoint(out) -> Path | None:
 
 
 def save_checkpoint(directory, write_weights, state: dict) -> Path:
-    """Write weights (by `write_weights(tmp)`) and `state` into `directory`, atomically."""
-    with atomic_directory(directory) as tmp:
-        write_weights(tmp)
-        torch.save(state, tmp / _STATE_FILE)
+    """Write weights (by `write_weights(tmp)`) and `state` into `directory`, atomically. A failed write (a
+    full disk: torch.save says "iostream error", safetensors an OSError) is an OSError naming the directory
+    and the free space; nothing of it is left behind."""
+    try:
+        with atomic_directory(directory) as tmp:
+            write_weights(tmp)
+            torch.save(state, tmp / _STATE_FILE)
+    except (OSError, RuntimeError) as error:
+        free = shutil.disk_usage(Path(directory).parent).free / 2**30
+        raise OSError(f"{directory}: the checkpoint could not be written ({error}); {free:.2f} GiB free on that "
+                      "disk. Nothing was half-written and the earlier checkpoints are intact: free some space "
+                      "(or lower --keep-checkpoints) and continue with --resume") from error
     return directory
 
 
@@ -75,19 +83,24 @@ def save_step(out, step: int, position: tuple[int, int], optimizer, write_weight
 
 @contextmanager
 def ctrl_c_stops():
-    """Within: Ctrl-C appends to the list given, and the loop checkpoints and stops after the step.
-    A second Ctrl-C raises KeyboardInterrupt at once (the usual behaviour)."""
-    stop, previous = [], signal.getsignal(signal.SIGINT)
+    """Within: Ctrl-C or SIGTERM (a scheduler's preemption) appends to the list given, and the loop
+    checkpoints and stops after the step. A second Ctrl-C raises KeyboardInterrupt at once, a second
+    SIGTERM terminates (the usual behaviours)."""
+    stop, previous = [], {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
 
     def handler(signum, frame):
         stop.append(True)
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        print("\nCtrl-C: saving a checkpoint after this step (press again to quit without saving)", flush=True)
-    signal.signal(signal.SIGINT, handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        print(f"\n{name}: saving a checkpoint after this step (Ctrl-C again quits without saving)", flush=True)
+    for sig in previous:
+        signal.signal(sig, handler)
     try:
         yield stop
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, before in previous.items():
+            signal.signal(sig, before)
 
 
 def weights_writer(model, full: bool, base_name: str, hf_config: dict, tokenizer, fmt, tokenizer_dir=None):
@@ -117,7 +130,15 @@ def load_trainer_state(directory) -> dict:
     path = Path(directory) / _STATE_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: {directory} is not a finished train.py checkpoint")
-    return torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        missing = [key for key in ("step", "epoch", "batch", "optimizer", "rng") if key not in state]
+    except Exception as error:  # torch.load raises many kinds (RuntimeError, UnpicklingError, EOFError...)
+        missing = [f"readable ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})"]
+    if missing:
+        raise ValueError(f"{path}: damaged, not {', '.join(missing)}; delete {directory} to resume from the "
+                         "checkpoint before it, or start over with --overwrite")
+    return state
 
 
 def prepare_run_dir(out, settings: dict, resume: bool, overwrite: bool) -> Path | None:
@@ -125,6 +146,9 @@ def prepare_run_dir(out, settings: dict, resume: bool, overwrite: bool) -> Path 
     in one directory (ValueError naming the way out) and recording the settings in OUT/args.json, which
     --resume reuses."""
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file, not a directory: choose another --out")
+    _clean_leftovers(out)
     found = checkpoints(out)
     if resume and not found:
         raise ValueError(f"--resume {out}: no finished checkpoint (a step-N directory) there")
@@ -141,6 +165,19 @@ def prepare_run_dir(out, settings: dict, resume: bool, overwrite: bool) -> Path 
     out.mkdir(parents=True, exist_ok=True)
     (out / "args.json").write_text(json.dumps(settings, indent=2))
     return found[-1] if resume else None
+
+
+def _clean_leftovers(out: Path):
+    """What a save killed midway left (checkpoint.atomic_directory): `.X.partial` is removed; `.X.old` is a
+    finished checkpoint that was being replaced, so it becomes X again if X is gone, else it is removed."""
+    for path in sorted(out.glob(".*.partial")) + sorted(out.glob(".*.old")):
+        target = out / path.name[1:].rsplit(".", 1)[0]
+        if path.suffix == ".old" and not target.exists():
+            path.rename(target)
+            print(f"{out}: restored {target.name} from {path.name}, left by a save that was killed")
+        else:
+            shutil.rmtree(path)
+            print(f"{out}: removed {path.name}, left by a save that was killed")
 
 
 # What a resumed run may not change: the base model and its adapter's shape, and everything that decides

@@ -1,0 +1,102 @@
+"""Bad input never ends in a traceback (issue 13): each case reproduces the input and asserts the message
+(its key parts: file, field, fix) and, for the commands, the exit code; a property-based fuzz of the
+converters and validation. Validation rules themselves are in test_data.py, the eval guards in
+test_eval_cli.py, the flags of train.py in test_train.py."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from minifc import cli, trainstate
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def command(*argv, env=None, timeout=120) -> subprocess.CompletedProcess:
+    """Run one of the top-level commands as a user does (a fresh interpreter), with 1 thread."""
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
+    environment.pop("MINIFC_DEBUG", None) if "MINIFC_DEBUG" not in (env or {}) else None
+    return subprocess.run([sys.executable, *map(str, argv)], cwd=ROOT, capture_output=True, text=True,
+                          env=environment, timeout=timeout)
+
+
+# --- checkpoints: a full disk, a damaged trainer state, leftovers of a killed save, --out a file ----------
+
+@pytest.mark.parametrize("failure", [OSError(28, "No space left on device"),
+                                     RuntimeError("PytorchStreamWriter failed writing file data/0: file write failed")])
+def test_a_full_disk_while_saving_is_one_clear_error_and_leaves_nothing(tmp_path, failure, monkeypatch):
+    def write_weights(directory):
+        (directory / "adapter_model.safetensors").write_bytes(b"half")
+    monkeypatch.setattr(trainstate.torch, "save", lambda *a, **k: (_ for _ in ()).throw(failure))
+    with pytest.raises(OSError) as error:
+        trainstate.save_step(tmp_path, 4, (0, 4), torch.optim.SGD([torch.zeros(1, requires_grad=True)]),
+                             write_weights, keep=3)
+    message = str(error.value)
+    assert message.startswith(f"{tmp_path / 'step-4'}: the checkpoint could not be written ({failure}); ")
+    assert "GiB free on that disk. Nothing was half-written and the earlier checkpoints are intact" in message
+    assert message.endswith("continue with --resume")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("content, why", [
+    (b"not a torch file", "not readable (UnpicklingError"),
+    (None, "not step, epoch, batch, optimizer, rng"),
+])
+def test_a_damaged_trainer_state_names_the_file_and_the_way_out(tmp_path, content, why):
+    path = tmp_path / "step-3" / "trainer_state.pt"
+    path.parent.mkdir()
+    if content is None:
+        torch.save({"weights": 1}, path)
+    else:
+        path.write_bytes(content)
+    with pytest.raises(ValueError) as error:
+        trainstate.load_trainer_state(path.parent)
+    assert str(error.value).startswith(f"{path}: damaged, {why}")
+    assert str(error.value).endswith(f"delete {path.parent} to resume from the checkpoint before it, or start "
+                                     "over with --overwrite")
+
+
+def test_leftovers_of_a_killed_save_are_cleaned_up_at_the_next_start(tmp_path, capsys):
+    """A kill inside checkpoint.atomic_directory leaves `.X.partial` (unfinished: removed) or `.X.old` (a
+    finished checkpoint being replaced: back to X if X is gone, else removed)."""
+    for name in (".step-6.partial", ".step-4.old", ".step-2.old", "step-2", ".final.partial"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "trainer_state.pt").write_bytes(b"x")
+    assert trainstate.prepare_run_dir(tmp_path, {}, resume=True, overwrite=False) == tmp_path / "step-4"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["args.json", "step-2", "step-4"]
+    printed = capsys.readouterr().out
+    assert f"{tmp_path}: removed .step-6.partial, left by a save that was killed" in printed
+    assert f"{tmp_path}: restored step-4 from .step-4.old, left by a save that was killed" in printed
+    assert f"{tmp_path}: removed .step-2.old" in printed and f"{tmp_path}: removed .final.partial" in printed
+
+
+def test_out_that_is_a_file_is_refused(tmp_path):
+    (tmp_path / "run").write_text("x")
+    with pytest.raises(ValueError, match=f"^--out {tmp_path / 'run'} is a file, not a directory: choose another --out$"):
+        trainstate.prepare_run_dir(tmp_path / "run", {}, resume=False, overwrite=False)
+
+
+def test_sigterm_stops_the_loop_like_ctrl_c():
+    """A scheduler's preemption is SIGTERM: the loop saves after the step; a second one terminates."""
+    with trainstate.ctrl_c_stops() as stop:
+        signal.raise_signal(signal.SIGTERM)
+        assert stop == [True]
+        assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+        assert signal.getsignal(signal.SIGINT) == signal.default_int_handler
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # as before (pytest leaves it at the default)
+
+
+# --- devices ------------------------------------------------------------------------------------------------
+
+def test_a_device_torch_cannot_use_is_named(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert cli.device_error("cpu") is None
+    assert cli.device_error("cuda").startswith(f"--device cuda: CUDA is not available (torch {torch.__version__}: ")
+    assert cli.device_error("cuda").endswith("drop --device to use the CPU")
+    assert cli.device_error("gpu").startswith("--device gpu: not a device torch knows (")
