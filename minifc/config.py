@@ -63,13 +63,18 @@ class ModelConfig:
         """Build from a Hugging Face config.json dict. `source` names the file in error messages."""
         hf = text_config(hf)
         model_type = hf.get("model_type")
-        if model_type == "gemma3_text":
-            return _gemma3_from_hf(hf, source)
-        if model_type == "llama":
-            return _llama_from_hf(hf, source)
-        raise ValueError(
-            f"{source}: unsupported architecture model_type={model_type!r} "
-            f"(architectures={hf.get('architectures')}). minifc supports: {', '.join(_MODEL_TYPES)}.")
+        if model_type not in ("gemma3_text", "llama"):
+            raise ValueError(
+                f"{source}: unsupported architecture model_type={model_type!r} "
+                f"(architectures={hf.get('architectures')}). minifc supports: {', '.join(_MODEL_TYPES)}.")
+        for key in _SIZES:  # checked first: the rest of the reading computes with them
+            if hf.get(key) is not None and (not isinstance(hf[key], int) or isinstance(hf[key], bool) or hf[key] < 1):
+                raise ValueError(f"{source}: {key} must be a positive integer, got {hf[key]!r}")
+        return _gemma3_from_hf(hf, source) if model_type == "gemma3_text" else _llama_from_hf(hf, source)
+
+
+_SIZES = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+          "num_key_value_heads", "head_dim", "max_position_embeddings", "sliding_window")
 
 
 def text_config(hf: dict) -> dict:

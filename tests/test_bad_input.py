@@ -100,3 +100,92 @@ def test_a_device_torch_cannot_use_is_named(monkeypatch):
     assert cli.device_error("cuda").startswith(f"--device cuda: CUDA is not available (torch {torch.__version__}: ")
     assert cli.device_error("cuda").endswith("drop --device to use the CPU")
     assert cli.device_error("gpu").startswith("--device gpu: not a device torch knows (")
+
+
+# --- model directories: a damaged config.json, weights file or tokenizer; the hub offline ------------------
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    from minifc.chat import get_format
+    from tiny_checkpoint import format_tokenizer, gemma_hf_config, random_model, save_checkpoint
+
+    fmt = get_format("gemma3")
+    tokenizer = format_tokenizer(fmt, [fmt.render([{"role": "user", "content": "hello there"}]).text] * 3)
+    config = gemma_hf_config(tokenizer.vocab_size)
+    return save_checkpoint(tmp_path_factory.mktemp("model"), random_model(config), config, tokenizer)
+
+
+def damaged_copy(model_dir, tmp_path, name, content) -> Path:
+    import shutil
+
+    copy = Path(shutil.copytree(model_dir, tmp_path / "model"))
+    (copy / name).write_bytes(content(copy / name) if callable(content) else content)
+    return copy
+
+
+def config_with(**changes):
+    return lambda path: json.dumps({**json.loads(path.read_text()), **changes}).encode()
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("config.json", b'{"model_type": "gemma3_text",', "config.json line 1: invalid JSON (Expecting"),
+    ("config.json", b"\xff\xfe{}", "config.json: not UTF-8 text (invalid start byte); download it again"),
+    ("config.json", b"[1, 2]", "config.json: must be a JSON object of the model's settings, got list"),
+    ("config.json", config_with(hidden_size="64"), "config.json: hidden_size must be a positive integer, got '64'"),
+    ("config.json", config_with(num_attention_heads=0), "config.json: num_attention_heads must be a positive integer"),
+    ("config.json", config_with(rms_norm_eps=[1]), "config.json: cannot be read as a gemma3_text config (TypeError: "),
+    ("config.json", config_with(rope_parameters=3), "config.json: cannot be read as a gemma3_text config "
+                                                    "(TypeError: argument of type 'int' is not iterable); compare "
+                                                    "it with the model's config.json on the hub"),
+    ("model.safetensors", b"\x05\x00\x00\x00\x00\x00\x00\x00{}xyz", "model.safetensors: not a safetensors file minifc "
+                                                                     "can read (JSONDecodeError: "),
+    ("model.safetensors", b"\xff" * 8 + b"{}", "model.safetensors: not a safetensors file minifc can read (ValueError: "
+                                               "a header of 18446744073709551615 bytes); download it again"),
+    ("model.safetensors", lambda path: path.read_bytes()[:-100], "model.safetensors: file is truncated"),
+    ("tokenizer.json", b'{"version": "1.0", "model": 3}', "tokenizer.json: the tokenizers library cannot read it ("),
+    ("tokenizer_config.json", b"[]", "tokenizer_config.json: cannot be read ('list' object has no attribute 'get')"),
+])
+def test_a_damaged_model_directory_is_one_error_naming_the_file(model_dir, tmp_path, name, content, message):
+    from minifc.loader import LoadError, load
+
+    copy = damaged_copy(model_dir, tmp_path, name, content)
+    with pytest.raises(LoadError) as error:
+        load(str(copy), "gemma3")
+    assert str(error.value).startswith(str(copy / name.split(".")[0])) and message in str(error.value)
+
+
+def test_a_safetensors_entry_whose_size_disagrees_with_its_shape(model_dir, tmp_path):
+    from minifc.checkpoint import CheckpointError, load_pretrained
+
+    config = json.loads((model_dir / "config.json").read_text())
+    shape = [config["vocab_size"], config["hidden_size"]]
+    header = json.dumps({"model.embed_tokens.weight": {"dtype": "F32", "shape": shape, "data_offsets": [0, 8]}})
+    content = len(header).to_bytes(8, "little") + header.encode() + bytes(8)
+    copy = damaged_copy(model_dir, tmp_path, "model.safetensors", content)
+    with pytest.raises(CheckpointError) as error:
+        load_pretrained(str(copy))
+    assert str(error.value) == (f"{copy / 'model.safetensors'}: tensor of shape {shape} in 8 bytes: the file is "
+                                "damaged (download it again)")
+
+
+def test_hub_offline_is_one_line_for_data_and_model(monkeypatch):
+    import huggingface_hub
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    from minifc.checkpoint import CheckpointError, resolve_checkpoint_dir
+    from minifc.data import DataError, load_examples
+
+    def offline(*args, **kwargs):
+        raise ConnectionError("[Errno 101] Network is unreachable\nmore detail")
+    monkeypatch.setattr(huggingface_hub, "list_repo_files", offline)
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", offline)
+    for spec in ("hf:someone/tools", "hf:someone/tools/train.jsonl"):
+        with pytest.raises(DataError) as error:
+            load_examples(spec)
+        assert str(error.value) == (f"cannot download {spec}: offline? (ConnectionError: [Errno 101] Network is "
+                                    "unreachable); check the network (and HF_TOKEN for a private or gated dataset), "
+                                    "or download the file and pass its path to --data")
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda *a, **k: (_ for _ in ()).throw(
+        LocalEntryNotFoundError("offline")))
+    with pytest.raises(CheckpointError, match="^cannot download google/some-model: offline"):
+        resolve_checkpoint_dir("google/some-model")
