@@ -53,6 +53,11 @@ class ModelConfig:
     qk_norm: bool = False               # Gemma 3: RMSNorm on each query and key head
     sandwich_norm: bool = False         # Gemma: post-attention and pre/post-feedforward norms too
 
+    def architecture(self) -> dict:
+        """The numbers that make two models interchangeable for an adapter (its shapes, the vocabulary):
+        recorded beside an adapter (minifc.json) and compared when it is loaded (adapters.load_adapter)."""
+        return {key: getattr(self, key) for key in _ARCHITECTURE}
+
     @property
     def attention_scale(self) -> float:
         scalar = self.query_pre_attn_scalar if self.query_pre_attn_scalar is not None else self.head_dim
@@ -73,6 +78,8 @@ class ModelConfig:
         return _gemma3_from_hf(hf, source) if model_type == "gemma3_text" else _llama_from_hf(hf, source)
 
 
+_ARCHITECTURE = ("model_type", "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
+                 "num_attention_heads", "num_key_value_heads", "head_dim")
 _SIZES = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
           "num_key_value_heads", "head_dim", "max_position_embeddings", "sliding_window")
 

@@ -76,6 +76,9 @@ def validate_example(example: Example, train_on: masking.TrainOn = masking.DEFAU
         problems.append(Problem(reason, example.location, where, message))
 
     schemas = _check_tools(example.tools, problem)
+    if example.category is not None and not isinstance(example.category, str):
+        problem("bad_structure", "category", f"must be a string (the evaluation's breakdown by category), "
+                                             f"got {_shown(example.category)}")
     if not isinstance(example.messages, list) or not example.messages:
         problem("bad_structure", "messages", "must be a non-empty list of {role, content} objects")
         return problems

@@ -189,3 +189,53 @@ def test_hub_offline_is_one_line_for_data_and_model(monkeypatch):
         LocalEntryNotFoundError("offline")))
     with pytest.raises(CheckpointError, match="^cannot download google/some-model: offline"):
         resolve_checkpoint_dir("google/some-model")
+
+
+# --- adapters: which base they belong to, fields of the wrong type -------------------------------------------
+
+def lora_model(**changes):
+    from minifc.lora import apply_lora
+    from tiny_checkpoint import gemma_hf_config, random_model
+
+    model = random_model({**gemma_hf_config(300), **changes})
+    apply_lora(model, 4, 8, 0.0, ["q", "v"])
+    return model
+
+
+def test_an_adapter_records_its_base_and_is_refused_on_another_architecture(tmp_path):
+    from minifc.adapters import load_adapter
+    from minifc.chat import get_format
+    from minifc.chat.lookup import read_record
+
+    trained = lora_model()
+    trainstate.weights_writer(trained, False, "google/base-it", {}, None, get_format("gemma3"))(tmp_path / "adapter")
+    assert json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())["base_model_name_or_path"] == \
+        "google/base-it"
+    assert read_record(tmp_path / "adapter")["architecture"] == {
+        "model_type": "gemma3_text", "vocab_size": 300, "hidden_size": 64, "intermediate_size": 96,
+        "num_hidden_layers": 3, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16}
+    load_adapter(lora_model(), tmp_path / "adapter")  # the same architecture: loads
+    for changes, named in [({"vocab_size": 301}, "vocab_size 300 (this model: 301)"),
+                           ({"hidden_size": 32}, "hidden_size 64 (this model: 32)")]:
+        with pytest.raises(ValueError) as error:
+            load_adapter(lora_model(**changes), tmp_path / "adapter")
+        assert str(error.value) == (f"{tmp_path / 'adapter'}: this adapter was trained on google/base-it, whose "
+                                    f"{named} differ from the model it is being loaded on: load it on "
+                                    "google/base-it (--model)")
+
+
+@pytest.mark.parametrize("field, value, what", [
+    ("r", "8", "a positive integer, e.g. 16"), ("r", 0, "a positive integer, e.g. 16"),
+    ("r", True, "a positive integer, e.g. 16"),
+    ("lora_alpha", "16", "a positive number, e.g. 32"), ("lora_dropout", 1.5, "a number in [0, 1), e.g. 0.05"),
+    ("use_rslora", "no", "true or false"), ("target_modules", [1], 'a list of module names, e.g. ["q_proj", "v_proj"]'),
+])
+def test_adapter_config_fields_of_the_wrong_type_are_named(tmp_path, field, value, what):
+    from minifc.adapters import load_adapter, save_adapter
+
+    save_adapter(lora_model(), tmp_path / "adapter")
+    path = tmp_path / "adapter" / "adapter_config.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), field: value}))
+    with pytest.raises(ValueError) as error:
+        load_adapter(lora_model(), tmp_path / "adapter")
+    assert str(error.value) == f"{path}: field {field!r} must be {what}, got {json.dumps(value)}"

@@ -423,3 +423,12 @@ def test_the_call_checker_never_crashes_on_a_malformed_schema(parameters, ok):
     verdict = check_calls([call("f", {"city": ["Oslo"]})], [{"name": "f", "arguments": {"city": [["Oslo"]]}}], tools)
     assert verdict.ok == ok
     assert verdict.reason == ("correct" if ok else "unexpected parameter 'city' (not in the schema of 'f')")
+
+
+def test_a_category_that_is_not_a_string_is_a_problem_before_evaluation_not_after():
+    """A list-valued category used to crash compute_metrics after every answer was generated."""
+    ex = Example([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "x"}], category=["a", "b"],
+                 location="d.jsonl:3")
+    [problem] = validate_example(ex)
+    assert str(problem) == ('d.jsonl:3: category: must be a string (the evaluation\'s breakdown by category), '
+                            'got ["a", "b"]')
