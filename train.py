@@ -40,8 +40,8 @@ from minifc.masking import TrainOn
 from minifc.nf4 import nf4_weights
 from minifc.tiny import save_tiny, tokenizer_for_examples
 from minifc.trainlog import MetricsLog, plot_losses, step_line, step_record
-from minifc.trainstate import (ctrl_c_stops, latest_checkpoint, prepare_run_dir, restore, resume_changes, save_step,
-                               saved_flags, weights_writer)
+from minifc.trainstate import (ctrl_c_stops, last_good_checkpoint, prepare_run_dir, restore, resume_changes,
+                               save_step, saved_flags, weights_writer)
 
 # The offline demo learns from scratch: full fine-tuning, a higher learning rate, shorter rows.
 TINY_DEFAULTS = dict(full=True, lr=3e-3, max_len=1024, batch_tokens=8192, epochs=5, eval_interval=25,
@@ -373,9 +373,8 @@ def main(argv=None):
             loss, norm = train_step(model, params, batches, args, autocast)
             loss, norm = loss.item(), norm.item()  # the step's one host sync, for the log line
             if not (math.isfinite(loss) and math.isfinite(norm)):
-                last = latest_checkpoint(args.out)
                 sys.exit(f"step {step + 1}: the loss is {loss} (grad norm {norm}): training diverged and was "
-                         f"stopped before the update. The last good checkpoint is {last or 'none (none saved yet)'}; "
+                         f"stopped before the update. The last good checkpoint is {last_good_checkpoint(args.out)}; "
                          f"lower --lr (now {args.lr}) or raise --warmup-steps.")
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)

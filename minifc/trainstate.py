@@ -31,6 +31,7 @@ from .adapters import save_adapter
 from .chat.lookup import write_chat_format
 from .checkpoint import atomic_directory
 from .export import save_hf_model
+from .trainlog import MetricsLog
 
 _STATE_FILE = "trainer_state.pt"
 _STEP_DIR = re.compile(r"^step-(\d+)$")
@@ -48,6 +49,24 @@ def checkpoints(out) -> list[Path]:
 def latest_checkpoint(out) -> Path | None:
     found = checkpoints(out)
     return found[-1] if found else None
+
+
+def last_good_checkpoint(out) -> str:
+    """For the message of a diverged run: the newest checkpoint whose step's loss (metrics.jsonl) was at most
+    twice the lowest loss logged up to it, and the newer ones that were not, named as suspect (the run may
+    already have been diverging when they were saved)."""
+    losses = {r["step"]: r["loss"] for r in MetricsLog(Path(out) / "metrics.jsonl").read() if "loss" in r}
+    suspect = []
+    for path in reversed(checkpoints(out)):
+        step = int(path.name.removeprefix("step-"))
+        loss, lowest = losses.get(step), min((v for s, v in losses.items() if s <= step), default=None)
+        if loss is None or loss <= 2 * lowest:
+            good = f"{path}" + (f" (loss {loss:.4g} at its step)" if loss is not None else "")
+            break
+        suspect.append(f"{path} (loss {loss:.4g} at its step, over twice the lowest before it, {lowest:.4g})")
+    else:
+        good = "none" + (" kept" if suspect else " (none saved yet)")
+    return good + (f"; newer but suspect, as the loss was rising: {', '.join(suspect)}" if suspect else "")
 
 
 def save_checkpoint(directory, write_weights, state: dict) -> Path:
@@ -69,6 +88,10 @@ def save_checkpoint(directory, write_weights, state: dict) -> Path:
 def save_step(out, step: int, position: tuple[int, int], optimizer, write_weights, keep: int) -> Path:
     """Checkpoint OUT/step-N (the weights, the optimizer, the data position, the RNG) and keep the latest
     `keep` checkpoints."""
+    trained = [p for group in optimizer.param_groups for p in group["params"]]
+    if trained and not bool(torch.stack([torch.isfinite(p).all() for p in trained]).all()):
+        raise ValueError(f"step {step}: the trained weights hold inf or NaN, so they were not saved; the "
+                         f"checkpoints before it are kept. Lower --lr or raise --warmup-steps")
     rng = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         rng["cuda"] = torch.cuda.get_rng_state_all()

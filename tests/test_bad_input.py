@@ -239,3 +239,31 @@ def test_adapter_config_fields_of_the_wrong_type_are_named(tmp_path, field, valu
     with pytest.raises(ValueError) as error:
         load_adapter(lora_model(), tmp_path / "adapter")
     assert str(error.value) == f"{path}: field {field!r} must be {what}, got {json.dumps(value)}"
+
+
+# --- a diverging run ---------------------------------------------------------------------------------------
+
+def test_after_a_nan_stop_a_checkpoint_saved_while_the_loss_rose_is_named_suspect(tmp_path):
+    for step in (2, 4, 6):
+        (tmp_path / f"step-{step}").mkdir()
+        (tmp_path / f"step-{step}" / "trainer_state.pt").write_bytes(b"x")
+    losses = {1: 3.0, 2: 2.5, 3: 2.4, 4: 7.0, 5: 90.0, 6: 1e5}
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps({"step": s, "loss": v}) + "\n" for s, v in losses.items())
+                                            + '{"step": 7, "lo')  # cut by a kill mid-write
+    assert trainstate.last_good_checkpoint(tmp_path) == (
+        f"{tmp_path / 'step-2'} (loss 2.5 at its step); newer but suspect, as the loss was rising: "
+        f"{tmp_path / 'step-6'} (loss 1e+05 at its step, over twice the lowest before it, 2.4), "
+        f"{tmp_path / 'step-4'} (loss 7 at its step, over twice the lowest before it, 2.4)")
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps({"step": s, "loss": v}) + "\n"
+                                                    for s, v in {1: 1.0, 2: 9.0, 4: 9.5, 6: 9.9}.items()))
+    assert trainstate.last_good_checkpoint(tmp_path).startswith(f"none kept; newer but suspect, as the loss was rising: "
+                                                                 f"{tmp_path / 'step-6'}")
+    assert trainstate.last_good_checkpoint(tmp_path / "nothing") == "none (none saved yet)"
+
+
+def test_weights_that_are_not_finite_are_never_saved(tmp_path):
+    weight = torch.nn.Parameter(torch.tensor([1.0, float("inf")]))
+    with pytest.raises(ValueError, match=r"^step 5: the trained weights hold inf or NaN, so they were not saved; "
+                                         r"the checkpoints before it are kept\. Lower --lr"):
+        trainstate.save_step(tmp_path, 5, (0, 5), torch.optim.SGD([weight], lr=0.1), lambda d: None, keep=3)
+    assert list(tmp_path.iterdir()) == []
