@@ -159,8 +159,8 @@ def convert_hermes(record, location) -> Example:
     tools = _normalise_tools(_parse_literal(record["tools"], "tools")) if record.get("tools") else []
     messages, calls = [], []
     for i, turn in enumerate(turns):
-        if not isinstance(turn, dict) or not isinstance(turn.get("value"), str):
-            raise ConversionError(f"conversations[{i}]", "must be {\"from\": ..., \"value\": \"...\"}")
+        if not isinstance(turn, dict) or not isinstance(turn.get("value"), str) or not isinstance(turn.get("from"), str):
+            raise ConversionError(f"conversations[{i}]", "must be {\"from\": \"...\", \"value\": \"...\"}")
         role, value = _HERMES_ROLES.get(turn.get("from"), turn.get("from")), turn["value"]
         if role == "system" and "<tools>" in value:
             if not tools:
@@ -235,6 +235,9 @@ def _xlam_tool(tool) -> dict:
     if not isinstance(tool, dict) or "name" not in tool:
         raise ConversionError("tools", f"expected {{\"name\", \"description\", \"parameters\"}}, got {str(tool)[:80]}")
     parameters = tool.get("parameters") or {}
+    if not isinstance(parameters, dict):
+        raise ConversionError("tools", f"parameters of {str(tool['name'])[:40]!r} must be an object "
+                                       f"{{name: {{\"type\": ..., \"description\": ...}}}}, got {str(parameters)[:80]}")
     if parameters.get("type") in ("object", "dict") and "properties" in parameters:  # already JSON Schema
         schema = dict(parameters, type="object")
     else:
@@ -347,6 +350,8 @@ def _parse_json(text, field):
         return json.loads(text)
     except json.JSONDecodeError as error:
         raise ConversionError(field, f"not valid JSON ({error.msg}): {text.strip()[:80]!r}") from None
+    except RecursionError:
+        raise ConversionError(field, "JSON nested too deeply to read; flatten it") from None
 
 
 def _parse_literal(text, field):
@@ -355,6 +360,19 @@ def _parse_literal(text, field):
         return _parse_json(text, field)
     except ConversionError:
         try:
-            return ast.literal_eval(text.strip())
-        except (ValueError, SyntaxError):
+            value = ast.literal_eval(text.strip())
+        except (ValueError, SyntaxError, TypeError, RecursionError, MemoryError):  # TypeError: {[1]: 2}
             raise ConversionError(field, f"neither JSON nor a Python literal: {text.strip()[:80]!r}") from None
+        if not _is_json(value):
+            raise ConversionError(field, f"a Python literal that JSON cannot hold (a set, bytes, a key that is not "
+                                         f"a string...): {text.strip()[:80]!r}")
+        return value
+
+
+def _is_json(value) -> bool:
+    """Whether a Python literal is a JSON value (a tuple counts as an array)."""
+    if isinstance(value, dict):
+        return all(isinstance(key, str) and _is_json(item) for key, item in value.items())
+    if isinstance(value, (list, tuple)):
+        return all(map(_is_json, value))
+    return value is None or isinstance(value, (str, bool, int, float))

@@ -70,6 +70,8 @@ def load_examples(source, data_format: str | None = None, strict: bool = False,
                     problems = validate_example(example, train_on)
                 except ConversionError as error:
                     problems = [Problem(f"unreadable_{data_format}", location, error.field, error.message)]
+                except RecursionError:  # arguments nested deeper than a (recursive) schema can be followed
+                    problems = [Problem("too_deep", location, "record", "nested too deeply to check; flatten it")]
             if problems:
                 if strict:
                     raise DataError(str(problems[0]))

@@ -267,3 +267,155 @@ def test_weights_that_are_not_finite_are_never_saved(tmp_path):
                                          r"the checkpoints before it are kept\. Lower --lr"):
         trainstate.save_step(tmp_path, 5, (0, 5), torch.optim.SGD([weight], lr=0.1), lambda d: None, keep=3)
     assert list(tmp_path.iterdir()) == []
+
+
+# --- property-based: any JSON record ends as an Example, a ConversionError or a counted problem ----------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+# Random JSON, and records shaped like each layout with random JSON at any point: so that most records get
+# past the first check of their converter and reach validation and rendering.
+_WORDS = ["user", "assistant", "tool", "f", "g", "a", "<end_of_turn>", "<|eot_id|>", "x y", ""]
+_SCALARS = (st.none() | st.booleans() | st.integers(-2, 2) | st.floats(allow_nan=False, allow_infinity=False, width=16)
+            | st.sampled_from(_WORDS) | st.text(max_size=4))
+_JSON = st.recursive(_SCALARS, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+    st.sampled_from(["a", "b", "name", "type", "properties"]) | st.text(max_size=3), inner, max_size=3), max_leaves=10)
+def mostly(good):
+    """`good` five times in six, else any JSON value."""
+    return st.one_of(*[good] * 5, _JSON)
+
+
+_NAMES = st.sampled_from(["f", "g"])
+_PARAMS = st.sampled_from(["a", "b"])
+_TYPES = st.sampled_from(["string", "integer", "number", "boolean", "array", "object", "null", "str"])
+_SCHEMA = st.recursive(
+    st.fixed_dictionaries({}, optional={"type": mostly(_TYPES | st.lists(_TYPES, max_size=2)),
+                                        "enum": mostly(st.lists(_SCALARS, max_size=3)),
+                                        "$ref": st.sampled_from(["#", "#/$defs/a", "#/definitions/a", "x.json"])}),
+    lambda inner: st.fixed_dictionaries({"type": st.just("object")}, optional={
+        "properties": mostly(st.dictionaries(_PARAMS, inner, max_size=2)),
+        "required": mostly(st.lists(_PARAMS, max_size=2)), "items": mostly(inner),
+        "anyOf": st.lists(inner, max_size=2), "oneOf": st.lists(inner, max_size=2), "allOf": st.lists(inner, max_size=2),
+        "$defs": st.dictionaries(st.just("a"), inner, max_size=1), "additionalProperties": st.booleans() | inner}),
+    max_leaves=6)
+_ARGUMENTS = st.dictionaries(_PARAMS, _JSON, max_size=2) | _JSON
+_BARE_TOOL = st.fixed_dictionaries({"name": _NAMES}, optional={"description": st.text(max_size=4), "parameters": _SCHEMA})
+_TOOL = st.builds(lambda f: {"type": "function", "function": f}, _BARE_TOOL) | _BARE_TOOL | _JSON
+_CALL = st.fixed_dictionaries({"name": mostly(_NAMES)}, optional={"arguments": _ARGUMENTS | _ARGUMENTS.map(json.dumps)})
+_MESSAGE = st.fixed_dictionaries({"role": mostly(st.sampled_from(["user", "assistant", "tool", "system"]))}, optional={
+    "content": _SCALARS | _JSON, "name": mostly(_NAMES), "train": mostly(st.booleans()),
+    "tool_calls": st.lists(st.builds(lambda c: {"type": "function", "function": c}, _CALL) | _CALL | _JSON, max_size=2)})
+_CANONICAL = st.fixed_dictionaries({"messages": st.lists(_MESSAGE, max_size=4) | _JSON},
+                                   optional={"tools": st.lists(_TOOL, max_size=2) | _JSON, "category": _SCALARS | _JSON})
+_TEXT = st.text(max_size=8) | st.sampled_from(_WORDS)
+_CONVERSATION = st.builds(  # a well-formed call and answer, random values: gets past validation into rendering
+    lambda schema, text, arguments, result, reply: {
+        "tools": [{"type": "function", "function": {"name": "f", "description": "d", "parameters": schema}}],
+        "messages": [{"role": "user", "content": text},
+                     {"role": "assistant", "tool_calls": [{"type": "function", "function": {"name": "f",
+                                                                                             "arguments": arguments}}]},
+                     {"role": "tool", "content": result}, {"role": "assistant", "content": reply}]},
+    st.just({"type": "object"}) | _SCHEMA, _TEXT, st.dictionaries(st.text(max_size=3) | _PARAMS, _JSON, max_size=3),
+    _TEXT | st.dictionaries(st.text(max_size=3), _JSON, max_size=2), _TEXT.filter(str.strip))
+_GLAIVE_TURN = st.sampled_from(["USER: ", "ASSISTANT: ", "FUNCTION RESPONSE: ", "ASSISTANT: <functioncall> "])
+_GLAIVE = st.fixed_dictionaries({
+    "system": st.lists(_BARE_TOOL.map(json.dumps) | st.text(max_size=3), max_size=2).map(
+        lambda tools: "SYSTEM: Use them if required - " + " ".join(tools)) | _SCALARS,
+    "chat": st.lists(st.tuples(_GLAIVE_TURN, _CALL.map(json.dumps) | st.text(max_size=6) | _CALL.map(
+        lambda c: f'{{"name": "{c["name"]}", "arguments": \'{json.dumps(c.get("arguments"))}\'}}')), max_size=4).map(
+        lambda turns: "\n".join(turn + text + " <|endoftext|>" for turn, text in turns)) | _SCALARS})
+_TAGGED = st.tuples(st.sampled_from(["tools", "tool_call", "tool_response"]), _JSON | _CALL | _BARE_TOOL).map(
+    lambda tag: f"<{tag[0]}>{json.dumps(tag[1]) if hash(str(tag[1])) % 2 else repr(tag[1])}</{tag[0]}>")
+_HERMES = st.fixed_dictionaries({"conversations": st.lists(st.fixed_dictionaries({
+    "from": mostly(st.sampled_from(["system", "human", "gpt", "tool"])), "value": mostly(_TAGGED | st.text(max_size=4))}),
+    max_size=4) | _JSON}, optional={"tools": st.lists(_BARE_TOOL, max_size=2).map(json.dumps) | _JSON})
+_XLAM_PARAMS = st.dictionaries(_PARAMS, st.fixed_dictionaries({}, optional={
+    "type": st.sampled_from(["str", "int, optional", "List[str]", "Union[int, float]", "Any", "Dict[str, Any]"]) | _SCALARS,
+    "default": _SCALARS, "description": st.text(max_size=3)}) | _SCALARS, max_size=2)
+_XLAM = st.fixed_dictionaries({
+    "query": _SCALARS, "tools": st.lists(st.fixed_dictionaries({"name": _NAMES}, optional={
+        "parameters": _XLAM_PARAMS | _SCHEMA | _JSON}), max_size=2).map(json.dumps) | _JSON,
+    "answers": st.lists(_CALL, max_size=2).map(json.dumps) | _JSON})
+_SIMPLE = st.fixed_dictionaries({"user_content": _SCALARS, "tool_name": mostly(_NAMES),
+                                 "tool_arguments": _ARGUMENTS.map(json.dumps) | _JSON},
+                                optional={"tools": st.lists(_TOOL, max_size=2).map(json.dumps) | _JSON})
+_LAYOUTS = {"canonical": _CANONICAL | _CONVERSATION, "glaive": _GLAIVE, "hermes": _HERMES, "xlam": _XLAM, "simple": _SIMPLE}
+
+
+@settings(max_examples=300)
+@given(layout=st.sampled_from(sorted(_LAYOUTS)).flatmap(lambda name: st.tuples(st.just(name), _LAYOUTS[name] | _JSON)))
+def test_any_json_record_converts_validates_and_renders_or_is_a_clean_skip(layout):
+    """Every converter, validation, and (for a valid example) every chat format: a result, a ConversionError
+    (a counted skip), Problems (a counted skip) or a ValueError from rendering (counted by the encoder), never
+    another exception."""
+    from minifc.chat import FORMATS as CHAT_FORMATS, get_format
+    from minifc.convert import FORMATS, ConversionError
+    from minifc.schema import Problem, validate_example
+
+    data_format, record = layout
+    try:
+        example = FORMATS[data_format](record, "f.jsonl:1")
+    except ConversionError as error:
+        assert error.field and error.message
+        return
+    problems = validate_example(example)
+    assert all(isinstance(p, Problem) and p.reason and p.message for p in problems)
+    if problems:
+        return
+    for fmt in map(get_format, CHAT_FORMATS):
+        try:
+            fmt.render(example.messages, tools=example.tools or None)
+        except ValueError:
+            pass
+
+
+@pytest.mark.parametrize("call, message", [
+    ("{[1]: 2}", "neither JSON nor a Python literal: '{[1]: 2}'"),
+    ('{"name": "f", "arguments": {(1, 2): 3}}', "a Python literal that JSON cannot hold (a set, bytes, a key that is "
+                                                "not a string...)"),
+    ('{"name": "f", "arguments": {"s": {1, 2}}}', "a Python literal that JSON cannot hold"),
+    ("[" * 5000 + "]" * 5000, "neither JSON nor a Python literal"),  # too deep for either parser
+], ids=["unhashable key", "tuple key", "set", "deep"])
+def test_hermes_calls_that_json_cannot_hold_are_a_conversion_error(call, message):
+    """Found by the fuzz below, or named in issue 13: a TypeError, a RecursionError or a call whose arguments
+    no chat format can write (llama's json.dumps fails on a tuple key)."""
+    from minifc.convert import ConversionError, convert_hermes
+
+    record = {"conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": f"<tool_call>{call}</tool_call>"}]}
+    with pytest.raises(ConversionError) as error:
+        convert_hermes(record, "h.jsonl:1")
+    assert error.value.field == "conversations[1] <tool_call>" and message in error.value.message
+
+
+@pytest.mark.parametrize("record, message", [
+    ({"conversations": [{"from": {"a": 1}, "value": "x"}]}, 'conversations[0]: must be {"from": "...", "value": "..."}'),
+    ({"query": "q", "tools": '[{"name": "f", "parameters": [1]}]', "answers": "[]"},
+     'tools: parameters of \'f\' must be an object {name: {"type": ..., "description": ...}}, got [1]'),
+    ({"query": "q", "tools": '[{"name": "f", "parameters": "city"}]', "answers": "[]"}, "got city"),
+])
+def test_converter_records_of_the_wrong_shape_are_a_conversion_error(record, message):
+    from minifc.convert import FORMATS, ConversionError, detect_format
+
+    with pytest.raises(ConversionError) as error:
+        FORMATS[detect_format(record, "r:1")](record, "r:1")
+    assert message in str(error.value)
+
+
+def test_arguments_deeper_than_a_recursive_schema_can_follow_are_a_counted_skip(tmp_path):
+    value = {}
+    for _ in range(700):
+        value = {"a": value}
+    record = {"tools": [{"type": "function", "function": {"name": "f", "parameters": {
+                  "type": "object", "properties": {"a": {"$ref": "#"}}}}}],
+              "messages": [{"role": "user", "content": "hi"},
+                           {"role": "assistant", "tool_calls": [{"type": "function", "function": {"name": "f",
+                                                                                                   "arguments": value}}]}]}
+    ok = {"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]}
+    path = tmp_path / "deep.jsonl"
+    path.write_text(json.dumps(record) + "\n" + json.dumps(ok) + "\n")
+    from minifc.data import load_examples
+
+    examples, report = load_examples(path)
+    assert len(examples) == 1 and report.skipped == {"too_deep": 1}
+    assert f"{path}:1: record: nested too deeply to check; flatten it" in report.summary()
