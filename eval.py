@@ -160,6 +160,8 @@ def main(argv=None):
     device, dtype = device_and_dtype(args.device, args.dtype)
     model, tokenizer, fmt = load_model(args.model, device, dtype, args.format, args.adapter)
     out = Path(args.out) if args.out else default_out_dir(args)
+    if out.exists() and not out.is_dir():
+        sys.exit(f"eval.py: --out {out} is a file, not a directory: choose another --out")
     out.mkdir(parents=True, exist_ok=True)
     print(f"evaluating {args.model}{' + ' + args.adapter if args.adapter else ''} ({fmt.name} format) on "
           f"{len(cases)} examples from {source}", file=sys.stderr)

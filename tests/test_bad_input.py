@@ -20,8 +20,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def command(*argv, env=None, timeout=120) -> subprocess.CompletedProcess:
     """Run one of the top-level commands as a user does (a fresh interpreter), with 1 thread."""
-    environment = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
-    environment.pop("MINIFC_DEBUG", None) if "MINIFC_DEBUG" not in (env or {}) else None
+    environment = {key: value for key, value in os.environ.items() if key != "MINIFC_DEBUG"}
+    environment.update(OMP_NUM_THREADS="1", **(env or {}))
     return subprocess.run([sys.executable, *map(str, argv)], cwd=ROOT, capture_output=True, text=True,
                           env=environment, timeout=timeout)
 
@@ -267,6 +267,62 @@ def test_weights_that_are_not_finite_are_never_saved(tmp_path):
                                          r"the checkpoints before it are kept\. Lower --lr"):
         trainstate.save_step(tmp_path, 5, (0, 5), torch.optim.SGD([weight], lr=0.1), lambda d: None, keep=3)
     assert list(tmp_path.iterdir()) == []
+
+
+# --- how the commands end: exit codes, one line, MINIFC_DEBUG ------------------------------------------------
+
+def raising(error):
+    def main():
+        raise error
+    return main
+
+
+@pytest.mark.parametrize("main, code, printed", [
+    (lambda: None, None, ""),
+    (raising(SystemExit("data: f.jsonl: no such file")), "data: f.jsonl: no such file", ""),
+    (raising(ValueError("f.jsonl:3: bad")), "x.py: f.jsonl:3: bad", ""),
+    (raising(FileNotFoundError(2, "No such file or directory", "out")),
+     "x.py: [Errno 2] No such file or directory: 'out'", ""),
+    (raising(KeyboardInterrupt()), cli.INTERRUPTED, "\nx.py: interrupted\n"),
+    (raising(SystemExit(2)), 2, ""),  # argparse's usage errors
+], ids=["ok", "message", "ValueError", "OSError", "Ctrl-C", "usage"])
+def test_run_ends_every_command_the_same_way(main, code, printed, capsys, monkeypatch):
+    monkeypatch.delenv("MINIFC_DEBUG", raising=False)
+    if code is None:
+        cli.run(main, "x.py")
+    else:
+        with pytest.raises(SystemExit) as stop:
+            cli.run(main, "x.py")
+        assert stop.value.code == code
+    assert capsys.readouterr().err == printed
+
+
+def test_minifc_debug_prints_the_traceback_of_a_one_line_error(capsys, monkeypatch):
+    def main():
+        try:
+            {}["missing"]
+        except KeyError:
+            raise SystemExit("model: a clear message")
+    monkeypatch.setenv("MINIFC_DEBUG", "1")
+    with pytest.raises(SystemExit, match="^model: a clear message$"):
+        cli.run(main, "x.py")
+    err = capsys.readouterr().err
+    assert err.startswith("Traceback (most recent call last):") and "KeyError: 'missing'" in err
+    assert "SystemExit: model: a clear message" in err
+    with pytest.raises(SystemExit, match="^x.py: bad$"):
+        cli.run(raising(ValueError("bad")), "x.py")
+    assert "ValueError: bad" in capsys.readouterr().err
+
+
+def test_the_commands_exit_with_the_documented_codes_and_no_traceback(tmp_path):
+    """As a user runs them (cli.run's other paths are tested above, in process): exit code 1 and one line for
+    bad input; with MINIFC_DEBUG=1 the same line after the traceback."""
+    bad = command("train.py", "--model", "tiny", "--lr", "-1")
+    assert (bad.returncode, bad.stderr) == (1, "--lr must be > 0, got -1.0\n")
+    debug = command("eval.py", "--model", "tiny", "--data", tmp_path / "none.jsonl", env={"MINIFC_DEBUG": "1"})
+    assert debug.returncode == 1 and debug.stderr.startswith("Traceback (most recent call last)")
+    assert "minifc.schema.DataError: " in debug.stderr
+    assert debug.stderr.splitlines()[-1].startswith(f"eval.py: {tmp_path / 'none.jsonl'}: no such file or directory")
 
 
 # --- property-based: any JSON record ends as an Example, a ConversionError or a counted problem ----------------
