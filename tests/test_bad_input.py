@@ -427,11 +427,11 @@ def test_any_json_record_converts_validates_and_renders_or_is_a_clean_skip(layou
 
 
 @pytest.mark.parametrize("call, message", [
-    ("{[1]: 2}", "neither JSON nor a Python literal: '{[1]: 2}'"),
-    ('{"name": "f", "arguments": {(1, 2): 3}}', "a Python literal that JSON cannot hold (a set, bytes, a key that is "
-                                                "not a string...)"),
-    ('{"name": "f", "arguments": {"s": {1, 2}}}', "a Python literal that JSON cannot hold"),
-    ("[" * 5000 + "]" * 5000, "neither JSON nor a Python literal"),  # too deep for either parser
+    ("{[1]: 2}", "neither JSON nor a Python literal of JSON values (dicts, lists, strings, numbers, True, False, "
+                 "None): '{[1]: 2}'"),
+    ('{"name": "f", "arguments": {(1, 2): 3}}', "neither JSON nor a Python literal of JSON values"),
+    ('{"name": "f", "arguments": {"s": {1, 2}}}', "neither JSON nor a Python literal of JSON values"),
+    ("[" * 5000 + "]" * 5000, "neither JSON nor a Python literal of JSON values"),  # too deep for either parser
 ], ids=["unhashable key", "tuple key", "set", "deep"])
 def test_hermes_calls_that_json_cannot_hold_are_a_conversion_error(call, message):
     """Found by the fuzz below, or named in issue 13: a TypeError, a RecursionError or a call whose arguments
@@ -441,11 +441,11 @@ def test_hermes_calls_that_json_cannot_hold_are_a_conversion_error(call, message
     record = {"conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": f"<tool_call>{call}</tool_call>"}]}
     with pytest.raises(ConversionError) as error:
         convert_hermes(record, "h.jsonl:1")
-    assert error.value.field == "conversations[1] <tool_call>" and message in error.value.message
+    assert error.value.field == "conversations[1].value <tool_call>" and message in error.value.message
 
 
 @pytest.mark.parametrize("record, message", [
-    ({"conversations": [{"from": {"a": 1}, "value": "x"}]}, 'conversations[0]: must be {"from": "...", "value": "..."}'),
+    ({"conversations": [{"from": {"a": 1}, "value": "x"}]}, 'conversations[0]: must be {"from": ..., "value": "..."}'),
     ({"query": "q", "tools": '[{"name": "f", "parameters": [1]}]', "answers": "[]"},
      'tools: parameters of \'f\' must be an object {name: {"type": ..., "description": ...}}, got [1]'),
     ({"query": "q", "tools": '[{"name": "f", "parameters": "city"}]', "answers": "[]"}, "got city"),
