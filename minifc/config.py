@@ -69,7 +69,8 @@ class ModelConfig:
         """Build from a Hugging Face config.json dict. `source` names the file in error messages."""
         hf = text_config(hf)
         model_type = hf.get("model_type")
-        readers = {"gemma3_text": _gemma3_from_hf, "llama": _llama_from_hf, "qwen3": _qwen_from_hf, "qwen2": _qwen_from_hf}
+        readers = {"gemma3_text": _gemma3_from_hf, "llama": _llama_from_hf, "qwen3": _qwen_from_hf,
+                   "qwen2": _qwen_from_hf}
         if model_type not in readers:
             raise ValueError(
                 f"{source}: unsupported architecture model_type={model_type!r} "

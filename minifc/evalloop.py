@@ -76,7 +76,8 @@ def run_eval(model, tokenizer, fmt, cases, batch_size: int = 8, max_new_tokens: 
     limit = model.config.max_position_embeddings - 1  # room for one new token at least
     limit = min(limit, max_prompt_len) if max_prompt_len else limit
     prompt_ids = [_prompt_ids(tokenizer, text, limit) for text in prompts]
-    predictions = [None if ids is not None else _skipped(*cases[i], prompts[i], f"the prompt is longer than {limit} tokens")
+    too_long = f"the prompt is longer than {limit} tokens"
+    predictions = [None if ids is not None else _skipped(*cases[i], prompts[i], too_long)
                    for i, ids in enumerate(prompt_ids)]
     # Batches of similar prompt length, longest first: less padding, and an out-of-memory error shows up
     # in the first batch rather than the last.

@@ -185,7 +185,8 @@ _SHAPES = (("properties", dict, 'an object {"name": {"type": ...}, ...}'),
            ("enum", list, 'a list of the allowed values, e.g. ["celsius", "fahrenheit"]'),
            ("items", dict, 'a schema object, e.g. {"type": "string"}'),
            ("additionalProperties", (bool, dict), "true, false or a schema object"),
-           ("$defs", dict, 'an object {"Name": {schema}, ...}'), ("definitions", dict, 'an object {"Name": {schema}, ...}'))
+           ("$defs", dict, 'an object {"Name": {schema}, ...}'),
+           ("definitions", dict, 'an object {"Name": {schema}, ...}'))
 _COMBINERS = ("anyOf", "oneOf", "allOf")
 
 
@@ -194,13 +195,14 @@ def _malformed(schema: dict, root: dict, path: str) -> list[tuple[str, str]]:
     read: a list where an object belongs, an unknown type name, a $ref to nowhere..., nested schemas included."""
     errors = []
     kind = schema.get("type")
-    if kind is not None and not (isinstance(kind, str) or isinstance(kind, list) and all(isinstance(t, str) for t in kind)):
+    readable = isinstance(kind, str) or isinstance(kind, list) and all(isinstance(t, str) for t in kind)
+    if kind is not None and not readable:
         errors.append((f"{path}.type", f"must be a type name or a list of them, got {_shown(kind)}"))
     elif unknown := [t for t in type_names(schema) if t not in SCHEMA_TYPES]:
         errors.append((f"{path}.type", f"unknown type {_shown(unknown[0])}; JSON Schema's types are "
                                        f"{', '.join(SCHEMA_TYPES)}"))
-    for key, shape, fix in _SHAPES:
-        if key in schema and not isinstance(schema[key], shape):
+    for key, shape, fix in _SHAPES:  # null stands for absent, as before
+        if schema.get(key) is not None and not isinstance(schema[key], shape):
             errors.append((f"{path}.{key}", f"must be {fix}, got {_shown(schema[key])}"))
     if isinstance(schema.get("required"), list) and not all(isinstance(k, str) for k in schema["required"]):
         errors.append((f"{path}.required", f"must list property names (strings), got {_shown(schema['required'])}"))

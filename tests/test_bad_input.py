@@ -78,7 +78,8 @@ def test_leftovers_of_a_killed_save_are_cleaned_up_at_the_next_start(tmp_path, c
 
 def test_out_that_is_a_file_is_refused(tmp_path):
     (tmp_path / "run").write_text("x")
-    with pytest.raises(ValueError, match=f"^--out {tmp_path / 'run'} is a file, not a directory: choose another --out$"):
+    message = f"^--out {tmp_path / 'run'} is a file, not a directory: choose another --out$"
+    with pytest.raises(ValueError, match=message):
         trainstate.prepare_run_dir(tmp_path / "run", {}, resume=False, overwrite=False)
 
 
@@ -248,16 +249,16 @@ def test_after_a_nan_stop_a_checkpoint_saved_while_the_loss_rose_is_named_suspec
         (tmp_path / f"step-{step}").mkdir()
         (tmp_path / f"step-{step}" / "trainer_state.pt").write_bytes(b"x")
     losses = {1: 3.0, 2: 2.5, 3: 2.4, 4: 7.0, 5: 90.0, 6: 1e5}
-    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps({"step": s, "loss": v}) + "\n" for s, v in losses.items())
-                                            + '{"step": 7, "lo')  # cut by a kill mid-write
+    lines = "".join(json.dumps({"step": s, "loss": v}) + "\n" for s, v in losses.items())
+    (tmp_path / "metrics.jsonl").write_text(lines + '{"step": 7, "lo')  # cut by a kill mid-write
     assert trainstate.last_good_checkpoint(tmp_path) == (
         f"{tmp_path / 'step-2'} (loss 2.5 at its step); newer but suspect, as the loss was rising: "
         f"{tmp_path / 'step-6'} (loss 1e+05 at its step, over twice the lowest before it, 2.4), "
         f"{tmp_path / 'step-4'} (loss 7 at its step, over twice the lowest before it, 2.4)")
     (tmp_path / "metrics.jsonl").write_text("".join(json.dumps({"step": s, "loss": v}) + "\n"
                                                     for s, v in {1: 1.0, 2: 9.0, 4: 9.5, 6: 9.9}.items()))
-    assert trainstate.last_good_checkpoint(tmp_path).startswith(f"none kept; newer but suspect, as the loss was rising: "
-                                                                 f"{tmp_path / 'step-6'}")
+    assert trainstate.last_good_checkpoint(tmp_path).startswith(
+        f"none kept; newer but suspect, as the loss was rising: {tmp_path / 'step-6'}")
     assert trainstate.last_good_checkpoint(tmp_path / "nothing") == "none (none saved yet)"
 
 
@@ -438,7 +439,8 @@ def test_hermes_calls_that_json_cannot_hold_are_a_conversion_error(call, message
     no chat format can write (llama's json.dumps fails on a tuple key)."""
     from minifc.convert import ConversionError, convert_hermes
 
-    record = {"conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": f"<tool_call>{call}</tool_call>"}]}
+    record = {"conversations": [{"from": "human", "value": "hi"},
+                                {"from": "gpt", "value": f"<tool_call>{call}</tool_call>"}]}
     with pytest.raises(ConversionError) as error:
         convert_hermes(record, "h.jsonl:1")
     assert error.value.field == "conversations[1].value <tool_call>" and message in error.value.message
