@@ -64,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     add = p.add_argument
     add("--model", default="gemma-3-1b", help="short name (see minifc/config.py), hub id, local directory, "
         "or 'tiny' (the offline demo)")
-    add("--format", help="chat format (default: the model's): functiongemma, gemma3, llama3.1, llama3.2")
+    add("--format", help="chat format (default: the model's): functiongemma, gemma3, llama3.1, llama3.2, qwen3, "
+        "qwen3-2507, qwen2.5")
     add("--data", help="training data: JSONL/JSON file, directory or hf:OWNER/NAME[/FILE] (default: built-in)")
     add("--data-format", help="record layout of --data (default: detected): canonical, glaive, hermes, xlam, simple")
     add("--strict", action="store_true", help="stop at the first invalid example instead of skipping it")

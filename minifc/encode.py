@@ -320,7 +320,9 @@ def inspect_example(example, tokenizer, fmt, colour: bool = False, train_on: Tra
                   _highlight(rendered.text, offsets, labels, colour), "",
                   f"{'tokens by role':<20}{'trained':>8}{'untrained':>11}"]
         lines += [f"  {role:<18}{c['trained']:>8}{c['untrained']:>11}" for role, c in counts.items()]
-        lines.append(f"BOS tokens: {sum(i == tokenizer.bos_id for i in ids)} (should be 1)")
+        bos = "none (the format writes none)" if tokenizer.bos_id is None else \
+            f"{sum(i == tokenizer.bos_id for i in ids)} (should be 1)"
+        lines.append(f"BOS tokens: {bos}")
     turns = [i for i, m in enumerate(messages) if m["role"] == "assistant" and message_trained(messages, i, train_on)]
     done = len(ended.intersection(turns))
     lines.append(f"every assistant turn's end token trained: {'yes' if done == len(turns) else 'NO'} ({done}/"

@@ -13,7 +13,7 @@ from minifc import export, loader
 from minifc.chat import get_format
 from minifc.chat.lookup import resolve_chat_format
 
-KNOWN = "pass --format, one of functiongemma, gemma3, llama3, llama3.1, llama3.2"
+KNOWN = "pass --format, one of functiongemma, gemma3, llama3, llama3.1, llama3.2, qwen2.5, qwen3, qwen3-2507"
 
 
 def recorded(directory, chat_format):
@@ -73,7 +73,7 @@ def test_bad_names_and_bad_files_are_named(tmp_path):
     with pytest.raises(ValueError) as error:
         resolve_chat_format(str(bad), None, [bad])
     assert str(error.value) == (f"{bad / 'minifc.json'}: chat_format 'chatml' is not one of functiongemma, gemma3, "
-                                "llama3, llama3.1, llama3.2; fix the file or pass --format")
+                                "llama3, llama3.1, llama3.2, qwen2.5, qwen3, qwen3-2507; fix the file or pass --format")
     broken = tmp_path / "b"
     broken.mkdir()
     (broken / "minifc.json").write_text('{"format": "gemma3"}')

@@ -114,7 +114,7 @@ class ScriptedModel(torch.nn.Module):
 
 # ----------------------------------------------------------------------------- scripted model: exact numbers
 
-@pytest.mark.parametrize("format_name", ["gemma3", "functiongemma", "llama3.2"])
+@pytest.mark.parametrize("format_name", ["gemma3", "functiongemma", "llama3.2", "qwen3", "qwen3-2507", "qwen2.5"])
 def test_scripted_model_scores_exactly(tmp_path, monkeypatch, capsys, format_name):
     fmt = get_format(format_name)
     tokenizer = format_tokenizer(fmt, corpus(fmt))
@@ -181,8 +181,9 @@ def test_prompts_too_long_are_skipped_counted_as_wrong_and_never_tokenized(tmp_p
             f"tokens (--max-prompt-len), e.g. {data}:1, {data}:3") in capsys.readouterr().err
 
 
-def test_scripted_model_on_bfcl_files(tmp_path, monkeypatch, capsys):
-    fmt = get_format("gemma3")
+@pytest.mark.parametrize("format_name", ["gemma3", "qwen3"])
+def test_scripted_model_on_bfcl_files(tmp_path, monkeypatch, capsys, format_name):
+    fmt = get_format(format_name)
     tokenizer = format_tokenizer(fmt, corpus(fmt))
     bfcl = tmp_path / "bfcl"
     simple = write_jsonl(bfcl / "BFCL_v3_simple.json", [q for q, _ in BFCL_SIMPLE])

@@ -5,7 +5,7 @@
     out.rendered() -> Rendered                   text + labelled pieces; .spans: the trained ranges
     tool_call(name, arguments)                   the canonical call {"type": "function", "function": {...}}
     function_tool(function)                      the canonical tool {"type": "function", "function": {...}}
-    parse_result(content, calls, error)          what every parse() returns
+    parse_result(content, calls, error, reasoning=None)   what every parse() returns
     until_stop(text, stops)                      generated text cut at the first stop string
 
 A renderer labels each piece with what it is and which message it came from; it never decides what
@@ -97,9 +97,13 @@ def function_tool(function: dict) -> dict:
     return {"type": "function", "function": function}
 
 
-def parse_result(content: str | None, calls: list[dict], error: str | None) -> dict:
-    """What parse() returns: the assistant message it read, and a parse error (None when well formed)."""
-    return {"role": "assistant", "content": content, "tool_calls": calls, "parse_error": error}
+def parse_result(content: str | None, calls: list[dict], error: str | None, reasoning: str | None = None) -> dict:
+    """What parse() returns: the assistant message it read, and a parse error (None when well formed).
+    A format that reads a reasoning block gives it as "reasoning" (the key is there only when it is)."""
+    result = {"role": "assistant", "content": content, "tool_calls": calls, "parse_error": error}
+    if reasoning is not None:
+        result["reasoning"] = reasoning
+    return result
 
 
 def until_stop(text: str, stops) -> str:
