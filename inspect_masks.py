@@ -13,6 +13,7 @@ stop token. --train-on and --last-turn-only are train.py's flags: the same rule 
 import argparse
 import sys
 
+from minifc.cli import run
 from minifc.data import load_examples
 from minifc.encode import inspect_example
 from minifc.loader import LoadError, load
@@ -45,4 +46,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run(main, "inspect_masks.py")

@@ -24,6 +24,7 @@ import torch
 
 from minifc.adapters import load_adapter
 from minifc.chat import get_format
+from minifc.cli import INTERRUPTED, device_error, run
 from minifc.checkpoint import CheckpointError, load_pretrained
 from minifc.collate import epoch_batches, epoch_rows, num_batches, step_batches
 from minifc.config import resolve_model_name
@@ -39,8 +40,8 @@ from minifc.masking import TrainOn
 from minifc.nf4 import nf4_weights
 from minifc.tiny import save_tiny, tokenizer_for_examples
 from minifc.trainlog import MetricsLog, plot_losses, step_line, step_record
-from minifc.trainstate import (ctrl_c_stops, latest_checkpoint, prepare_run_dir, restore, resume_changes, save_step,
-                               saved_flags, weights_writer)
+from minifc.trainstate import (ctrl_c_stops, last_good_checkpoint, prepare_run_dir, restore, resume_changes,
+                               save_step, saved_flags, weights_writer)
 
 # The offline demo learns from scratch: full fine-tuning, a higher learning rate, shorter rows.
 TINY_DEFAULTS = dict(full=True, lr=3e-3, max_len=1024, batch_tokens=8192, epochs=5, eval_interval=25,
@@ -131,6 +132,8 @@ def parse_args(argv=None) -> argparse.Namespace:
             setattr(args, key, value)
     args.out = args.out or str(Path("out") / Path(args.model.rstrip("/")).name)
     args.device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if error := device_error(args.device):
+        sys.exit(error)
     args.dtype = args.dtype or ("bfloat16" if args.device.startswith("cuda") else "float32")
     if args.quantize and args.full:  # a trained weight cannot live in 4 bits
         sys.exit(f"--quantize {args.quantize} is for LoRA runs (a frozen base in 4 bits); " + (
@@ -376,9 +379,8 @@ def main(argv=None):
             loss, norm = train_step(model, params, batches, args, autocast)
             loss, norm = loss.item(), norm.item()  # the step's one host sync, for the log line
             if not (math.isfinite(loss) and math.isfinite(norm)):
-                last = latest_checkpoint(args.out)
                 sys.exit(f"step {step + 1}: the loss is {loss} (grad norm {norm}): training diverged and was "
-                         f"stopped before the update. The last good checkpoint is {last or 'none (none saved yet)'}; "
+                         f"stopped before the update. The last good checkpoint is {last_good_checkpoint(args.out)}; "
                          f"lower --lr (now {args.lr}) or raise --warmup-steps.")
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
@@ -397,7 +399,8 @@ def main(argv=None):
     if stop:
         if saved_step != step:
             save_step(args.out, step, position, optimizer, write_weights, args.keep_checkpoints)
-        sys.exit(f"stopped at step {step}: continue with  python train.py --resume {args.out}")
+        print(f"stopped at step {step}: continue with  python train.py --resume {args.out}", file=sys.stderr)
+        sys.exit(INTERRUPTED)
 
     # 5. The result: OUT/final (+ OUT/merged with --export), the check again, the loss plot.
     final = Path(args.out) / "final"
@@ -419,4 +422,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run(main, "train.py")

@@ -54,6 +54,11 @@ class ModelConfig:
     qk_norm: bool = False               # Gemma 3, Qwen3: RMSNorm on each query and key head, before RoPE
     sandwich_norm: bool = False         # Gemma: post-attention and pre/post-feedforward norms too
 
+    def architecture(self) -> dict:
+        """The numbers that make two models interchangeable for an adapter (its shapes, the vocabulary):
+        recorded beside an adapter (minifc.json) and compared when it is loaded (adapters.load_adapter)."""
+        return {key: getattr(self, key) for key in _ARCHITECTURE}
+
     @property
     def attention_scale(self) -> float:
         scalar = self.query_pre_attn_scalar if self.query_pre_attn_scalar is not None else self.head_dim
@@ -64,15 +69,22 @@ class ModelConfig:
         """Build from a Hugging Face config.json dict. `source` names the file in error messages."""
         hf = text_config(hf)
         model_type = hf.get("model_type")
-        if model_type == "gemma3_text":
-            return _gemma3_from_hf(hf, source)
-        if model_type == "llama":
-            return _llama_from_hf(hf, source)
-        if model_type in ("qwen3", "qwen2"):
-            return _qwen_from_hf(hf, source)
-        raise ValueError(
-            f"{source}: unsupported architecture model_type={model_type!r} "
-            f"(architectures={hf.get('architectures')}). minifc supports: {', '.join(_MODEL_TYPES)}.")
+        readers = {"gemma3_text": _gemma3_from_hf, "llama": _llama_from_hf, "qwen3": _qwen_from_hf,
+                   "qwen2": _qwen_from_hf}
+        if model_type not in readers:
+            raise ValueError(
+                f"{source}: unsupported architecture model_type={model_type!r} "
+                f"(architectures={hf.get('architectures')}). minifc supports: {', '.join(_MODEL_TYPES)}.")
+        for key in _SIZES:  # checked first: the rest of the reading computes with them
+            if hf.get(key) is not None and (not isinstance(hf[key], int) or isinstance(hf[key], bool) or hf[key] < 1):
+                raise ValueError(f"{source}: {key} must be a positive integer, got {hf[key]!r}")
+        return readers[model_type](hf, source)
+
+
+_ARCHITECTURE = ("model_type", "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
+                 "num_attention_heads", "num_key_value_heads", "head_dim")
+_SIZES = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+          "num_key_value_heads", "head_dim", "max_position_embeddings", "sliding_window")
 
 
 def text_config(hf: dict) -> dict:

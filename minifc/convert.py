@@ -150,6 +150,9 @@ def _xlam_tool(tool) -> dict:
     if not isinstance(tool, dict) or "name" not in tool:
         raise ConversionError("tools", f"expected {{\"name\", \"description\", \"parameters\"}}, got {str(tool)[:80]}")
     parameters = tool.get("parameters") or {}
+    if not isinstance(parameters, dict):
+        raise ConversionError("tools", f"parameters of {str(tool['name'])[:40]!r} must be an object "
+                                       f"{{name: {{\"type\": ..., \"description\": ...}}}}, got {str(parameters)[:80]}")
     if parameters.get("type") in ("object", "dict") and "properties" in parameters:  # already JSON Schema
         schema = dict(parameters, type="object")
     else:

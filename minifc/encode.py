@@ -36,8 +36,10 @@ A dataset:
 
     encoded, report = encode_dataset(examples, tokenizer, fmt, max_len=2048, truncate=False, train_on=DEFAULT)
         # encoded: list of (ids, labels), one per sequence. Sequences longer than max_len are dropped and
-        # counted; with truncate=True they are cut at the end of the last trained span that fits (the end
-        # of an assistant turn, never inside a trained span) and kept only if something trained remains.
+        # counted (without tokenizing those whose characters prove it: more than max_len *
+        # tokenizer.max_token_chars); with truncate=True they are cut at the end of the last trained span
+        # that fits (the end of an assistant turn, never inside a trained span) and kept only if something
+        # trained remains.
         # Examples with nothing trained, or that the format cannot render (ValueError), are dropped
         # and counted too. `print(report)` gives the counts by reason and the first locations.
 
@@ -257,6 +259,10 @@ def encode_dataset(examples, tokenizer, fmt, max_len: int | None = None, truncat
         kept = 0
         for k, (rendered, starts) in enumerate(renders):
             where = location if len(renders) == 1 else f"{location} (sequence {k + 1} of {len(renders)})"
+            if max_len is not None and not truncate and len(rendered.text) > max_len * tokenizer.max_token_chars:
+                # too long, told by its characters alone: a huge record is never tokenized (memory)
+                report.drop(f"longer than max_len={max_len}", f"{where} ({len(rendered.text)} characters)")
+                continue
             ids, labels = _encode_rendered(rendered, tokenizer, where, train_on, starts)
             if max_len is not None and len(ids) > max_len:
                 cut = _truncate_at_turn_end(ids, labels, max_len) if truncate else None

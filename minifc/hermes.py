@@ -81,7 +81,7 @@ def _read_turn(turn, where) -> tuple[str, str, str]:
                                                      "(\"messages\", --data-format canonical)")
     if isinstance(turn, dict):
         for speaker_key, text_key in (("from", "value"), ("role", "content")):
-            if speaker_key in turn and isinstance(turn.get(text_key), str):
+            if isinstance(turn.get(speaker_key), str) and isinstance(turn.get(text_key), str):
                 return turn[speaker_key], turn[text_key], f"{where}.{text_key}"
     raise ConversionError(where, f"must be {_TURN_SHAPE}")
 

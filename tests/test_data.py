@@ -411,3 +411,110 @@ def test_deep_nesting_is_a_counted_skip_when_reading_and_when_encoding(tmp_path)
     encoded, encode_report = encode_dataset([deep], None, get_format("gemma3"))
     assert encoded == [] and encode_report.dropped == {"cannot render": 1}
     assert "d:1: a value is nested too deeply to render" in str(encode_report)
+
+
+def calling(parameters, arguments, tools=None):
+    """An example that calls f(arguments), f declared with `parameters` (or the tools given)."""
+    tools = tools or [{"type": "function", "function": {"name": "f", "parameters": parameters}}]
+    return Example([{"role": "user", "content": "Weather?"},
+                    {"role": "assistant", "tool_calls": [call("f", arguments)]}], tools, location="d.jsonl:7")
+
+
+UNIT = {"type": "string", "enum": ["celsius", "fahrenheit"]}
+
+
+@pytest.mark.parametrize("parameters, arguments, message", [
+    ({"type": "object", "properties": {"u": {"$ref": "#/$defs/Unit"}}, "$defs": {"Unit": UNIT}}, {"u": "celsius"}, None),
+    ({"type": "object", "properties": {"u": {"$ref": "#/$defs/Unit"}}, "$defs": {"Unit": UNIT}}, {"u": "kelvin"},
+     '.u: "kelvin" is not one of ["celsius", "fahrenheit"]'),
+    ({"type": "object", "properties": {"u": {"$ref": "#/definitions/Unit"}}, "definitions": {"Unit": UNIT}}, {"u": 3},
+     ".u: 3 is not of type string"),
+    ({"type": "object", "properties": {"n": {"anyOf": [{"type": "integer"}, {"type": "null"}]}}}, {"n": None}, None),
+    ({"type": "object", "properties": {"n": {"anyOf": [{"type": "integer"}, {"type": "null"}]}}}, {"n": "2"},
+     '.n: "2" matches 0 of the anyOf schemas, at least one must match (1: "2" is not of type integer; '
+     '2: "2" is not of type null)'),
+    ({"type": "object", "properties": {"n": {"oneOf": [{"type": "integer"}, {"type": "number"}]}}}, {"n": 2.5}, None),
+    ({"type": "object", "properties": {"n": {"oneOf": [{"type": "integer"}, {"type": "number"}]}}}, {"n": 2},
+     ".n: 2 matches 2 of the oneOf schemas, exactly one must match ()"),
+    ({"type": "object", "properties": {"n": {"allOf": [{"type": "integer"}, {"enum": [1, 2]}]}}}, {"n": 3},
+     ".n: 3 is not one of [1, 2]"),
+    ({"type": "object", "properties": {"tags": {"type": "object", "additionalProperties": {"type": "string"}}}},
+     {"tags": {"a": "x", "b": 1}}, ".tags.b: 1 is not of type string"),
+    # a tree: a $ref back to the root, used through a nested value (the cycle ends with the value)
+    ({"type": "object", "properties": {"kids": {"type": "array", "items": {"$ref": "#"}}, "v": {"type": "integer"}}},
+     {"v": 1, "kids": [{"v": 2, "kids": [{"v": "x"}]}]}, ".kids[0].kids[0].v: \"x\" is not of type integer"),
+    # a $ref cycle that never reaches a nested value adds nothing (and never loops)
+    ({"type": "object", "properties": {"a": {"$ref": "#/$defs/A"}}, "$defs": {"A": {"allOf": [{"$ref": "#/$defs/A"}]}}},
+     {"a": 1}, None),
+])
+def test_anyof_oneof_allof_and_local_refs_are_checked(parameters, arguments, message):
+    problems = validate_example(calling(parameters, arguments))
+    if message is None:
+        assert problems == []
+    else:
+        [problem] = problems
+        assert problem.reason == "schema_violation"
+        assert str(problem) == f"d.jsonl:7: messages[1].tool_calls[0].function.arguments{message} (function 'f'); " \
+                               "fix the value or the tool's parameters schema"
+
+
+@pytest.mark.parametrize("parameters, field, message", [
+    ({"type": "object", "properties": {"city": {"type": "str"}}}, "parameters.properties.city.type",
+     'unknown type "str"; JSON Schema\'s types are string, integer, number, boolean, array, object, null'),
+    ({"type": "object", "properties": {"n": {"type": ["integer", "int"]}}}, "parameters.properties.n.type",
+     'unknown type "int"'),
+    ({"type": "object", "properties": {"u": {"$ref": "#/$defs/Unit"}}}, "parameters.properties.u.$ref",
+     '"#/$defs/Unit" points at no schema in this tool\'s parameters'),
+    ({"type": "object", "properties": {"u": {"$ref": "https://example.com/unit.json"}}}, "parameters.properties.u.$ref",
+     "use a local reference such as"),
+    ({"type": "object", "properties": {"n": {"anyOf": {"type": "integer"}}}}, "parameters.properties.n.anyOf",
+     'must be a non-empty list of schema objects, got {"type": "integer"}'),
+    ({"type": "object", "properties": {"n": {"oneOf": []}}}, "parameters.properties.n.oneOf", "got []"),
+    ({"type": "object", "properties": {"n": {"allOf": ["integer"]}}}, "parameters.properties.n.allOf[0]",
+     'must be a schema object, e.g. {"type": "string"}, got "integer"'),
+    ({"type": "object", "properties": {"city": "string"}}, "parameters.properties.city", 'got "string"'),
+    ({"type": "object", "$defs": {"U": {"type": "celsius"}}}, "parameters.$defs.U.type", 'unknown type "celsius"'),
+    ({"type": "object", "properties": {"t": {"type": "array", "items": [{"type": "string"}]}}},
+     "parameters.properties.t.items", 'must be a schema object, e.g. {"type": "string"}, got [{"type": "string"}]'),
+    ({"type": "object", "additionalProperties": "yes"}, "parameters.additionalProperties",
+     'must be true, false or a schema object, got "yes"'),
+])
+def test_unreadable_schemas_are_bad_schema_not_accepting_anything(parameters, field, message):
+    problems = validate_example(calling(parameters, {"city": "Oslo"}))
+    assert [(p.reason, p.field) for p in problems] == [("bad_schema", f"tools[0].function.{field}")]
+    assert message in problems[0].message
+
+
+def test_two_tools_of_one_name_are_a_problem_not_the_second_kept():
+    tools = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {
+                 "city": {"type": "string"}}}}},
+             {"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {}}}}]
+    [problem] = validate_example(calling(None, {"city": "Oslo"}, tools))
+    assert str(problem) == ("d.jsonl:7: tools[1].function.name: 'f' is declared twice (also tools[0]); give each "
+                            "tool its own name or drop one")
+    assert problem.reason == "duplicate_tool"
+
+
+@pytest.mark.parametrize("parameters, ok", [
+    ({"type": "object", "properties": ["city"]}, False), ({"type": "object", "properties": {"city": {"type": {"a": 1}}}}, True),
+    ({"type": "object", "properties": {"city": "string"}, "required": 3}, True), ([1, 2], False),
+    ({"type": "object", "properties": {"city": {"type": "array", "items": [1]}}, "required": [["city"]]}, True),
+])
+def test_the_call_checker_never_crashes_on_a_malformed_schema(parameters, ok):
+    """evaluate.py reads the same malformed shapes that validation reports (BFCL's files are not validated):
+    a verdict, never a TypeError; a type it cannot read checks nothing."""
+    from minifc.evaluate import check_calls
+
+    tools = [{"type": "function", "function": {"name": "f", "parameters": parameters}}, "junk", {"function": {}}]
+    verdict = check_calls([call("f", {"city": ["Oslo"]})], [{"name": "f", "arguments": {"city": [["Oslo"]]}}], tools)
+    assert verdict.ok == ok
+    assert verdict.reason == ("correct" if ok else "unexpected parameter 'city' (not in the schema of 'f')")
+
+
+def test_a_category_that_is_not_a_string_is_a_problem_before_evaluation_not_after():
+    """A list-valued category used to crash compute_metrics after every answer was generated."""
+    ex = Example([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "x"}], category=["a", "b"],
+                 location="d.jsonl:3")
+    [problem] = validate_example(ex)
+    assert str(problem) == ('d.jsonl:3: category: must be a string (the evaluation\'s breakdown by category), '
+                            'got ["a", "b"]')
