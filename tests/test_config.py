@@ -58,7 +58,7 @@ def test_from_hf_reads_newer_transformers_key_names():
 def test_unsupported_rope_type_error():
     hf = dict(MODELS["llama-3.2-1b"].hf_config, rope_scaling={"rope_type": "yarn", "factor": 4.0})
     with pytest.raises(ValueError, match=r"x.json: rope_type 'yarn' is not supported \(supported: default, "
-                                         r"linear, llama3\)"):
+                                         r"linear, llama3, proportional\)"):
         ModelConfig.from_hf(hf, source="x.json")
 
 

@@ -28,14 +28,39 @@ def llama_config(**overrides):
     return LlamaConfig(**{**kwargs, **overrides})
 
 
+def gemma4_config(**overrides):
+    from transformers import Gemma4TextConfig
+    # 5 layers: sliding 0, full 1, sliding 2 own their K/V; the last 2 (sliding 3, full 4) reuse those of
+    # layers 2 and 1 and have double-wide MLPs. Window 4; global layers: head size 32 (sliding 16), RoPE on
+    # a quarter of it; per-layer embeddings of 8 per layer; final logits soft-capped as in the real ones.
+    kwargs = dict(vocab_size=VOCAB, hidden_size=64, intermediate_size=96, num_hidden_layers=5,
+                  num_attention_heads=4, num_key_value_heads=2, head_dim=16, global_head_dim=32,
+                  layer_types=["sliding_attention", "full_attention", "sliding_attention", "sliding_attention",
+                               "full_attention"],
+                  num_kv_shared_layers=2, use_double_wide_mlp=True, sliding_window=4,
+                  hidden_size_per_layer_input=8, vocab_size_per_layer_input=VOCAB, final_logit_softcapping=30.0,
+                  max_position_embeddings=256, attn_implementation="eager")
+    return Gemma4TextConfig(**{**kwargs, **overrides})
+
+
+def gemma4_31b_like_config(**overrides):
+    """Gemma 4 31B's attention: global layers with fewer K/V heads and no v_proj; no sharing, no PLE."""
+    return gemma4_config(**{**dict(attention_k_eq_v=True, num_global_key_value_heads=1, num_kv_shared_layers=0,
+                                   use_double_wide_mlp=False, hidden_size_per_layer_input=0), **overrides})
+
+
 def hf_model(config, seed=0, std=0.2):
-    """An HF model with every parameter random (norm weights too, so 1+w vs w matters)."""
+    """An HF model with every parameter random (norm weights too, so 1+w vs w matters), and Gemma 4's
+    per-layer scalars (buffers) too."""
     from transformers import AutoModelForCausalLM
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(config).eval()
     with torch.no_grad():
         for param in model.parameters():
             param.normal_(0.0, std)
+        for name, buffer in model.named_buffers():
+            if name.endswith("layer_scalar"):
+                buffer.uniform_(0.5, 1.5)
     return model
 
 
