@@ -49,12 +49,17 @@ def gemma4_31b_like_config(**overrides):
                                    use_double_wide_mlp=False, hidden_size_per_layer_input=0), **overrides})
 
 
-def hf_model(config, seed=0, std=0.2):
+def hf_model(config, seed=0, std=0.2, skip_init=False):
     """An HF model with every parameter random (norm weights too, so 1+w vs w matters), and Gemma 4's
-    per-layer scalars (buffers) too."""
+    per-layer scalars (buffers) too. skip_init: leave out transformers' own initialisation, time wasted on
+    large models (only where the model makes its buffers in __init__: Gemma 4 does, Gemma 3 does not)."""
+    from contextlib import nullcontext
     from transformers import AutoModelForCausalLM
+    from transformers.initialization import no_init_weights
     torch.manual_seed(seed)
-    model = AutoModelForCausalLM.from_config(config).eval()
+    with no_init_weights() if skip_init else nullcontext():
+        model = AutoModelForCausalLM.from_config(config).eval()
+    model.tie_weights()  # no_init_weights leaves them untied
     with torch.no_grad():
         for param in model.parameters():
             param.normal_(0.0, std)
