@@ -30,12 +30,13 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def adapted_model(fmt_name, monkeypatch):
-    """A random tiny model (every weight non-trivial, norms included) with LoRA whose B is non-zero."""
+def adapted_model(fmt_name, monkeypatch, family=None):
+    """A random tiny model (every weight non-trivial, norms included) with LoRA whose B is non-zero.
+    family: the tiny model's architecture when not the format's (Gemma 4 with the gemma3 format's tokens)."""
     monkeypatch.setattr(tiny, "SIZES", SMALL)
     fmt = get_format(fmt_name)
     tokenizer = tiny.train_tokenizer(TEXTS, fmt, vocab_size=300)
-    hf_config = tiny.tiny_hf_config(tiny.family_of(fmt), tokenizer.vocab_size, tokenizer)
+    hf_config = tiny.tiny_hf_config(family or tiny.family_of(fmt), tokenizer.vocab_size, tokenizer)
     if fmt_name == "gemma3":
         hf_config["sliding_window"] = 8  # shorter than the test sequence, so the local layers differ
     torch.manual_seed(0)
@@ -50,10 +51,12 @@ def adapted_model(fmt_name, monkeypatch):
     return model.eval(), hf_config, tokenizer, fmt
 
 
-@pytest.mark.parametrize("fmt_name", ["gemma3", "llama3.2"])
-def test_merged_export_matches_transformers(fmt_name, tmp_path, monkeypatch):
+@pytest.mark.parametrize("fmt_name, family", [("gemma3", None), ("llama3.2", None), ("gemma3", "gemma4")])
+def test_merged_export_matches_transformers(fmt_name, family, tmp_path, monkeypatch):
     from transformers import AutoModelForCausalLM
-    model, hf_config, tokenizer, fmt = adapted_model(fmt_name, monkeypatch)
+    model, hf_config, tokenizer, fmt = adapted_model(fmt_name, monkeypatch, family)
+    if family == "gemma4":  # LoRA on every linear layer peft's all-linear selects, per-layer projections too
+        assert "model.per_layer_model_projection" in lora_layers(model)
     out = save_hf_model(model, tmp_path / "merged", hf_config, tokenizer, fmt)
     ids = torch.randint(0, hf_config["vocab_size"], (2, 24), generator=torch.Generator().manual_seed(1))
     with torch.no_grad():

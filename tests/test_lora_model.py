@@ -24,11 +24,14 @@ TOL = 1e-5
 VOCAB = tiny_models.VOCAB
 
 
-@pytest.fixture(params=["llama", "gemma3"], scope="module")
+CONFIGS = {"llama": tiny_models.llama_config, "gemma3": tiny_models.gemma_config,
+           "gemma4": tiny_models.gemma4_config, "gemma4_k_eq_v": tiny_models.gemma4_31b_like_config}
+
+
+@pytest.fixture(params=list(CONFIGS), scope="module")
 def pair(request, tmp_path_factory):
     """(HF model with every weight random, directory it was saved to); see tests/tiny_models.py."""
-    config = tiny_models.llama_config() if request.param == "llama" else tiny_models.gemma_config()
-    hf = tiny_models.hf_model(config)
+    hf = tiny_models.hf_model(CONFIGS[request.param]())
     return hf, tiny_models.save(hf, tmp_path_factory.mktemp(request.param))
 
 
@@ -50,6 +53,16 @@ def our_logits(model, ids):
 def test_base_models_agree(pair, input_ids):
     hf, directory = pair
     assert max_diff(our_logits(load_pretrained(directory), input_ids), hf_logits(hf, input_ids)) <= TOL
+
+
+def test_all_targets_are_peft_all_linear(pair):
+    """--lora-targets all wraps the layers peft's "all-linear" selects on the transformers model (on
+    Gemma 4's E models: also the per-layer-embedding projections; on shared layers: no k/v)."""
+    hf, directory = pair
+    peft_model = peft.get_peft_model(copy.deepcopy(hf), peft.LoraConfig(r=4, target_modules="all-linear"))
+    expected = sorted(name.removeprefix("base_model.model.") for name, module in peft_model.named_modules()
+                      if isinstance(module, peft.tuners.lora.LoraLayer))
+    assert sorted(apply_lora(load_pretrained(directory), r=4, alpha=8, targets=("all",))) == expected
 
 
 def test_peft_adapter_loads_into_minifc_model(pair, input_ids, tmp_path):
