@@ -88,6 +88,31 @@ def test_multimodal_gemma_checkpoint_loads_its_text_decoder(gemma_ref, gemma_dir
     assert_same_logits(load_pretrained(tmp_path), gemma_ref)
 
 
+def test_multimodal_gemma4_checkpoint_loads_its_text_decoder(tmp_path):
+    # Gemma 4 as on the hub: Gemma4ForConditionalGeneration's config and tensors (decoder under
+    # model.language_model., vision and audio towers and their embedders beside it), and k/v weights for
+    # KV-shared layers, which transformers ignores as well
+    from tiny_models import gemma4_config
+    ref = hf_model(gemma4_config(), seed=12)
+    text_dir = save(ref, tmp_path / "text")
+    text_config = json.loads((text_dir / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({
+        "architectures": ["Gemma4ForConditionalGeneration"], "model_type": "gemma4", "text_config": text_config,
+        "vision_config": {"model_type": "gemma4_vision"}, "audio_config": {"model_type": "gemma4_audio"}}))
+    tensors = {"model.language_model." + name.removeprefix("model."): t
+               for name, t in load_file(text_dir / "model.safetensors").items()}
+    extra = ["model.vision_tower.encoder.layers.0.mlp.gate_proj.linear.weight", "model.audio_tower.conv.weight",
+             "model.embed_vision.embedding_projection.weight", "model.embed_audio.embedding_projection.weight",
+             "model.language_model.layers.3.self_attn.k_proj.weight",   # layer 3 reuses layer 2's K/V
+             "model.language_model.layers.4.self_attn.v_norm.weight"]
+    tensors.update({name: torch.ones(4, 4) for name in extra})
+    save_file(tensors, tmp_path / "model.safetensors")
+    with pytest.warns(UserWarning, match=r"6 tensors not loaded: vision / audio towers and projectors"):
+        ours = load_pretrained(tmp_path)
+    assert_same_logits(ours, ref)
+    assert ours.config.model_type == "gemma4_text" and ours.model.layers[3].self_attn.k_proj is None
+
+
 def test_load_in_bfloat16(gemma_dir):
     model = load_pretrained(gemma_dir, dtype=torch.bfloat16)
     assert {p.dtype for p in model.parameters()} == {torch.bfloat16}

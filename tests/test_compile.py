@@ -14,7 +14,7 @@ from minifc.config import ModelConfig
 from minifc.lora import apply_lora, lora_parameters, mark_only_lora_trainable
 from minifc.model import Transformer, rope_cos_sin, rope_inv_freq
 from test_train import args_for, base_dir, data, losses, one_thread  # noqa: F401 (fixtures)
-from tiny_models import VOCAB, gemma_config, llama_config, max_diff, randomize_b
+from tiny_models import VOCAB, gemma4_config, gemma_config, llama_config, max_diff, randomize_b
 
 # Eager vs compiled in fp32. aot_eager runs the very aten ops eager runs (measured: bitwise equal);
 # inductor fuses them into generated kernels that sum in another order (measured: 2.1e-6 on logits
@@ -28,6 +28,8 @@ CONFIGS = {
     "gemma": lambda: gemma_config(num_hidden_layers=2, layer_types=["sliding_attention", "full_attention"]),
     # one block, one compiled variant: inductor takes ~30 s of CPU time per variant (forward + backward)
     "gemma-1": lambda: gemma_config(num_hidden_layers=1, layer_types=["sliding_attention"]),
+    # Gemma 4: 5 layers, the last two (sliding, full) reusing the K/V of layers 2 and 1, per-layer inputs
+    "gemma4": gemma4_config,
 }
 
 
@@ -99,8 +101,9 @@ def assert_same_as_eager(family, packed, backend, shapes=((2, 24),)):
     assert max(d for pair in diffs for d in pair) <= TOL
 
 
-@pytest.mark.parametrize("family, packed", [("llama", True), ("gemma", True), ("gemma", False)],
-                         ids=["llama-packed", "gemma-packed", "gemma-plain"])
+@pytest.mark.parametrize("family, packed", [("llama", True), ("gemma", True), ("gemma", False),
+                                            pytest.param("gemma4", True, marks=pytest.mark.slow)],
+                         ids=["llama-packed", "gemma-packed", "gemma-plain", "gemma4-packed"])
 def test_compiled_blocks_match_eager(family, packed):
     """No graph break (fullgraph) and the same logits and LoRA gradients as eager. Packed batches use
     SDPA with a block-diagonal mask on every layer; a plain batch a window mask on Gemma's sliding layer
@@ -175,7 +178,7 @@ def test_cuda_varlen_path_traces_without_graph_breaks():
         positions = torch.zeros(2, 24, dtype=torch.long, device="meta")
         for block in model.model.layers:
             inv_freq = rope_inv_freq(config.head_dim, config.rope_parameters[block.layer_type])
-            x = block(x, rope_cos_sin(positions, inv_freq, torch.bfloat16), plan)
+            x, _ = block(x, rope_cos_sin(positions, inv_freq, torch.bfloat16), plan)  # (x, its k and v)
         x.sum().backward()
         compiled.append(counter.frame_count)
     assert compiled == [2, 4, 4]  # (sliding, full) x (max_seqlen static, dynamic)
