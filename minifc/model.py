@@ -282,9 +282,14 @@ class Transformer(nn.Module):
         """torch.compile each block (train.py --compile); `options` go to torch.compile. All blocks run
         Block.forward, so they share a few compiled variants instead of one compile of the whole model:
         one per layer type and per whether the block's input needs a gradient (not the first block's under
-        LoRA), each recompiled once with dynamic shapes when the batch shape first changes. Dynamo allows 8
-        variants per code (torch._dynamo.config.recompile_limit) and runs any further one eagerly. Compiled
-        blocks attend to packed rows with one masked kernel, not per sequence (attention.py, path (a'))."""
+        LoRA), each recompiled once with dynamic shapes when the batch shape first changes; Gemma 4's
+        KV-shared layers (no k/v, wider MLP, other inputs) are variants of their own. Dynamo allows 8
+        variants per code (torch._dynamo.config.recompile_limit) and runs any further one eagerly, so the
+        limit is raised to what these blocks need (Gemma 4 E2B: 10). Compiled blocks attend to packed rows
+        with one masked kernel, not per sequence (attention.py, path (a'))."""
+        kinds = {(block.layer_type, block.self_attn.k_proj is None) for block in self.model.layers}
+        needed = 2 * (len(kinds) + 1)  # + the first block's; each once more with dynamic shapes
+        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, needed)
         for block in self.model.layers:
             block.compile(**options)
         self.blocks_compiled = True

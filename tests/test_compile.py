@@ -138,6 +138,26 @@ def test_layers_share_variants_and_new_lengths_stop_recompiling():
     assert compiled == [variants] * 2 + [2 * variants] * 4
 
 
+@pytest.mark.slow
+def test_gemma4_variants_all_compile():
+    """Gemma 4 E2B's 35 blocks are 5 variants (the first block; sliding and full layers with their own K/V;
+    the KV-shared ones of each type), each once more with dynamic shapes: 10, beyond dynamo's default
+    limit of 8, which compile_blocks raises, so no block falls back to eager."""
+    from minifc.config import MODELS
+    hf = dict(MODELS["gemma-4-e2b"].hf_config["text_config"], hidden_size=32, intermediate_size=32,
+              num_attention_heads=2, num_key_value_heads=1, head_dim=8, global_head_dim=16,
+              hidden_size_per_layer_input=4, vocab_size=VOCAB, vocab_size_per_layer_input=VOCAB)
+    torch.manual_seed(0)
+    model = Transformer(ModelConfig.from_hf(hf))
+    apply_lora(model, r=2, alpha=4)
+    mark_only_lora_trainable(model)
+    counter = CompileCounterWithBackend("eager")
+    compile_blocks(model, backend=counter)
+    for step, seqlen in enumerate([24, 32, 40]):
+        loss_and_grads(model, *make_batch(1, seqlen, packed=True, seed=step))
+    assert counter.frame_count == 10
+
+
 def test_train_compiles_only_training_steps(data, base_dir, tmp_path, monkeypatch):
     """train.py --compile on a 2-layer LoRA Gemma (sliding, full), one example per row so that every
     batch has another length, with the tool-call check (generation) and held-out loss: only the
