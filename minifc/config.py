@@ -21,7 +21,8 @@ from pathlib import Path
 # rope types model.py implements (see model.rope_inv_freq)
 _ROPE_TYPES = ("default", "linear", "llama3", "proportional")
 _MODEL_TYPES = ("llama (Llama 3.x)", "gemma3_text (Gemma 3 1B/270M, FunctionGemma)",
-                "gemma3 (Gemma 3 4B/12B/27B, text part only)", "gemma4_text / gemma4 (Gemma 4 E2B/E4B/31B, text part only)")
+                "gemma3 (Gemma 3 4B/12B/27B, text part only)",
+                "gemma4_text / gemma4 (Gemma 4 E2B/E4B/31B, text part only)")
 
 
 @dataclass
@@ -294,7 +295,8 @@ def _gemma3_multimodal(**text) -> dict:
 def _gemma4(every: int, **text) -> dict:
     # Gemma4ForConditionalGeneration (text, vision, and audio on E2B/E4B); only the text decoder is used.
     # Every `every`-th layer is global (head size 512, proportional RoPE on a quarter of it), the rest slide.
-    layer_types = ["sliding_attention" if (i + 1) % every else "full_attention" for i in range(text["num_hidden_layers"])]
+    layers = text["num_hidden_layers"]
+    layer_types = ["sliding_attention" if (i + 1) % every else "full_attention" for i in range(layers)]
     text = dict(model_type="gemma4_text", vocab_size=262_144, head_dim=256, global_head_dim=512, rms_norm_eps=1e-6,
                 final_logit_softcapping=30.0, hidden_activation="gelu_pytorch_tanh", tie_word_embeddings=True,
                 vocab_size_per_layer_input=262_144, layer_types=layer_types, rope_parameters=_GEMMA4_ROPE,

@@ -251,6 +251,7 @@ class Transformer(nn.Module):
         self._inv_freq = {}  # (layer type, device) -> fp32 tensor; see inv_freq()
         self.init_weights()
         self.tie_weights()
+
     def tie_weights(self):
         """Share the embedding with lm_head when the config says so (Gemma 3, Llama 3.2 1B/3B)."""
         if self.config.tie_word_embeddings:
@@ -319,8 +320,12 @@ class Transformer(nn.Module):
         batch, seqlen = input_ids.shape
         x = self.model.embed_tokens(input_ids)
         if config.scale_embeddings:
-            x = scaled(x, config.hidden_size)
-        per_layer = per_layer_inputs(self.model, config, input_ids, x) if config.hidden_size_per_layer_input else None
+            # Gemma: multiply by sqrt(hidden) rounded to the compute dtype first, as HF does (in bf16,
+            # sqrt(640) = 25.30 becomes 25.25); a 0-dim CPU tensor is a GPU kernel's scalar argument: no host sync
+            x = x * torch.tensor(config.hidden_size ** 0.5).to(x.dtype)
+        per_layer = None  # Gemma 4 E models: [B, T, layers, width] of per-layer inputs (gemma4.py)
+        if config.hidden_size_per_layer_input:
+            per_layer = per_layer_inputs(self.model, config, input_ids, x)
         plan = plan_attention(batch, seqlen, x.device, x.dtype, config, cu_seqlens, attention_mask, kv_cache,
                               max_seqlen, per_segment=not self.blocks_compiled)
         if position_ids is None:
@@ -339,12 +344,6 @@ class Transformer(nn.Module):
         if kv_cache is not None:
             kv_cache.length += seqlen
         return self.model.norm(x)
-
-
-def scaled(embeddings: torch.Tensor, width: int) -> torch.Tensor:
-    """Gemma: embeddings times sqrt(width) rounded to the compute dtype first, as HF does (in bf16,
-    sqrt(640) = 25.30 becomes 25.25); a 0-dim CPU tensor is a GPU kernel's scalar argument: no host sync."""
-    return embeddings * torch.tensor(width ** 0.5).to(embeddings.dtype)
 
 
 def default_position_ids(batch, seqlen, device, cu_seqlens=None, attention_mask=None, kv_cache=None):
