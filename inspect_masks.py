@@ -28,9 +28,10 @@ def main(argv=None):
     parser.add_argument("--format", default=None, help="chat format, overriding the model's")
     parser.add_argument("--train-on", default="assistant", help="roles trained: assistant,tool,user,system")
     parser.add_argument("--last-turn-only", action="store_true", help="train only the last assistant message")
+    parser.add_argument("--no-train-reasoning", action="store_true", help="leave reasoning traces untrained")
     args = parser.parse_args(argv)
     try:
-        train_on = TrainOn.parse(args.train_on, args.last_turn_only)
+        train_on = TrainOn.parse(args.train_on, args.last_turn_only, not args.no_train_reasoning)
         _, tokenizer, fmt = load(args.model, args.format, weights=False)
         examples, report = load_examples(args.data, args.data_format, train_on=train_on)
     except (ValueError, OSError, LoadError) as error:  # DataError is a ValueError; each message names the fix

@@ -71,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--train-on", default="assistant", metavar="ROLES",
         help="comma list of the messages trained: assistant (default), tool, user, system")
     add("--last-turn-only", action="store_true", help="train only the last assistant turn (the others are context)")
+    add("--no-train-reasoning", action="store_true", help="leave reasoning traces untrained (context the model reads)")
     add("--out", help="output directory (default: out/<model name>)")
     add("--resume", metavar="OUT", help="continue the run in OUT from its latest checkpoint")
     add("--overwrite", action="store_true", help="delete OUT's previous checkpoints and start over")
@@ -314,7 +315,7 @@ def main(argv=None):
     # 1. Settings, data, tokenizer: every input problem stops the run before a model is loaded.
     args = parse_args(argv)
     try:
-        train_on = TrainOn.parse(args.train_on, args.last_turn_only)
+        train_on = TrainOn.parse(args.train_on, args.last_turn_only, reasoning=not args.no_train_reasoning)
     except ValueError as error:
         sys.exit(f"--train-on: {error}")
     torch.manual_seed(args.seed)
@@ -325,13 +326,17 @@ def main(argv=None):
     except ValueError as error:
         sys.exit(str(error))
     name, tokenizer, fmt = tokenizer_and_format(args, examples)
-    train_set, report = encode_dataset(examples, tokenizer, fmt, args.max_len, args.truncate, train_on=train_on)
-    print(f"training data: {report}")
-    if report.num_trained == 0:
-        sys.exit("training data: no trained tokens left after encoding (see above): raise --max-len, pass "
-                 "--truncate, or check that the examples have assistant turns")
-    heldout_set, held_report = encode_dataset(heldout, tokenizer, fmt, args.max_len, args.truncate, train_on=train_on)
-    print(f"held-out data: {held_report}")
+    try:  # --strict refuses reasoning the format cannot show; otherwise it is counted in the report
+        train_set, report = encode_dataset(examples, tokenizer, fmt, args.max_len, args.truncate, train_on, args.strict)
+        print(f"training data: {report}")
+        if report.num_trained == 0:
+            sys.exit("training data: no trained tokens left after encoding (see above): raise --max-len, pass "
+                     "--truncate, or check that the examples have assistant turns")
+        heldout_set, held_report = encode_dataset(heldout, tokenizer, fmt, args.max_len, args.truncate, train_on,
+                                                  args.strict)
+        print(f"held-out data: {held_report}")
+    except DataError as error:
+        sys.exit(f"error: {error}")
     rows_per_batch = args.batch_tokens // args.max_len  # >= 1: parse_args refuses fewer tokens than a row
     total = plan_steps(args, train_set, rows_per_batch)
 

@@ -1,12 +1,13 @@
-"""The decoder: Llama 3.x, Gemma 3 and Gemma 4 (text) in one implementation; the differences are config flags.
+"""The decoder: Llama 3.x, Gemma 3 and Gemma 4 (text), Qwen3 and Qwen2.5 in one implementation; the
+differences are config flags.
 
 Module names mirror Hugging Face's *ForCausalLM exactly, so `Transformer.state_dict()` keys equal
 HF's keys and checkpoints load without renaming:
 
     model.embed_tokens                          nn.Embedding
     model.layers.{i}.input_layernorm            RMSNorm
-    model.layers.{i}.self_attn.{q,k,v,o}_proj   nn.Linear (LoRA wraps these by name)
-    model.layers.{i}.self_attn.{q,k}_norm       RMSNorm per head (Gemma only)
+    model.layers.{i}.self_attn.{q,k,v,o}_proj   nn.Linear (LoRA wraps these by name; Qwen2.5: q,k,v biased)
+    model.layers.{i}.self_attn.{q,k}_norm       RMSNorm per head (Gemma and Qwen3 only)
     model.layers.{i}.post_attention_layernorm   RMSNorm
     model.layers.{i}.pre_feedforward_layernorm  RMSNorm (Gemma only)
     model.layers.{i}.post_feedforward_layernorm RMSNorm (Gemma only)
@@ -121,22 +122,23 @@ class Attention(nn.Module):
     def __init__(self, config: ModelConfig, layer_idx: int):
         super().__init__()
         self.layer_idx, self.layer_type = layer_idx, config.layer_types[layer_idx]
-        hidden, heads, bias = config.hidden_size, config.num_attention_heads, config.attention_bias
+        hidden, heads = config.hidden_size, config.num_attention_heads
         hd, kv_heads = config.head_dim_of(self.layer_type), config.kv_heads_of(self.layer_type)
         self.head_dim, self.scale = hd, config.attention_scale
         # Gemma 4's KV sharing: a shared layer attends with the keys and values of layer kv_layer and has
         # no k/v projections or norms of its own (nor in the checkpoint)
         self.kv_layer = config.kv_source(layer_idx)
-        self.q_proj = nn.Linear(hidden, heads * hd, bias=bias)
+        qkv_bias = config.attention_bias or config.qkv_bias  # Qwen2.5: q, k, v have a bias, o_proj none
+        self.q_proj = nn.Linear(hidden, heads * hd, bias=qkv_bias)
         self.k_proj = self.v_proj = self.q_norm = self.k_norm = self.v_norm = None
         if self.kv_layer == layer_idx:
-            self.k_proj = nn.Linear(hidden, kv_heads * hd, bias=bias)
+            self.k_proj = nn.Linear(hidden, kv_heads * hd, bias=qkv_bias)
             if not (config.attention_k_eq_v and self.layer_type == "full_attention"):
-                self.v_proj = nn.Linear(hidden, kv_heads * hd, bias=bias)  # else values = k_proj's output
+                self.v_proj = nn.Linear(hidden, kv_heads * hd, bias=qkv_bias)  # else values = k_proj's output
             if config.v_norm:  # Gemma 4: values normalised too, without a weight
                 self.v_norm = RMSNorm(hd, config.rms_norm_eps, plus_one=False, weight=False)
-        self.o_proj = nn.Linear(heads * hd, hidden, bias=bias)
-        if config.qk_norm:  # Gemma: normalise each query/key head before RoPE
+        self.o_proj = nn.Linear(heads * hd, hidden, bias=config.attention_bias)
+        if config.qk_norm:  # Gemma, Qwen3: normalise each query/key head before RoPE
             self.q_norm = RMSNorm.of(config, hd)
             self.k_norm = RMSNorm.of(config, hd) if self.k_proj is not None else None
 

@@ -2,8 +2,10 @@
 
 An example is one conversation in the OpenAI / Hugging Face chat layout (README, "Data"): "tools" (each
 {"type": "function", "function": {name, description, parameters: a JSON Schema}}), "messages" ({role,
-content}, assistant messages also "tool_calls"), an optional "category", and on any message an optional
-"train": true/false that overrides the masking rule (minifc/masking.py).
+content}, assistant messages also "tool_calls" and an optional "reasoning" string, the thinking before the
+reply), an optional "category", and on any message an optional "train": true/false that overrides the
+masking rule (minifc/masking.py). An assistant message must say something (content or tool calls):
+reasoning alone is not a reply.
 
     validate_example(example, train_on) -> list[Problem]   every problem names file:line, field and the fix
     json_type(value), has_type(value, type_name)           JSON-Schema types, shared with the call checker
@@ -86,6 +88,7 @@ def validate_example(example: Example, train_on: masking.TrainOn = masking.DEFAU
             continue
         if "train" in message and not isinstance(message["train"], bool):
             problem("bad_structure", f"{where}.train", "must be true or false")
+        _check_reasoning(message, where, problem)
         if pending and role != "tool":
             problem("role_order", where, f"the call(s) to {', '.join(pending)} before it have no tool result; "
                                          "add a 'tool' message answering each call first")
@@ -170,7 +173,8 @@ def _check_assistant(message, where, schemas, problem) -> list[str]:
         problem("bad_structure", f"{where}.tool_calls", f"must be a list of {_CALL_SHAPE}")
         return []
     if not calls and not (isinstance(content, str) and content.strip()):
-        problem("bad_structure", where, "an assistant message needs non-empty content or tool_calls")
+        problem("bad_structure", where, "an assistant message needs non-empty content or tool_calls"
+                + ("; reasoning alone says nothing (add the reply it leads to)" if message.get("reasoning") else ""))
     names = []
     for k, call in enumerate(calls):
         call_where = f"{where}.tool_calls[{k}]"
@@ -192,6 +196,19 @@ def _check_assistant(message, where, schemas, problem) -> list[str]:
                 problem("schema_violation", f"{call_where}.function.arguments{path}",
                         f"{error} (function {name!r}); fix the value or the tool's parameters schema")
     return names
+
+
+def _check_reasoning(message, where, problem):
+    """"reasoning" (absent or null when there is none) is a string, on assistant messages only."""
+    reasoning = message.get("reasoning")
+    if reasoning is None:
+        return
+    if message["role"] != "assistant":
+        problem("bad_reasoning", f"{where}.reasoning", f"only assistant messages carry reasoning, not a "
+                                                       f"{message['role']} message; remove it")
+    elif not isinstance(reasoning, str):
+        problem("bad_reasoning", f"{where}.reasoning", f"must be a string (the assistant's thinking), got "
+                                                       f"{json_type(reasoning)}")
 
 
 def _check_tool_result(message, where, pending, problem):

@@ -146,8 +146,8 @@ def prepare_run_dir(out, settings: dict, resume: bool, overwrite: bool) -> Path 
 # What a resumed run may not change: the base model and its adapter's shape, and everything that decides
 # the data, its order and its packing (the saved data position counts batches of exactly that data).
 FIXED_ON_RESUME = ("model", "format", "full", "quantize", "lora_r", "lora_alpha", "lora_dropout", "lora_targets",
-                   "rslora", "data", "data_format", "eval_data", "strict", "train_on", "last_turn_only", "max_len",
-                   "truncate", "no_packing", "batch_tokens", "grad_accum", "seed")
+                   "rslora", "data", "data_format", "eval_data", "strict", "train_on", "last_turn_only",
+                   "no_train_reasoning", "max_len", "truncate", "no_packing", "batch_tokens", "grad_accum", "seed")
 
 
 def resume_changes(saved: dict, settings: dict) -> list[str]:

@@ -136,6 +136,40 @@ def test_bad_tool_definition_is_reported():
     assert reasons(ex) == [("bad_structure", "tools[0]")]
 
 
+@pytest.mark.parametrize("message, expected", [
+    ({"role": "assistant", "content": "x", "reasoning": "Think first."}, []),
+    ({"role": "assistant", "content": "x", "reasoning": ""}, []),      # empty: renders as none
+    ({"role": "assistant", "content": "x", "reasoning": None}, []),    # null: none
+    ({"role": "assistant", "tool_calls": [call("get_weather", {"city": "A"})], "reasoning": "Need A."}, []),
+    ({"role": "assistant", "content": "x", "reasoning": ["a"]},
+     [("bad_reasoning", "messages[1].reasoning", "must be a string (the assistant's thinking), got array")]),
+    ({"role": "assistant", "reasoning": "Hmm."},
+     [("bad_structure", "messages[1]", "an assistant message needs non-empty content or tool_calls; reasoning "
+                                       "alone says nothing (add the reply it leads to)")]),
+    ({"role": "assistant", "content": " ", "reasoning": "Hmm."},
+     [("bad_structure", "messages[1]", "an assistant message needs non-empty content or tool_calls; reasoning "
+                                       "alone says nothing (add the reply it leads to)")]),
+])
+def test_reasoning_on_assistant_messages(message, expected):
+    problems = validate_example(example([{"role": "user", "content": "hi"}, message]))
+    assert [(p.reason, p.field, p.message) for p in problems] == expected
+
+
+@pytest.mark.parametrize("role", ["system", "user", "tool"])
+def test_reasoning_on_other_roles_is_refused(role):
+    messages = [{"role": "user", "content": "hi"},
+                {"role": "assistant", "tool_calls": [call("get_weather", {"city": "A"})]},
+                {"role": "tool", "content": "3"}, {"role": "assistant", "content": "x"}]
+    index = {"system": 0, "user": 0, "tool": 2}[role]
+    if role == "system":
+        messages.insert(0, {"role": "system", "content": "Be brief."})
+    messages[index]["reasoning"] = "Why not."
+    [problem] = validate_example(example(messages))
+    assert (problem.reason, problem.field, problem.message) == (
+        "bad_reasoning", f"messages[{index}].reasoning", f"only assistant messages carry reasoning, not a {role} "
+                                                         "message; remove it")
+
+
 # --- loading ---------------------------------------------------------------------------------------------
 
 def test_canonical_records_are_normalised(tmp_path):
@@ -154,6 +188,58 @@ def test_canonical_records_are_normalised(tmp_path):
     assert ex.messages[1] == {"role": "assistant", "tool_calls": [call("get_weather", {"city": "Oslo"})]}
     assert ex.messages[0]["train"] is True and ex.messages[3]["train"] is False
     assert (report.read, report.kept) == (1, 1)
+
+
+def test_canonical_reasoning_from_its_aliases(tmp_path):
+    """"reasoning_content" (HF templates, vLLM) and a leading <think> block both become "reasoning"."""
+    weather = call("get_weather", {"city": "Oslo"})
+    record = {"tools": [WEATHER], "messages": [
+        {"role": "user", "content": "Oslo?"},
+        {"role": "assistant", "content": None, "tool_calls": [weather], "reasoning_content": "Call it."},
+        {"role": "tool", "content": "cold"},
+        {"role": "assistant", "content": "\n<think>\nIt says cold.\n</think>\n\nIt is cold. <think>kept</think>"},
+        {"role": "user", "content": "<think>a user's text is never split</think> Thanks."},
+        {"role": "assistant", "content": "<think></think>You're welcome.", "reasoning": None},
+        {"role": "user", "content": "Bye."},
+        {"role": "assistant", "content": "Bye.", "reasoning": "Same.", "reasoning_content": "Same."}]}
+    [ex], _ = load_examples(write_jsonl(tmp_path / "a.jsonl", [record]))
+    assert ex.messages == [
+        {"role": "user", "content": "Oslo?"},
+        {"role": "assistant", "content": None, "tool_calls": [weather], "reasoning": "Call it."},
+        {"role": "tool", "content": "cold"},
+        {"role": "assistant", "content": "It is cold. <think>kept</think>", "reasoning": "It says cold."},
+        {"role": "user", "content": "<think>a user's text is never split</think> Thanks."},
+        {"role": "assistant", "content": "You're welcome."},
+        {"role": "user", "content": "Bye."},
+        {"role": "assistant", "content": "Bye.", "reasoning": "Same."}]
+
+
+@pytest.mark.parametrize("message, field, error", [
+    ({"role": "assistant", "content": "<think>a</think>b", "reasoning_content": "a"}, "messages[1].content",
+     "opens with a <think> block, but the message also has \"reasoning\" (or \"reasoning_content\"); keep one of "
+     "the two"),
+    ({"role": "assistant", "content": "<think>a</think>b", "reasoning": "a"}, "messages[1].content",
+     "opens with a <think> block, but the message also has \"reasoning\" (or \"reasoning_content\"); keep one of "
+     "the two"),
+    ({"role": "assistant", "content": "b", "reasoning": "a", "reasoning_content": "c"}, "messages[1].reasoning_content",
+     "differs from the message's \"reasoning\"; keep one of the two"),
+    ({"role": "assistant", "content": "  <think>I never stop thinking"}, "messages[1].content",
+     "opens <think> but never closes it; add </think> after the reasoning"),
+])
+def test_canonical_reasoning_refusals(tmp_path, message, field, error):
+    record = {"messages": [{"role": "user", "content": "hi"}, message]}
+    path = write_jsonl(tmp_path / "a.jsonl", [record])
+    examples, report = load_examples(path)
+    assert examples == [] and report.skipped == {"unreadable_canonical": 1}
+    [problem] = report.examples["unreadable_canonical"]
+    assert (problem.location, problem.field, problem.message) == (f"{path}:1", field, error)
+
+
+def test_reasoning_on_a_user_message_is_a_counted_skip(tmp_path):
+    record = {"messages": [{"role": "user", "content": "hi", "reasoning_content": "?"},
+                           {"role": "assistant", "content": "yo"}]}
+    examples, report = load_examples(write_jsonl(tmp_path / "a.jsonl", [record]))
+    assert examples == [] and report.skipped == {"bad_reasoning": 1}
 
 
 def test_invalid_examples_are_skipped_and_counted(tmp_path):

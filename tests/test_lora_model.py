@@ -17,7 +17,7 @@ import tiny_models  # noqa: E402
 from tiny_models import max_diff, randomize_b  # noqa: E402
 from minifc.checkpoint import load_pretrained  # noqa: E402
 from minifc.adapters import load_adapter, save_adapter  # noqa: E402
-from minifc.lora import apply_lora, mark_only_lora_trainable  # noqa: E402
+from minifc.lora import apply_lora, lora_layers, mark_only_lora_trainable  # noqa: E402
 from minifc.loss import trained_token_loss  # noqa: E402
 
 TOL = 1e-5
@@ -25,6 +25,9 @@ VOCAB = tiny_models.VOCAB
 
 
 CONFIGS = {"llama": tiny_models.llama_config, "gemma3": tiny_models.gemma_config,
+           # real widths, 2 layers; qwen2.5's q/k/v biases stay in the base layer under LoRA
+           "qwen3": lambda: tiny_models.qwen_config("qwen3-0.6b"),
+           "qwen2.5": lambda: tiny_models.qwen_config("qwen2.5-0.5b", tie_word_embeddings=False),
            "gemma4": tiny_models.gemma4_config, "gemma4_k_eq_v": tiny_models.gemma4_31b_like_config}
 
 
@@ -75,6 +78,11 @@ def test_peft_adapter_loads_into_minifc_model(pair, input_ids, tmp_path):
 
     model = load_pretrained(directory)
     load_adapter(model, tmp_path / "peft")
+    # minifc's default targets are peft's "all-linear": q, k, v, o, gate, up, down of every block (and on
+    # Gemma 4 fewer on KV-shared layers, more for per-layer embeddings: test_all_targets_are_peft_all_linear)
+    assert set(apply_lora(load_pretrained(directory), r=4, alpha=8)) == set(lora_layers(model))
+    if hf.config.model_type != "gemma4_text":
+        assert len(lora_layers(model)) == 7 * len(hf.model.layers)
     expected = hf_logits(peft_model, input_ids)
     assert max_diff(expected, hf_logits(hf, input_ids)) > 1e-2  # the adapter does something
     assert max_diff(our_logits(model, input_ids), expected) <= TOL

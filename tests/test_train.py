@@ -271,6 +271,17 @@ def test_bad_data_stops_before_any_model_is_loaded(data, base_dir, tmp_path, no_
     assert "dropped 40 (longer than max_len=16)" in capsys.readouterr().out
 
 
+def test_reasoning_the_format_cannot_show_is_counted_or_refused_with_strict(data, base_dir, tmp_path, capsys):
+    thinking = tmp_path / "thinking.jsonl"
+    thinking.write_text(json.dumps({"messages": [{"role": "user", "content": "hi"},
+                                                 {"role": "assistant", "reasoning": "Greet back.", "content": "Hello!"}]}) + "\n")
+    with pytest.raises(SystemExit, match=r"thinking.jsonl:1: an assistant message has reasoning, which the gemma3 format"):
+        train.main(args_for(data, tmp_path / "a", "--model", str(base_dir), "--data", thinking, "--strict"))
+    train.main(args_for(data, tmp_path / "b", "--model", str(base_dir), "--data", thinking, "--max-steps", 1))
+    assert "1 assistant turns carry reasoning this format has no place for: trained without it (first at " \
+        f"{thinking}:1)" in capsys.readouterr().out
+
+
 @pytest.mark.slow
 def test_tiny_demo_learns(data, tmp_path, capsys):
     """The offline demo at its real size: 30 steps on 40 conversations cut the held-out loss by 40%;

@@ -34,9 +34,10 @@ class Rendered:
     # the messages rendered: the masking rule reads their roles and "train" flags (not part of equality)
     messages: list[dict] = field(compare=False, repr=False)
 
-    def trained_spans(self, train_on: TrainOn = DEFAULT) -> list[tuple[int, int]]:
-        """The character ranges [start, end) of `text` that are trained under `train_on`."""
-        return trained_spans(self.pieces, self.messages, train_on)
+    def trained_spans(self, train_on: TrainOn = DEFAULT, only: set[int] | None = None) -> list[tuple[int, int]]:
+        """The character ranges [start, end) of `text` trained under `train_on`, for the messages in
+        `only` (None: all)."""
+        return trained_spans(self.pieces, self.messages, train_on, only)
 
     @property
     def spans(self) -> list[tuple[int, int]]:
