@@ -53,7 +53,7 @@ class ModelConfig:
     scale_embeddings: bool = False      # Gemma: embeddings * sqrt(hidden_size), scale cast to compute dtype
     qk_norm: bool = False               # Gemma 3: RMSNorm on each query and key head
     sandwich_norm: bool = False         # Gemma: post-attention and pre/post-feedforward norms too
-    # --- Gemma 4 (config_gemma4.py reads them; off for the other families) ---
+    # --- Gemma 4 (set by _gemma4_from_hf; off for the other families) ---
     norm_fp32_weight: bool = False      # RMSNorm: normed * weight in fp32, then cast (Llama casts first)
     global_head_dim: int | None = None  # head size of full-attention layers (None: head_dim)
     num_global_key_value_heads: int | None = None  # K/V heads of full-attention layers (None: as sliding)
