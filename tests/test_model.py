@@ -130,6 +130,22 @@ def test_gemma4_shared_layers_train_the_keys_they_reuse(gemma4):
         ours.zero_grad(set_to_none=True)
 
 
+@torch.no_grad()
+def test_gemma4_cached_decoding_matches_transformers_cache(gemma4):
+    """Decoding with the KV cache, step by step, against transformers' own cache (its shared layers read
+    the K/V their source layer returns from the cache, past the sliding window of 4 too)."""
+    ref, ours = gemma4
+    ids = torch.randint(0, VOCAB, (2, 20), generator=torch.Generator().manual_seed(10))
+    out = ref(ids[:, :6], use_cache=True)
+    expected = [out.logits]
+    for t in range(6, 20):
+        out = ref(ids[:, t:t + 1], cache=out.cache, use_cache=True)
+        expected.append(out.logits)
+    cache = ours.new_kv_cache(2, 20)
+    got = [ours(ids[:, :6], kv_cache=cache)] + [ours(ids[:, t:t + 1], kv_cache=cache) for t in range(6, 20)]
+    assert max_diff(torch.cat(got, dim=1), torch.cat(expected, dim=1)) <= TOL
+
+
 # The real widths of Gemma 4 E2B (hidden, heads, head sizes 256/512, intermediate 6144 and 12288 on shared
 # layers, per-layer embeddings 256) and of 31B's attention (hidden 5376, 32 heads, 16 K/V heads on sliding
 # layers, 4 on global ones, values from k_proj), vocabulary cut to 4096, depth to 5 (E2B) / 2 layers (31B).
