@@ -149,7 +149,7 @@ def test_tiny_final_is_a_model_directory(data, tmp_path, small, fmt_name):
     out = tmp_path / "run"
     model = train.main(args_for(data, out, "--model", "tiny", "--format", fmt_name, "--max-steps", 2))
     loaded = load_pretrained(str(out / "final"))
-    assert loaded.config.model_type == ("gemma3_text" if fmt_name.startswith("gemma") else "llama")
+    assert loaded.config.model_type == {"gemma3": "gemma3_text", "gemma4": "gemma4_text"}.get(fmt_name, "llama")
     ids = torch.arange(40)[None]
     with torch.no_grad():
         assert torch.equal(loaded(ids), model.eval()(ids))
