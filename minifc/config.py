@@ -422,7 +422,7 @@ MODELS: dict[str, _ModelInfo] = {
         sliding_window=512, max_position_embeddings=131_072, attention_k_eq_v=False)),
     # https://huggingface.co/google/gemma-4-31B-it/blob/main/config.json (text_config): global layers have
     # 4 K/V heads and no v_proj (values = keys' projection); no KV sharing, no per-layer embeddings
-    "gemma-4-31b": _ModelInfo("google/gemma-4-31B-it", "gemma4", _gemma4(
+    "gemma-4-31b": _ModelInfo("google/gemma-4-31B-it", "gemma4-31b", _gemma4(
         6, hidden_size=5376, intermediate_size=21504, num_hidden_layers=60, num_attention_heads=32,
         num_key_value_heads=16, num_global_key_value_heads=4, attention_k_eq_v=True, num_kv_shared_layers=0,
         use_double_wide_mlp=False, hidden_size_per_layer_input=0, sliding_window=1024,

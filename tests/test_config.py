@@ -53,7 +53,7 @@ def test_registry_entries():
     formats = {name: info.chat_format for name, info in MODELS.items()}
     assert formats == {"functiongemma-270m": "functiongemma", "gemma-3-270m": "gemma3", "gemma-3-1b": "gemma3",
                        "gemma-3-4b": "gemma3", "gemma-3-12b": "gemma3", "gemma-3-27b": "gemma3",
-                       "gemma-4-e2b": "gemma4", "gemma-4-e4b": "gemma4", "gemma-4-31b": "gemma4",
+                       "gemma-4-e2b": "gemma4", "gemma-4-e4b": "gemma4", "gemma-4-31b": "gemma4-31b",
                        "llama-3.2-1b": "llama3.2", "llama-3.2-3b": "llama3.2", "llama-3.1-8b": "llama3.1",
                        **dict.fromkeys(["qwen3-0.6b", "qwen3-1.7b", "qwen3-4b", "qwen3-8b", "qwen3-14b",
                                         "qwen3-32b"], "qwen3"), "qwen3-4b-2507": "qwen3-2507",
