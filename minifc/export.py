@@ -9,7 +9,10 @@ What `transformers.AutoModelForCausalLM.from_pretrained` and minifc's `load_pret
     model.safetensors       HF tensor names; a tied lm_head is not written (HF stores the embedding once)
     generation_config.json  eos_token_id lists the chat format's end-of-turn tokens, so that `generate()`
                             stops where the fine-tuned model ends its turn
-    tokenizer.json, tokenizer_config.json (+ special_tokens_map.json, chat_template.jinja if the base has them)
+    tokenizer.json, tokenizer_config.json (+ special_tokens_map.json if the base has it), the base's,
+                            without a "chat_template" of its own
+    chat_template.jinja     the template that renders exactly the text minifc trained on (chat/lookup.py):
+                            minifc's own for its formats, the base's own where the format is the official one
     minifc.json             {"chat_format": ...}: the prompt format the model was trained with (chat/lookup.py)
 
 Merging does not touch the model: each adapted weight is computed as W + scale * B A in fp32 and
@@ -33,7 +36,7 @@ from .config import text_config
 from .lora import lora_layers
 from .nf4 import dequantized_state_dict, nf4_weights
 
-_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja")
+_TOKENIZER_FILES = ("tokenizer.json", "special_tokens_map.json")
 
 
 def _merged_state_dict(model) -> dict[str, torch.Tensor]:
@@ -80,16 +83,23 @@ def save_hf_model(model, directory, hf_config: dict, tokenizer, fmt, tokenizer_d
         _write_json(tmp / "config.json", config)
         _write_json(tmp / "generation_config.json", _generation_config(tokenizer, fmt, tokenizer_dir))
         _write_tokenizer(tmp, tokenizer, tokenizer_dir)
-        write_chat_format(tmp, fmt, **(extra_info or {}))
+        write_chat_format(tmp, fmt, tokenizer_dir, **(extra_info or {}))
     return directory
 
 
 def _write_tokenizer(directory: Path, tokenizer, tokenizer_dir):
-    """Copy the base's tokenizer files, or write `tokenizer` (tokenizer.json + its special tokens)."""
+    """Copy the base's tokenizer files, or write `tokenizer` (tokenizer.json + its special tokens). The
+    base's chat template is left out: chat_template.jinja (write_chat_format) is the one that applies."""
     if tokenizer_dir is not None and (Path(tokenizer_dir) / "tokenizer.json").is_file():
         for name in _TOKENIZER_FILES:
             if (Path(tokenizer_dir) / name).is_file():
                 shutil.copyfile(Path(tokenizer_dir) / name, directory / name)
+        config = Path(tokenizer_dir) / "tokenizer_config.json"
+        if config.is_file():
+            settings = json.loads(config.read_text(encoding="utf-8"))
+            settings.pop("chat_template", None)
+            (directory / config.name).write_text(json.dumps(settings, indent=2, ensure_ascii=False) + "\n",
+                                                 encoding="utf-8")
         return
     tokenizer.tk.save(str(directory / "tokenizer.json"))
     _write_json(directory / "tokenizer_config.json", {
