@@ -25,6 +25,7 @@ import torch
 from minifc.adapters import load_adapter
 from minifc.chat import FORMATS
 from minifc.chat.kit import function_tool
+from minifc.cli import HelpFormatter
 from minifc.generate import generate
 from minifc.loader import LoadError, load
 
@@ -33,18 +34,18 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description="Chat with a model in its own prompt format, tool calls shown.",
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                     formatter_class=HelpFormatter)
     parser.add_argument("--model", required=True, help="short name, hub id or local directory")
     parser.add_argument("--adapter", help="adapter directory written by train.py (PEFT layout)")
     parser.add_argument("--tools", help="JSON file: a list of tools the model may call")
     parser.add_argument("--prompt", help="one user message: print the reply and exit (no interaction)")
     parser.add_argument("--system", help="system message")
     parser.add_argument("--format", choices=sorted(FORMATS), help="chat format (default: the model's)")
-    parser.add_argument("--max-new-tokens", type=int, default=256)
+    parser.add_argument("--max-new-tokens", type=int, default=256, help="longest reply")
     parser.add_argument("--temperature", type=float, default=0.0, help="0: greedy")
-    parser.add_argument("--top-p", type=float, default=1.0)
+    parser.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling (with --temperature)")
     parser.add_argument("--seed", type=int, default=0, help="seed of sampling")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cuda or cpu")
     parser.add_argument("--dtype", choices=sorted(DTYPES), help="default: bfloat16 on CUDA, float32 on CPU")
     return parser.parse_args(argv)
 
@@ -90,7 +91,8 @@ def reply(model, tokenizer, fmt, messages, tools, args, out=None) -> dict:
     [generation] = generate(model, tokenizer, [prompt], tokenizer.stop_ids(fmt), args.max_new_tokens,
                             args.temperature, args.top_p, args.seed, stream=printer)
     printer([], last=True)  # what an unfinished character held back
-    out.write("\n" if generation.stop_reason == "stop" else f"\n(stopped after --max-new-tokens {args.max_new_tokens})\n")
+    stopped = "" if generation.stop_reason == "stop" else f"(stopped after --max-new-tokens {args.max_new_tokens})\n"
+    out.write("\n" + stopped)
     parsed = fmt.parse(generation.text)
     if parsed["parse_error"]:
         out.write(f"parse error: {parsed['parse_error']}\n")

@@ -30,7 +30,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from .chat.lookup import write_chat_format
+from .chat.lookup import TEMPLATE_FILE, write_chat_format
+from .cli import HelpFormatter
 from .checkpoint import atomic_directory
 from .config import text_config
 from .lora import lora_layers
@@ -111,21 +112,36 @@ def _write_json(path: Path, value: dict):
     path.write_text(json.dumps(value, indent=2) + "\n", encoding="utf-8")
 
 
+DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
+
+
+def base_dtype(config_path: Path) -> str:
+    """The dtype the base model is stored in (config.json's torch_dtype or dtype; float32 if none)."""
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    dtype = config.get("torch_dtype") or config.get("dtype") or (config.get("text_config") or {}).get("torch_dtype")
+    return dtype if dtype in DTYPES else "float32"
+
+
 def main(argv=None):
-    from .adapters import load_adapter
+    from .adapters import check_adapter, load_adapter
     from .loader import LoadError, load
 
-    parser = argparse.ArgumentParser(description="Merge a LoRA adapter into its base model, in HF layout.")
+    parser = argparse.ArgumentParser(description="Merge a LoRA adapter into its base model, in HF layout.",
+                                     formatter_class=HelpFormatter)
     parser.add_argument("--model", required=True, help="base model: short name, hub id or local directory")
     parser.add_argument("--adapter", required=True, help="adapter directory written by train.py")
     parser.add_argument("--out", required=True, help="directory to write")
     parser.add_argument("--format", default=None, help="chat format (default: the model's)")
-    parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32"])
+    parser.add_argument("--dtype", choices=sorted(DTYPES), help="dtype of the merged weights (default: the base's)")
     parser.add_argument("--quantize", choices=["nf4"], help="merge into the base as an NF4 run trained on it "
                         "(quantized, then dequantized to --dtype) instead of the original weights")
     args = parser.parse_args(argv)
     try:
-        model, tokenizer, fmt = load(args.model, args.format, args.adapter, dtype=getattr(torch, args.dtype),
+        check_adapter(args.adapter)  # before the base model is loaded: a wrong directory fails at once
+        if args.dtype is None:  # the base's own: a merge adds nothing that needs more precision
+            _, tokenizer, _ = load(args.model, args.format, args.adapter, weights=False)
+            args.dtype = base_dtype(tokenizer.directory / "config.json")
+        model, tokenizer, fmt = load(args.model, args.format, args.adapter, dtype=DTYPES[args.dtype],
                                      quantize=args.quantize)
         load_adapter(model, args.adapter)
     except (LoadError, ValueError, OSError) as error:  # bad input: the message says what to fix
@@ -134,8 +150,11 @@ def main(argv=None):
     info = {"base_model": args.model, "adapter": str(args.adapter)}
     if args.quantize:
         info.update(quantization_info(model))
-    save_hf_model(model, args.out, hf_config, tokenizer, fmt, tokenizer_dir=model.checkpoint_dir, extra_info=info)
-    print(f"wrote {args.out}" + (f" ({info['base_quantization']})" if args.quantize else ""))
+    out = save_hf_model(model, args.out, hf_config, tokenizer, fmt, tokenizer_dir=model.checkpoint_dir, extra_info=info)
+    template = "" if (out / TEMPLATE_FILE).is_file() else (
+        f"; no {TEMPLATE_FILE}: format {fmt.name} declares none, or the base has no official template to copy")
+    print(f"wrote {args.out} ({args.dtype}" + (f", {info['base_quantization']}" if args.quantize else "") + ")"
+          + template)
 
 
 def quantization_info(model) -> dict:

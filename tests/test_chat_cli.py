@@ -60,7 +60,8 @@ def test_session_sends_typed_results_back(model_dir, monkeypatch):
     replies = iter([{"role": "assistant", "content": None, "tool_calls": [call]},
                     {"role": "assistant", "content": "3 degrees.", "tool_calls": []}])
     seen = []
-    monkeypatch.setattr(chat, "reply", lambda model, tok, fmt, messages, *rest: seen.append(list(messages)) or next(replies))
+    monkeypatch.setattr(chat, "reply", lambda model, tok, fmt, messages, *rest: seen.append(list(messages))
+                        or next(replies))
     typed = iter(["Weather in Oslo?", '{"temperature": 3}', ""])
     args = SimpleNamespace(system=None)
     chat.session(None, tokenizer, fmt, [], args, ask=lambda prompt: next(typed), out=io.StringIO())
@@ -79,8 +80,9 @@ def test_bad_tools_file_is_one_line(tmp_path, model_dir):
     bad.write_text('{"name": "f"}')
     with pytest.raises(SystemExit) as error:
         chat.main(["--model", str(model_dir), "--tools", str(bad), "--prompt", "hi"])
-    assert str(error.value) == (f"chat.py: --tools {bad}: expected a JSON list of tools, each {{\"type\": \"function\", "
-                                "\"function\": {\"name\", \"description\", \"parameters\"}} or the bare function")
+    assert str(error.value) == (f"chat.py: --tools {bad}: expected a JSON list of tools, each "
+                                "{\"type\": \"function\", \"function\": {\"name\", \"description\", "
+                                "\"parameters\"}} or the bare function")
     bad.write_text("[1,")
     with pytest.raises(SystemExit) as error:
         chat.main(["--model", str(model_dir), "--tools", str(bad), "--prompt", "hi"])

@@ -7,8 +7,10 @@
 
 A local directory cannot otherwise tell the prompt format it was trained with. Beside minifc.json goes
 `chat_template.jinja`, for transformers' apply_chat_template, vLLM and the like: the template that renders
-exactly what the format's render() writes, so that a served model gets the prompt it was trained on. `resolve_chat_format` (for
-minifc/loader.py, so for every command): the --format flag, else the model registry's, else a minifc.json.
+exactly what the format's render() writes, so that a served model gets the prompt it was trained on.
+
+`resolve_chat_format` (for minifc/loader.py, so for every command): the --format flag, else the model
+registry's, else a minifc.json.
 """
 
 import json

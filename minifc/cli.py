@@ -1,0 +1,17 @@
+"""What the commands (train.py, eval.py, chat.py, inspect_masks.py, minifc.export, minifc.reference) share.
+
+    parser = argparse.ArgumentParser(description=..., formatter_class=HelpFormatter)
+"""
+
+import argparse
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """--help shows every flag's default: "(default: X)" is added to a help text that does not already say
+    it. A default of None or False (an unset option, an off switch) is not shown: the help says what then
+    happens when it is not obvious."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, False) or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
