@@ -31,8 +31,8 @@ import torch
 from safetensors.torch import save_file
 
 from .chat.lookup import TEMPLATE_FILE, write_chat_format
-from .cli import HelpFormatter
 from .checkpoint import atomic_directory
+from .cli import HelpFormatter
 from .config import text_config
 from .lora import lora_layers
 from .nf4 import dequantized_state_dict, nf4_weights
