@@ -100,3 +100,46 @@ def test_official_template_comes_from_the_base(tmp_path):
     assert chat_template(fmt, tmp_path) == "D"
     (tmp_path / TEMPLATE_FILE).write_text("F")
     assert chat_template(fmt, tmp_path) == "F"
+
+
+WEATHER = {"type": "function", "function": {
+    "name": "get_weather", "description": "Weather for a city — now.",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}
+CALL = {"type": "function", "function": {"name": "get_weather", "arguments": {
+    "city": "Zürich \"old\" town\n", "days": 3, "ratio": 0.1, "exact": True, "none": None,
+    "nested": {"a": [1, False]}}}}
+EDGE_CASES = [  # what the built-in data lacks: a system message, text before calls, string results, odd values
+    ([{"role": "system", "content": "  Be brief.  "}, {"role": "user", "content": " Hi "},
+      {"role": "assistant", "content": "Hello."}], None),
+    ([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Weather?"},
+      {"role": "assistant", "content": "Let me look.", "tool_calls": [CALL, CALL]},
+      {"role": "tool", "name": "get_weather", "content": " 21 C "}, {"role": "tool", "content": {"t": 21}},
+      {"role": "user", "content": "And tomorrow?"}, {"role": "user", "content": "Thanks."},
+      {"role": "assistant", "content": "Sunny."}], [WEATHER]),
+    ([{"role": "user", "content": "Weather?"}, {"role": "assistant", "tool_calls": [CALL]},
+      {"role": "tool", "content": [1, 2]}, {"role": "tool", "content": 7}], [WEATHER]),
+]
+
+
+@pytest.mark.parametrize("name", [name for name in NAMES if get_format(name).template != "official"])
+def test_minifc_templates_on_edge_cases(name, tmp_path, monkeypatch):
+    from transformers import AutoTokenizer
+    _, merged, _ = export_dirs(name, tmp_path, None, monkeypatch)
+    tokenizer, fmt = AutoTokenizer.from_pretrained(merged), get_format(name)
+    compared = 0
+    for messages, tools in EDGE_CASES:
+        for cut, generation_prompt in ((len(messages), False), (len(messages) - 1, True)):
+            try:
+                expected = fmt.render(messages[:cut], tools=tools, add_generation_prompt=generation_prompt).text
+            except ValueError:  # a conversation this format refuses (Llama: a tool result of 7 is fine, ...)
+                continue
+            got = tokenizer.apply_chat_template(messages[:cut], tools=tools, tokenize=False,
+                                                add_generation_prompt=generation_prompt)
+            assert got == expected
+            compared += 1
+    assert compared == 6
+    if name.startswith("llama"):  # the format's options pass through apply_chat_template too
+        messages, tools = EDGE_CASES[1]
+        for options in ({"date_string": "01 Jan 2025"}, {"tools_in_user_message": False}):
+            assert tokenizer.apply_chat_template(messages, tools=tools, tokenize=False, **options) == \
+                fmt.render(messages, tools=tools, **options).text
