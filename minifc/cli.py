@@ -12,6 +12,6 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     happens when it is not obvious."""
 
     def _get_help_string(self, action):
-        if action.default in (None, False) or "default" in (action.help or ""):
+        if action.default is None or action.default is False or "default" in (action.help or ""):  # not 0
             return action.help
         return super()._get_help_string(action)

@@ -77,13 +77,15 @@ def test_every_help_shows_the_defaults(monkeypatch):
     for name, parser in parsers(monkeypatch).items():
         formatter = parser.formatter_class(prog=name)
         for action in parser._actions:
-            if action.default in (None, False, argparse.SUPPRESS):
+            if action.default is None or action.default is False or action.default == argparse.SUPPRESS:
                 continue
             assert action.help, f"{name} {action.option_strings}: no help, so --help shows no default"
             shown = formatter._expand_help(action)
             assert "default" in shown, f"{name} {action.option_strings}: {shown!r}"
     assert "--lora-r LORA_R" in train.build_parser().format_help()
     assert "(default: 16)" in train.build_parser().format_help()
+    assert "seed of initialisation, data order and sampling (default: 0)" in " ".join(
+        train.build_parser().format_help().split())  # a default of 0 is shown too
 
 
 def test_export_checks_the_adapter_before_loading_the_base(tmp_path, capsys):
