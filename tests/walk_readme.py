@@ -30,7 +30,7 @@ def main() -> int:
         if not line.startswith("python ") or line.startswith("python -m pytest"):
             continue
         if not runnable(line):
-            print(f"not run (needs a hub model): {line}")
+            print(f"not run (a hub model to download, or a benchmark): {line}")
             continue
         print(f"=== {line}", flush=True)
         start = time.time()
