@@ -1,7 +1,7 @@
 """Measure tool-calling quality: python eval.py --model gemma-3-1b [--adapter OUT/final] [--compare]
 
 The loop (prompt, greedy generation, parse) is minifc/evalloop.py and the check minifc/evaluate.py.
-Prints the metrics table and writes into --out (default eval_out/<model>[-<adapter>]-<timestamp>/):
+Prints the metrics table and writes into --out (default eval_out/<model>[+<adapter>][-compare]-<data>-<timestamp>/):
 
     report.json               settings and, per run ("base", "adapter"), the metrics of compute_metrics()
     table.txt                 the printed table
@@ -21,11 +21,11 @@ from pathlib import Path
 
 import torch
 
-from minifc.adapters import load_adapter
+from minifc.adapters import check_adapter, load_adapter
 from minifc.bfcl import load_bfcl_entries
 from minifc.bfclscore import bfcl_scores, format_bfcl, score_bfcl
 from minifc.chat import FORMATS
-from minifc.cli import device_error, run
+from minifc.cli import HelpFormatter, device_error, run
 from minifc.data import BUILTIN_TEST, load_examples
 from minifc.evalchart import plot_categories
 from minifc.evalloop import cases_from_examples, run_eval
@@ -36,7 +36,8 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description="Evaluate function calling of a model, with or without an adapter.")
+    parser = argparse.ArgumentParser(description="Evaluate function calling of a model, with or without an adapter.",
+                                     formatter_class=HelpFormatter)
     parser.add_argument("--model", default="gemma-3-1b", help="short name, hub id or local directory")
     parser.add_argument("--adapter", help="adapter directory written by train.py (PEFT layout)")
     parser.add_argument("--compare", action="store_true", help="evaluate the base model and the adapter, side by side")
@@ -52,18 +53,19 @@ def parse_args(argv=None):
     parser.add_argument("--format", choices=sorted(FORMATS),
                         help="chat format (default: the model registry's; required for unregistered models)")
     parser.add_argument("--limit", type=int, help="evaluate only the first N examples")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--max-new-tokens", type=int, default=256)
+    parser.add_argument("--batch-size", type=int, default=8, help="prompts generated together")
+    parser.add_argument("--max-new-tokens", type=int, default=256, help="longest answer")
     parser.add_argument("--max-prompt-len", type=int, default=8192,
                         help="skip (and count as wrong) prompts longer than this many tokens, or than the model's "
-                             "max_position_embeddings (default 8192: a longer prompt's memory is rarely intended)")
+                             "max_position_embeddings (a longer prompt's memory is rarely intended)")
     parser.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
-    parser.add_argument("--top-p", type=float, default=1.0)
+    parser.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling (with --temperature)")
     parser.add_argument("--seed", type=int, default=0, help="seed of sampling (unused when greedy)")
     parser.add_argument("--device", default="auto", help="cuda, cpu, ... (default: cuda if available)")
     parser.add_argument("--dtype", default="auto", choices=["auto", *DTYPES],
                         help="default: bfloat16 on CUDA, float32 on CPU")
-    parser.add_argument("--out", help="report directory (default: eval_out/<model>-<timestamp>)")
+    parser.add_argument("--out", help="report directory (default: eval_out/<model>[+<adapter>][-compare]-<data>-"
+                                      "<timestamp>)")
     args = parser.parse_args(argv)
     if args.compare and not args.adapter:
         parser.error("--compare needs --adapter (it compares the base model with the adapter)")
@@ -107,11 +109,24 @@ def load_cases(args) -> tuple[list, str, list | None]:
     return cases[:args.limit] if args.limit else cases, source, entries
 
 
+def _label(name: str) -> str:
+    """A model or adapter as a folder-name part: a directory by its last two parts (out/tiny/final ->
+    tiny_final, since final/ or merged/ alone says nothing), a hub id with "_" for "/"."""
+    path = Path(name)
+    if path.is_dir():
+        return "_".join(path.resolve().parts[-2:])
+    return name.replace("/", "_")
+
+
 def default_out_dir(args) -> Path:
-    name = Path(args.model).name if Path(args.model).is_dir() else args.model.replace("/", "_")
-    if args.adapter:
-        name += "-" + Path(args.adapter).resolve().name
-    return Path("eval_out") / f"{name}-{datetime.now():%Y%m%d-%H%M%S}"
+    """eval_out/<model>[+<adapter>][-compare]-<data>-<timestamp>: what was evaluated, on what."""
+    name = _label(args.model) + (f"+{_label(args.adapter)}" if args.adapter else "")
+    name += "-compare" if args.compare else ""
+    if args.bfcl:
+        data = "bfcl_" + "_".join(Path(item).stem for item in args.bfcl)[:60]
+    else:
+        data = Path(args.data).stem if args.data else "builtin_test"
+    return Path("eval_out") / f"{name}-{data}-{datetime.now():%Y%m%d-%H%M%S}"
 
 
 def evaluate_run(label, model, tokenizer, fmt, cases, args, out: Path, entries=None) -> dict:
@@ -153,9 +168,18 @@ def tables(runs: dict, bfcl: bool) -> str:
     return text
 
 
+def write_report(out: Path, report: dict):
+    (out / "report.json").write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
 def main(argv=None):
     args = parse_args(argv)
     torch.manual_seed(args.seed)
+    if args.adapter:  # a wrong directory fails now, not after the base model's whole evaluation
+        try:
+            check_adapter(args.adapter)
+        except (ValueError, OSError) as error:
+            sys.exit(f"eval.py: --adapter: {error}")
     cases, source, entries = load_cases(args)
     device, dtype = device_and_dtype(args.device, args.dtype)
     model, tokenizer, fmt = load_model(args.model, device, dtype, args.format, args.adapter)
@@ -166,18 +190,22 @@ def main(argv=None):
     print(f"evaluating {args.model}{' + ' + args.adapter if args.adapter else ''} ({fmt.name} format) on "
           f"{len(cases)} examples from {source}", file=sys.stderr)
 
-    runs = {}
-    if args.compare or not args.adapter:
-        runs["base"] = evaluate_run("base", model, tokenizer, fmt, cases, args, out, entries)
-    if args.adapter:
-        load_adapter(model, args.adapter)  # wraps the adapted layers in place; the base weights stay as they are
-        runs["adapter"] = evaluate_run("adapter", model, tokenizer, fmt, cases, args, out, entries)
-
     settings = ("limit", "batch_size", "max_new_tokens", "max_prompt_len", "temperature", "top_p", "seed")
     report = {"model": args.model, "adapter": args.adapter, "format": fmt.name, "data": source,
               "examples": len(cases), "device": str(device), "dtype": str(dtype).removeprefix("torch."),
-              "settings": {k: getattr(args, k) for k in settings}, "runs": runs}
-    (out / "report.json").write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+              "settings": {k: getattr(args, k) for k in settings}, "runs": {}}
+    runs = report["runs"]
+    if args.compare or not args.adapter:
+        runs["base"] = evaluate_run("base", model, tokenizer, fmt, cases, args, out, entries)
+        write_report(out, report)  # kept if the adapter's run fails
+    if args.adapter:
+        try:
+            load_adapter(model, args.adapter)  # wraps the adapted layers in place; the base weights stay as they are
+        except (ValueError, OSError) as error:
+            kept = f" (the base model's report is in {out / 'report.json'})" if runs else ""
+            sys.exit(f"eval.py: --adapter: {error}{kept}")
+        runs["adapter"] = evaluate_run("adapter", model, tokenizer, fmt, cases, args, out, entries)
+    write_report(out, report)
     text = tables(runs, bool(args.bfcl))
     (out / "table.txt").write_text(text, encoding="utf-8")
     print(text)

@@ -13,7 +13,7 @@ stop token. --train-on and --last-turn-only are train.py's flags: the same rule 
 import argparse
 import sys
 
-from minifc.cli import run
+from minifc.cli import HelpFormatter, run
 from minifc.data import load_examples
 from minifc.encode import inspect_example
 from minifc.loader import LoadError, load
@@ -21,7 +21,8 @@ from minifc.masking import TrainOn
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description="Show which tokens of rendered examples are trained on.")
+    parser = argparse.ArgumentParser(description="Show which tokens of rendered examples are trained on.",
+                                     formatter_class=HelpFormatter)
     parser.add_argument("--model", required=True, help="short name, hub id or local directory with tokenizer.json")
     parser.add_argument("--data", required=True, help="examples: JSONL/JSON file, directory or hf:OWNER/NAME[/FILE]")
     parser.add_argument("--data-format", default=None, help="record layout of --data (default: detected)")
@@ -39,6 +40,7 @@ def main(argv=None):
         sys.exit(f"error: {error}")
     if not examples:
         sys.exit(f"error: no usable example in {args.data}\n{report.summary()}")
+    print(report.summary(), file=sys.stderr)  # what was read, kept and skipped, and why
     colour = sys.stdout.isatty()
     for example in examples[:args.n]:
         print(inspect_example(example, tokenizer, fmt, colour=colour, train_on=train_on))

@@ -24,7 +24,7 @@ import torch
 
 from minifc.adapters import load_adapter
 from minifc.chat import get_format
-from minifc.cli import INTERRUPTED, device_error, run
+from minifc.cli import INTERRUPTED, HelpFormatter, device_error, run
 from minifc.checkpoint import CheckpointError, load_pretrained
 from minifc.collate import epoch_batches, epoch_rows, num_batches, step_batches
 from minifc.config import resolve_model_name
@@ -60,7 +60,8 @@ LIMITS = dict(grad_accum=">= 1", max_len=">= 1", batch_tokens=">= 1", lora_r=">=
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description="Fine-tune Gemma 3 / FunctionGemma / Llama 3.x for function calling.")
+    p = argparse.ArgumentParser(description="Fine-tune Gemma 3 / FunctionGemma / Llama 3.x for function calling.",
+                                formatter_class=HelpFormatter)
     add = p.add_argument
     add("--model", default="gemma-3-1b", help="short name (see minifc/config.py), hub id, local directory, "
         "or 'tiny' (the offline demo)")
@@ -78,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--resume", metavar="OUT", help="continue the run in OUT from its latest checkpoint")
     add("--overwrite", action="store_true", help="delete OUT's previous checkpoints and start over")
     add("--epochs", type=float, help="passes over the data (default 3; tiny: 5)")
-    add("--max-steps", type=int, help="optimizer steps (overrides --epochs)")
+    add("--max-steps", type=int, help="optimizer steps (overrides --epochs; default: from --epochs)")
     add("--lr", type=float, help="peak learning rate (default 2e-4; tiny: 3e-3)")
     add("--schedule", default="cosine", choices=["cosine", "linear", "constant"], help="decay after warmup")
     add("--warmup-steps", type=int, help="linear warmup steps (default 5%% of the steps)")
@@ -90,15 +91,16 @@ def build_parser() -> argparse.ArgumentParser:
     add("--max-len", type=int, help="longest example in tokens, also the packed row length (default 2048)")
     add("--truncate", action="store_true", help="cut longer examples at a turn boundary instead of dropping them")
     add("--no-packing", action="store_true", help="one example per row, padded (slower; the reference path)")
-    add("--lora-r", type=int, default=16)
-    add("--lora-alpha", type=float, default=32)
-    add("--lora-dropout", type=float, default=0.0)
+    add("--lora-r", type=int, default=16, help="LoRA rank")
+    add("--lora-alpha", type=float, default=32, help="LoRA scale numerator: alpha / r")
+    add("--lora-dropout", type=float, default=0.0, help="dropout on the LoRA input")
     add("--lora-targets", default="all", help="comma-separated: q,k,v,o,gate,up,down or all")
     add("--rslora", action="store_true", help="scale by alpha/sqrt(r) instead of alpha/r")
-    add("--full", action="store_true", default=None, help="full fine-tune instead of LoRA (small models)")
+    add("--full", action="store_true", default=None, help="full fine-tune instead of LoRA (small models; default: "
+        "off, on for tiny)")
     add("--quantize", choices=["nf4"], help="QLoRA: store the frozen linear weights of the blocks in 4-bit NF4 "
         "(LoRA runs only)")
-    add("--seed", type=int, default=0)
+    add("--seed", type=int, default=0, help="seed of initialisation, data order and sampling")
     add("--eval-interval", type=int, help="held-out loss every N steps (default 50)")
     add("--eval-examples", type=int, help="at most this many held-out examples (default 256; tiny: 64)")
     add("--check-examples", type=int, default=8, help="held-out examples for the before/after tool-call check")
@@ -108,7 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--compile", action="store_true", help="torch.compile each transformer block")
     add("--loss-chunk", type=int, default=1024, help="trained rows per lm_head chunk in the loss")
     add("--device", help="cuda or cpu (default: cuda if available)")
-    add("--dtype", choices=["bfloat16", "float32", "float16"], help="default: bfloat16 on CUDA, float32 on CPU")
+    # float16 is not offered: Gemma 3's activations exceed its range (65504) and overflow to inf/NaN
+    add("--dtype", choices=["bfloat16", "float32"], help="default: bfloat16 on CUDA, float32 on CPU")
     add("--export", action="store_true", help="also write a merged Hugging Face model to OUT/merged")
     return p
 
@@ -140,9 +143,6 @@ def parse_args(argv=None) -> argparse.Namespace:
             "--model tiny trains the whole model (--full). For QLoRA on the demo, train LoRA on its result: "
             f"python train.py --model {Path(args.out) / 'final'} --quantize {args.quantize}" if args.model == "tiny"
             else "--full trains every weight, which stays in --dtype: drop one of the two flags"))
-    if args.dtype == "float16":
-        sys.exit("--dtype float16 is refused: Gemma 3's activations exceed float16's range (65504) and "
-                 "overflow to inf/NaN. Use bfloat16 (same memory, float32's range) or float32.")
     for name, limit in LIMITS.items():
         if getattr(args, name) is not None and not RANGES[limit](getattr(args, name)):
             sys.exit(f"--{name.replace('_', '-')} must be {limit}, got {getattr(args, name)}")
@@ -362,6 +362,9 @@ def main(argv=None):
                                          None if args.no_packing else args.max_len))
     check = step == 0 and args.check_examples > 0  # not for a resumed run: "before" was long ago
     check_before = tool_call_check(model, tokenizer, fmt, heldout[:args.check_examples], args) if check else None
+    if check_before is not None:  # printed now; the end of the run shows it again beside "after"
+        print(f"tool-call check on {len(heldout[:args.check_examples])} held-out examples, before training:")
+        print(format_table(check_before))
     if heldout_batches and step == 0:
         heldout_loss(model, heldout_batches, args, autocast, log, step)
 

@@ -13,7 +13,7 @@
 # $MINIFC_REFERENCE/tokenizers holds them (carry them to the device in an ignored folder: llama-3.2's is
 # 17 MB, each Gemma one 33 MB, against the device tool's 64 MiB per call), else it trains a small
 # tokenizer on the spot and says so (token counts then differ from the CPU tables). The device image
-# has torch 2.11 and transformers 5.17, below requirements.txt's floors: a varlen kernel without an
+# has torch 2.11 and transformers 5.17, below pyproject.toml's floors: a varlen kernel without an
 # argument minifc passes shows as a warning ("varlen flash attention is not used") at the first step.
 # Copy the numbers into benchmarks/RESULTS.md with the date, the device (nvidia-smi line printed first)
 # and the versions.

@@ -2,6 +2,7 @@
 
     save_adapter(model, "out/adapter", "google/gemma-3-1b-it")   # after apply_lora + training
     load_adapter(model, "out/adapter")                           # also loads adapters saved by peft
+    check_adapter("out/adapter")                                 # its config, before a base is loaded
 
     adapter_model.safetensors   {"base_model.model.<module>.lora_A.weight": [r, in], ...lora_B...: [out, r]}
     adapter_config.json         r, lora_alpha, lora_dropout, use_rslora, target_modules, base_model_name_or_path...
@@ -132,6 +133,16 @@ def _read_adapter_config(path: Path) -> dict:
     return config
 
 
+def check_adapter(directory) -> dict:
+    """The adapter_config.json of `directory`, checked, once its weights file is known to be there:
+    commands call it before loading a base model, so that a wrong --adapter fails in a second."""
+    directory = Path(directory)
+    config = _read_adapter_config(directory / _CONFIG)
+    if not (directory / _WEIGHTS).is_file():
+        raise FileNotFoundError(f"{directory / _WEIGHTS}: no adapter weights next to {_CONFIG}")
+    return config
+
+
 def load_adapter(model: nn.Module, directory) -> list[str]:
     """Load an adapter saved by save_adapter or by peft's save_pretrained into `model`, in place.
 
@@ -143,11 +154,9 @@ def load_adapter(model: nn.Module, directory) -> list[str]:
     Returns the names of the adapted modules.
     """
     directory = Path(directory)
-    config = _read_adapter_config(directory / _CONFIG)
+    config = check_adapter(directory)
     _check_base(model, directory)
     weights_path = directory / _WEIGHTS
-    if not weights_path.is_file():
-        raise FileNotFoundError(f"{weights_path}: no adapter weights next to {_CONFIG}")
     r, alpha = config["r"], config["lora_alpha"]
     dropout, rslora = config.get("lora_dropout", 0.0), config.get("use_rslora", False)
 

@@ -1,5 +1,5 @@
-"""How every command ends: exit codes, the one-line error, MINIFC_DEBUG (for train.py, eval.py,
-inspect_masks.py and python -m minifc.export).
+"""What the commands share (train.py, eval.py, chat.py, inspect_masks.py, python -m minifc.export):
+how every command ends (exit codes, the one-line error, MINIFC_DEBUG) and the --help formatter.
 
     if __name__ == "__main__":
         run(main, "train.py")
@@ -8,8 +8,11 @@ Exit codes: 0 done; 1 an error in the input or the setup, told in one line that 
 and the fix; 2 a usage error (argparse: an unknown flag, a missing value); 130 interrupted (Ctrl-C or
 SIGTERM; train.py saves a checkpoint first). With MINIFC_DEBUG=1 every one-line error also prints its
 full traceback (the exception it came from included).
+
+    parser = argparse.ArgumentParser(description=..., formatter_class=HelpFormatter)   --help shows defaults
 """
 
+import argparse
 import os
 import sys
 import traceback
@@ -58,3 +61,14 @@ def device_error(device: str) -> str | None:
         count = torch.cuda.device_count()
         return f"--device {device}: there are {count} CUDA device(s); use cuda:0 to cuda:{count - 1}"
     return None
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """--help shows every flag's default: "(default: X)" is added to a help text that does not already say
+    it. A default of None or False (an unset option, an off switch) is not shown: the help says what then
+    happens when it is not obvious."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False or "default" in (action.help or ""):  # not 0
+            return action.help
+        return super()._get_help_string(action)

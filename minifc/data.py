@@ -116,6 +116,24 @@ def _download_hub_file(spec: str) -> Path:
     """OWNER/NAME[/FILE] on the Hugging Face Hub (a dataset repo) -> local path of the downloaded file."""
     import huggingface_hub
 
+    try:
+        return _hub_file(huggingface_hub, spec)
+    except DataError:
+        raise
+    except Exception as error:  # the hub's errors; the network's own differ between hub versions
+        from huggingface_hub.errors import LocalEntryNotFoundError, OfflineModeIsEnabled, RepositoryNotFoundError
+        if isinstance(error, (LocalEntryNotFoundError, OfflineModeIsEnabled)):  # offline, or HF_HUB_OFFLINE=1
+            raise DataError(f"hf:{spec}: not in the local Hugging Face cache and the Hub cannot be reached "
+                            "(offline, or HF_HUB_OFFLINE=1): download it once with network access, or pass a local "
+                            "file") from None
+        if isinstance(error, RepositoryNotFoundError):
+            raise DataError(f"hf:{spec}: no such dataset on the Hugging Face Hub (or it is private: set HF_TOKEN to "
+                            "a token that can read it)") from None
+        raise DataError(f"hf:{spec}: the Hugging Face Hub cannot be reached ({type(error).__name__}: {error}); "
+                        "check the network, or download the file and pass its path") from None
+
+
+def _hub_file(huggingface_hub, spec: str) -> Path:
     parts = spec.split("/")
     if len(parts) < 2 or not all(parts[:2]):
         raise DataError(f"hf:{spec}: expected hf:OWNER/NAME or hf:OWNER/NAME/FILE")

@@ -9,7 +9,10 @@ What `transformers.AutoModelForCausalLM.from_pretrained` and minifc's `load_pret
     model.safetensors       HF tensor names; a tied lm_head is not written (HF stores the embedding once)
     generation_config.json  eos_token_id lists the chat format's end-of-turn tokens, so that `generate()`
                             stops where the fine-tuned model ends its turn
-    tokenizer.json, tokenizer_config.json (+ special_tokens_map.json, chat_template.jinja if the base has them)
+    tokenizer.json, tokenizer_config.json (+ special_tokens_map.json if the base has it), the base's,
+                            without a "chat_template" of its own
+    chat_template.jinja     the template that renders exactly the text minifc trained on (chat/lookup.py):
+                            minifc's own for its formats, the base's own where the format is the official one
     minifc.json             {"chat_format": ...}: the prompt format the model was trained with (chat/lookup.py)
 
 Merging does not touch the model: each adapted weight is computed as W + scale * B A in fp32 and
@@ -27,14 +30,14 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from .chat.lookup import write_chat_format
-from .cli import run
+from .chat.lookup import TEMPLATE_FILE, write_chat_format
 from .checkpoint import atomic_directory
+from .cli import HelpFormatter, run
 from .config import text_config
 from .lora import lora_layers
 from .nf4 import dequantized_state_dict, nf4_weights
 
-_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja")
+_TOKENIZER_FILES = ("tokenizer.json", "special_tokens_map.json")
 
 
 def _merged_state_dict(model) -> dict[str, torch.Tensor]:
@@ -81,16 +84,23 @@ def save_hf_model(model, directory, hf_config: dict, tokenizer, fmt, tokenizer_d
         _write_json(tmp / "config.json", config)
         _write_json(tmp / "generation_config.json", _generation_config(tokenizer, fmt, tokenizer_dir))
         _write_tokenizer(tmp, tokenizer, tokenizer_dir)
-        write_chat_format(tmp, fmt, **(extra_info or {}))
+        write_chat_format(tmp, fmt, tokenizer_dir, **(extra_info or {}))
     return directory
 
 
 def _write_tokenizer(directory: Path, tokenizer, tokenizer_dir):
-    """Copy the base's tokenizer files, or write `tokenizer` (tokenizer.json + its special tokens)."""
+    """Copy the base's tokenizer files, or write `tokenizer` (tokenizer.json + its special tokens). The
+    base's chat template is left out: chat_template.jinja (write_chat_format) is the one that applies."""
     if tokenizer_dir is not None and (Path(tokenizer_dir) / "tokenizer.json").is_file():
         for name in _TOKENIZER_FILES:
             if (Path(tokenizer_dir) / name).is_file():
                 shutil.copyfile(Path(tokenizer_dir) / name, directory / name)
+        config = Path(tokenizer_dir) / "tokenizer_config.json"
+        if config.is_file():
+            settings = json.loads(config.read_text(encoding="utf-8"))
+            settings.pop("chat_template", None)
+            (directory / config.name).write_text(json.dumps(settings, indent=2, ensure_ascii=False) + "\n",
+                                                 encoding="utf-8")
         return
     tokenizer.tk.save(str(directory / "tokenizer.json"))
     _write_json(directory / "tokenizer_config.json", {
@@ -102,21 +112,36 @@ def _write_json(path: Path, value: dict):
     path.write_text(json.dumps(value, indent=2) + "\n", encoding="utf-8")
 
 
+DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
+
+
+def base_dtype(config_path: Path) -> str:
+    """The dtype the base model is stored in (config.json's torch_dtype or dtype; float32 if none)."""
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    dtype = config.get("torch_dtype") or config.get("dtype") or (config.get("text_config") or {}).get("torch_dtype")
+    return dtype if dtype in DTYPES else "float32"
+
+
 def main(argv=None):
-    from .adapters import load_adapter
+    from .adapters import check_adapter, load_adapter
     from .loader import LoadError, load
 
-    parser = argparse.ArgumentParser(description="Merge a LoRA adapter into its base model, in HF layout.")
+    parser = argparse.ArgumentParser(description="Merge a LoRA adapter into its base model, in HF layout.",
+                                     formatter_class=HelpFormatter)
     parser.add_argument("--model", required=True, help="base model: short name, hub id or local directory")
     parser.add_argument("--adapter", required=True, help="adapter directory written by train.py")
     parser.add_argument("--out", required=True, help="directory to write")
     parser.add_argument("--format", default=None, help="chat format (default: the model's)")
-    parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32"])
+    parser.add_argument("--dtype", choices=sorted(DTYPES), help="dtype of the merged weights (default: the base's)")
     parser.add_argument("--quantize", choices=["nf4"], help="merge into the base as an NF4 run trained on it "
                         "(quantized, then dequantized to --dtype) instead of the original weights")
     args = parser.parse_args(argv)
     try:
-        model, tokenizer, fmt = load(args.model, args.format, args.adapter, dtype=getattr(torch, args.dtype),
+        check_adapter(args.adapter)  # before the base model is loaded: a wrong directory fails at once
+        if args.dtype is None:  # the base's own: a merge adds nothing that needs more precision
+            _, tokenizer, _ = load(args.model, args.format, args.adapter, weights=False)
+            args.dtype = base_dtype(tokenizer.directory / "config.json")
+        model, tokenizer, fmt = load(args.model, args.format, args.adapter, dtype=DTYPES[args.dtype],
                                      quantize=args.quantize)
         load_adapter(model, args.adapter)
     except (LoadError, ValueError, OSError) as error:  # bad input: the message says what to fix
@@ -125,8 +150,11 @@ def main(argv=None):
     info = {"base_model": args.model, "adapter": str(args.adapter)}
     if args.quantize:
         info.update(quantization_info(model))
-    save_hf_model(model, args.out, hf_config, tokenizer, fmt, tokenizer_dir=model.checkpoint_dir, extra_info=info)
-    print(f"wrote {args.out}" + (f" ({info['base_quantization']})" if args.quantize else ""))
+    out = save_hf_model(model, args.out, hf_config, tokenizer, fmt, tokenizer_dir=model.checkpoint_dir, extra_info=info)
+    template = "" if (out / TEMPLATE_FILE).is_file() else (
+        f"; no {TEMPLATE_FILE}: format {fmt.name} declares none, or the base has no official template to copy")
+    print(f"wrote {args.out} ({args.dtype}" + (f", {info['base_quantization']}" if args.quantize else "") + ")"
+          + template)
 
 
 def quantization_info(model) -> dict:

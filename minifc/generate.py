@@ -61,9 +61,10 @@ def next_tokens(logits: torch.Tensor, temperature: float = 0.0, top_p: float = 1
 
 @torch.inference_mode()
 def generate(model, tokenizer, prompts: list[list[int]], stop_ids, max_new_tokens: int = 256,
-             temperature: float = 0.0, top_p: float = 1.0, seed: int | None = None) -> list[Generation]:
+             temperature: float = 0.0, top_p: float = 1.0, seed: int | None = None, stream=None) -> list[Generation]:
     """Continue each prompt (token ids, BOS included if the format writes one) until one of `stop_ids`
-    or `max_new_tokens` new tokens; returns one Generation per prompt, in order."""
+    or `max_new_tokens` new tokens; returns one Generation per prompt, in order. `stream(tokens)`, if
+    given, is called after every step with each row's new token id (chat.py prints the reply as it comes)."""
     if not prompts:
         raise ValueError("generate: no prompts")
     for i, prompt in enumerate(prompts):
@@ -106,6 +107,8 @@ def generate(model, tokenizer, prompts: list[list[int]], stop_ids, max_new_token
         hit = ~done & torch.isin(token, stops)
         lengths = torch.where(hit, step + 1, lengths)
         done |= hit
+        if stream is not None:
+            stream(token.tolist())
         if step + 1 == max_new_tokens or bool(done.all()):         # one host sync per step
             break
         logits = model.output(model.hidden_states(token[:, None], kv_cache=cache)[:, -1])

@@ -134,7 +134,8 @@ def weights_writer(model, full: bool, base_name: str, hf_config: dict, tokenizer
             save_hf_model(model, directory, hf_config, tokenizer, fmt, tokenizer_dir)
         else:
             save_adapter(model, directory, base_name)
-            write_chat_format(directory, fmt, base_model=base_name, architecture=model.config.architecture())
+            write_chat_format(directory, fmt, tokenizer_dir, base_model=base_name,
+                              architecture=model.config.architecture())  # + the format's chat_template.jinja
     return write
 
 

@@ -1,15 +1,18 @@
 """Shared test fixtures.
 
 The reference material (official chat templates, real tokenizer files, FORMATS.md examples) lives
-outside the repository, in `../shared/reference/` next to the checkout, or wherever the environment
-variable MINIFC_REFERENCE points. Tests that need it take the `reference` fixture, which skips cleanly
-(with the reason) when the material is absent.
+outside the repository: wherever the environment variable MINIFC_REFERENCE points, else in
+`../shared/reference/` next to the checkout, else in the directory `python tests/fetch_reference.py` fills
+by default (~/.cache/minifc/reference). Tests that need it take the `reference` fixture, which skips cleanly
+(with the reason) when the material is absent. A fetched directory lacks the files no package carries
+(its fetched.json lists them): a test that reads one of those skips, naming the file.
 
 BFCL's own data files come from the bfcl-eval wheel (`bfcl_data` fixture): $MINIFC_BFCL_DATA if set, else
 the wheel is fetched once with `pip download --no-deps` and its data/ unpacked into a cache directory
 ($MINIFC_CACHE, default ~/.cache/minifc). bfcl-eval itself is never installed nor imported.
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -28,17 +31,54 @@ settings.load_profile("minifc")
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # `import minifc` and `import train` work without installing anything
 
+import fetch_reference  # noqa: E402 (tests/ is on sys.path: pytest's rootdir-relative import)
+
 
 def find_reference() -> Path | None:
-    """The reference directory, or None: $MINIFC_REFERENCE first, then ../shared/reference/."""
+    """The reference directory, or None: $MINIFC_REFERENCE first, then ../shared/reference/, then the
+    directory tests/fetch_reference.py writes by default."""
     candidates = []
     if os.environ.get("MINIFC_REFERENCE"):
         candidates.append(Path(os.environ["MINIFC_REFERENCE"]))
-    candidates.append(REPO.parent / "shared" / "reference")
+    candidates += [REPO.parent / "shared" / "reference", fetch_reference.default_directory()]
     for path in candidates:
-        if (path / "FORMATS.md").is_file():
+        if (path / "FORMATS.md").is_file() or (path / fetch_reference.MARKER).is_file():
             return path
     return None
+
+
+def _not_fetched(error: FileNotFoundError) -> str | None:
+    """The reference file (relative name) that `error` is about, if the fetch script recorded it as missing."""
+    reference = find_reference()
+    if reference is None or error.filename is None or not (reference / fetch_reference.MARKER).is_file():
+        return None
+    try:
+        name = Path(error.filename).resolve().relative_to(reference.resolve()).as_posix()
+    except ValueError:
+        return None
+    missing = json.loads((reference / fetch_reference.MARKER).read_text(encoding="utf-8"))["missing"]
+    return name if name in missing else None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item):
+    return (yield from _skip_if_not_fetched())
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    return (yield from _skip_if_not_fetched())
+
+
+def _skip_if_not_fetched():
+    try:
+        return (yield)
+    except FileNotFoundError as error:
+        name = _not_fetched(error)
+        if name is None:
+            raise
+        pytest.skip(f"reference file {name} is not in the fetched reference directory (no public package "
+                    "carries it; see its fetched.json)")
 
 
 @pytest.fixture(scope="session")

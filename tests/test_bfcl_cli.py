@@ -49,6 +49,7 @@ def test_categories_from_bfcl_data_compared_with_the_chart(tmp_path, data_dir, m
     eval_cli = load_eval_module()
     monkeypatch.setattr(eval_cli, "load_model", lambda *args: (model, tokenizer, fmt))
     monkeypatch.setattr(eval_cli, "load_adapter", lambda model, path: setattr(model, "script", text))
+    monkeypatch.setattr(eval_cli, "check_adapter", lambda path: {})  # the scripted "adapter" has no files
     charts = []
     monkeypatch.setattr(eval_cli, "plot_categories", lambda runs, path: charts.append((runs, path)))
     out = tmp_path / "out"

@@ -3,6 +3,7 @@ export command: the --format flag, else the model registry's, else the minifc.js
 directory or of the adapter directory; otherwise an error that says what to pass."""
 
 import json
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -112,9 +113,11 @@ def test_export_command_reads_the_adapters_format(tmp_path, monkeypatch, capsys)
     formats = []
     monkeypatch.setattr("minifc.loader.load_pretrained", lambda *a, **k: SimpleNamespace(checkpoint_dir=base))
     monkeypatch.setattr("minifc.adapters.load_adapter", lambda *a, **k: None)
+    monkeypatch.setattr("minifc.adapters.check_adapter", lambda *a, **k: {})
     monkeypatch.setattr("minifc.tokenizer.Tokenizer.from_dir",
                         staticmethod(lambda directory: SimpleNamespace(stop_ids=lambda fmt: [])))
-    monkeypatch.setattr(export, "save_hf_model", lambda model, out, config, tokenizer, fmt, **k: formats.append(fmt))
+    monkeypatch.setattr(export, "save_hf_model",
+                        lambda model, out, config, tokenizer, fmt, **k: formats.append(fmt) or Path(out))
     export.main(["--model", str(base), "--adapter", str(adapter), "--out", str(tmp_path / "out")])
     assert formats == [get_format("llama3.2")]
     (adapter / "minifc.json").unlink()

@@ -221,13 +221,15 @@ def test_inspector_flags_an_untrained_end_token(tok):
 
 def test_inspector_command_line(tok, tmp_path, monkeypatch, capsys):
     import inspect_masks
+    from minifc.data import ValidationReport
 
     tok.tk.save(str(tmp_path / "tokenizer.json"))
     monkeypatch.setattr("minifc.chat.lookup.get_format", lambda name: TOY)
     monkeypatch.setattr(inspect_masks, "load_examples", lambda path, data_format, train_on: (
-        [two_turns("x:1"), two_turns("x:2"), two_turns("x:3")], None))
+        [two_turns("x:1"), two_turns("x:2"), two_turns("x:3")], ValidationReport("unused.jsonl", read=3, kept=3)))
     inspect_masks.main(["--model", str(tmp_path), "--format", "toy", "--data", "unused.jsonl", "--n", "2"])
-    out = capsys.readouterr().out
-    assert out.count("--- x:") == 2 and "⟦Hello there!<|end|>⟧" in out
+    captured = capsys.readouterr()
+    assert captured.out.count("--- x:") == 2 and "⟦Hello there!<|end|>⟧" in captured.out
+    assert captured.err.startswith("data unused.jsonl: read 3, kept 3, skipped 0")  # the validation summary
     with pytest.raises(SystemExit, match="--format"):
         inspect_masks.main(["--model", str(tmp_path), "--data", "unused.jsonl"])

@@ -28,6 +28,10 @@ class ChatFormat:
     parse: Callable[[str], dict]
     stop_tokens: tuple[str, ...]     # control strings that end a generated assistant turn
     control_tokens: tuple[str, ...]  # every control string the format writes (each must be one token)
+    # The Jinja chat template that renders what render() writes, for exports (chat/lookup.py): a file
+    # in minifc/chat/templates/, or "official" where the model's own template is the format (the
+    # export copies the base model's); None: none known, the export writes none and says so.
+    template: str | None = None
 
 
 # format name -> (module in minifc.chat, attribute holding its ChatFormat)

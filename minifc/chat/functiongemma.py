@@ -460,4 +460,5 @@ FORMAT = ChatFormat(
     stop_tokens=(END_OF_TURN, RESPONSE_START, EOS),
     control_tokens=(BOS, START_OF_TURN, END_OF_TURN, DECL_START, DECL_END, CALL_START, CALL_END,
                     RESPONSE_START, RESPONSE_END, ESCAPE),
+    template="official",  # render() is Google's template: the base model's own file is right
 )

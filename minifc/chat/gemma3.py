@@ -426,4 +426,5 @@ FORMAT = ChatFormat(
     parse=parse,
     stop_tokens=(END_OF_TURN, EOS),
     control_tokens=(BOS, START, END_OF_TURN, EOS),
+    template="gemma3.jinja",  # minifc's own: Gemma 3's official template has no tools
 )

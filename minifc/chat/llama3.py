@@ -289,7 +289,8 @@ def parse(generated_text: str) -> dict:
 def _format(variant: str) -> ChatFormat:
     return ChatFormat(name=f"llama{variant}", render=partial(render, variant=variant), parse=parse,
                       stop_tokens=(EOT, EOM, END_OF_TEXT),
-                      control_tokens=(BOS, START_HEADER, END_HEADER, EOT, EOM, PYTHON_TAG))
+                      control_tokens=(BOS, START_HEADER, END_HEADER, EOT, EOM, PYTHON_TAG),
+                      template="llama3.jinja")  # minifc's own: a fixed date, parallel calls
 
 
 LLAMA31 = _format("3.1")

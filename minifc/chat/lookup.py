@@ -1,12 +1,17 @@
 """Which chat format a model speaks: the record in `minifc.json`, and the one lookup for --model.
 
-    write_chat_format(directory, fmt)         # train.py (adapters, checkpoints) and export.save_hf_model
-    read_chat_format(directory) -> "gemma3"   # or None when the directory has no minifc.json
-    read_record(directory) -> dict            # all of minifc.json ({} without one): an adapter's base model too
+    write_chat_format(directory, fmt, base_dir)   # train.py (adapters, checkpoints) and export.save_hf_model
+    read_chat_format(directory) -> "gemma3"       # or None when the directory has no minifc.json
+    read_record(directory) -> dict                # all of minifc.json ({} without one): an adapter's base model too
+    chat_template(fmt, base_dir) -> str | None    # the Jinja template that renders fmt (ChatFormat.template)
     fmt = resolve_chat_format(args.model, args.format, [model_dir, adapter_dir])
 
-A local directory cannot otherwise tell the prompt format it was trained with. `resolve_chat_format` (for
-minifc/loader.py, so for every command): the --format flag, else the model registry's, else a minifc.json.
+A local directory cannot otherwise tell the prompt format it was trained with. Beside minifc.json goes
+`chat_template.jinja`, for transformers' apply_chat_template, vLLM and the like: the template that renders
+exactly what the format's render() writes, so that a served model gets the prompt it was trained on.
+
+`resolve_chat_format` (for minifc/loader.py, so for every command): the --format flag, else the model
+registry's, else a minifc.json.
 """
 
 import json
@@ -16,12 +21,39 @@ from minifc.chat import FORMATS, get_format
 from minifc.config import resolve_model_name
 
 _FILE = "minifc.json"
+TEMPLATE_FILE = "chat_template.jinja"
+TEMPLATES = Path(__file__).parent / "templates"  # minifc's own templates, for formats that extend the official
 
 
-def write_chat_format(directory, fmt, **extra):
-    """Record `fmt` (and `extra` fields, e.g. the base model) in `directory`/minifc.json."""
+def write_chat_format(directory, fmt, base_dir=None, **extra) -> bool:
+    """Record `fmt` (and `extra` fields, e.g. the base model) in `directory`/minifc.json, and write its
+    chat_template.jinja (chat_template(fmt, base_dir)); False when there is no template to write."""
     text = json.dumps({"chat_format": fmt.name, **extra}, indent=2) + "\n"
     (Path(directory) / _FILE).write_text(text, encoding="utf-8")
+    template = chat_template(fmt, base_dir)
+    if template is not None:
+        (Path(directory) / TEMPLATE_FILE).write_text(template, encoding="utf-8")
+    return template is not None
+
+
+def chat_template(fmt, base_dir=None) -> str | None:
+    """The Jinja chat template that renders `fmt`: minifc's own file (fmt.template), or for "official" the
+    base model's own (its chat_template.jinja, else tokenizer_config.json's "chat_template"); None when
+    neither is known."""
+    if fmt.template is None:
+        return None
+    if fmt.template != "official":
+        return (TEMPLATES / fmt.template).read_text(encoding="utf-8")
+    base = Path(base_dir) if base_dir is not None else None
+    if base is None:
+        return None
+    if (base / TEMPLATE_FILE).is_file():
+        return (base / TEMPLATE_FILE).read_text(encoding="utf-8")
+    config = base / "tokenizer_config.json"
+    template = json.loads(config.read_text(encoding="utf-8")).get("chat_template") if config.is_file() else None
+    if isinstance(template, list):  # named templates: [{"name": "default", "template": ...}, ...]
+        template = {entry.get("name"): entry.get("template") for entry in template}.get("default")
+    return template if isinstance(template, str) else None
 
 
 def read_record(directory) -> dict:
