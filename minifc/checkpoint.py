@@ -79,7 +79,7 @@ def resolve_checkpoint_dir(name_or_path: str, allow_patterns=_ALLOW_PATTERNS) ->
         raise CheckpointError(f"{target} was not found on the Hugging Face hub (or it is private: set HF_TOKEN "
                               "to a token that can read it).") from error
     except LocalEntryNotFoundError as error:
-        raise CheckpointError(f"cannot download {target}: offline? It is not in the local Hugging Face cache and "
+        raise CheckpointError(f"{target} is not in the local Hugging Face cache and "
                               "cannot be downloaded (offline, or HF_HUB_OFFLINE=1): download it once with network "
                               "access, or pass a local directory holding config.json, the safetensors and "
                               "tokenizer.json.") from error

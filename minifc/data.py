@@ -129,7 +129,8 @@ def _download_hub_file(spec: str) -> Path:
         if isinstance(error, RepositoryNotFoundError):
             raise DataError(f"hf:{spec}: no such dataset on the Hugging Face Hub (or it is private: set HF_TOKEN to "
                             "a token that can read it)") from None
-        raise DataError(f"hf:{spec}: the Hugging Face Hub cannot be reached ({type(error).__name__}: {error}); "
+        first_line = (str(error).strip().splitlines() or [""])[0]
+        raise DataError(f"hf:{spec}: the Hugging Face Hub cannot be reached ({type(error).__name__}: {first_line}); "
                         "check the network, or download the file and pass its path") from None
 
 
@@ -139,7 +140,7 @@ def _hub_file(huggingface_hub, spec: str) -> Path:
         raise DataError(f"hf:{spec}: expected hf:OWNER/NAME or hf:OWNER/NAME/FILE")
     repo_id, filename = "/".join(parts[:2]), "/".join(parts[2:])
     if not filename:
-        files = _from_hub(spec, huggingface_hub.list_repo_files, repo_id, repo_type="dataset")
+        files = huggingface_hub.list_repo_files(repo_id, repo_type="dataset")
         usable = [f for f in files if f.endswith((".jsonl", ".json"))]
         if len(usable) != 1:
             listing = ", ".join(f for f in files if not f.startswith(".")) or "no files"
@@ -148,19 +149,7 @@ def _hub_file(huggingface_hub, spec: str) -> Path:
                             + ("; parquet is not supported" if any(f.endswith('.parquet') for f in files) else ""))
         filename = usable[0]
     _check_suffix(filename, f"hf:{spec}")
-    return Path(_from_hub(spec, huggingface_hub.hf_hub_download, repo_id, filename, repo_type="dataset"))
-
-
-def _from_hub(spec: str, function, *args, **kwargs):
-    """function(*args, **kwargs) of huggingface_hub, its failures (offline, no such repository, gated, a
-    network error: many kinds) told as one DataError."""
-    try:
-        return function(*args, **kwargs)
-    except Exception as error:
-        first_line = (str(error).strip().splitlines() or [""])[0]
-        raise DataError(f"cannot download hf:{spec}: offline? ({type(error).__name__}: {first_line}); check the "
-                        "network (and HF_TOKEN for a private or gated dataset), or download the file and pass its "
-                        "path to --data") from error
+    return Path(huggingface_hub.hf_hub_download(repo_id, filename, repo_type="dataset"))
 
 
 def _read_records(path: Path):

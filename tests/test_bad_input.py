@@ -183,12 +183,11 @@ def test_hub_offline_is_one_line_for_data_and_model(monkeypatch):
     for spec in ("hf:someone/tools", "hf:someone/tools/train.jsonl"):
         with pytest.raises(DataError) as error:
             load_examples(spec)
-        assert str(error.value) == (f"cannot download {spec}: offline? (ConnectionError: [Errno 101] Network is "
-                                    "unreachable); check the network (and HF_TOKEN for a private or gated dataset), "
-                                    "or download the file and pass its path to --data")
+        assert str(error.value) == (f"{spec}: the Hugging Face Hub cannot be reached (ConnectionError: [Errno 101] "
+                                    "Network is unreachable); check the network, or download the file and pass its path")
     monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda *a, **k: (_ for _ in ()).throw(
         LocalEntryNotFoundError("offline")))
-    with pytest.raises(CheckpointError, match="^cannot download google/some-model: offline"):
+    with pytest.raises(CheckpointError, match="^google/some-model is not in the local Hugging Face cache and cannot be downloaded"):
         resolve_checkpoint_dir("google/some-model")
 
 
