@@ -13,6 +13,7 @@ side with the change of every metric.
 """
 
 import argparse
+import inspect
 import json
 import sys
 import time
@@ -58,6 +59,9 @@ def parse_args(argv=None):
     parser.add_argument("--max-prompt-len", type=int, default=8192,
                         help="skip (and count as wrong) prompts longer than this many tokens, or than the model's "
                              "max_position_embeddings (a longer prompt's memory is rarely intended)")
+    parser.add_argument("--thinking", choices=["on", "off"],
+                        help="the format's thinking switch (enable_thinking) in the prompts: qwen3 thinks unless off, "
+                             "gemma4 only when on (default: the format's own default)")
     parser.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
     parser.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling (with --temperature)")
     parser.add_argument("--seed", type=int, default=0, help="seed of sampling (unused when greedy)")
@@ -137,8 +141,9 @@ def evaluate_run(label, model, tokenizer, fmt, cases, args, out: Path, entries=N
         elapsed = time.time() - start
         eta = elapsed / done * (total - done)
         print(f"[{label}] {done}/{total} examples, {elapsed:.0f} s, ETA {eta:.0f} s", file=sys.stderr, flush=True)
+    thinking = {} if args.thinking is None else {"enable_thinking": args.thinking == "on"}
     records, predictions = run_eval(model, tokenizer, fmt, cases, args.batch_size, args.max_new_tokens,
-                                    args.temperature, args.top_p, args.seed, progress, args.max_prompt_len)
+                                    args.temperature, args.top_p, args.seed, progress, args.max_prompt_len, thinking)
     if entries:  # BFCL's verdicts beside minifc's (see minifc/bfclscore.py)
         records = score_bfcl(entries, predictions)
     path = out / f"predictions_{label}.jsonl"
@@ -183,6 +188,8 @@ def main(argv=None):
     cases, source, entries = load_cases(args)
     device, dtype = device_and_dtype(args.device, args.dtype)
     model, tokenizer, fmt = load_model(args.model, device, dtype, args.format, args.adapter)
+    if args.thinking and "enable_thinking" not in inspect.signature(fmt.render).parameters:
+        sys.exit(f"eval.py: --thinking: the {fmt.name} format has no thinking switch (qwen3 and gemma4 have one)")
     out = Path(args.out) if args.out else default_out_dir(args)
     if out.exists() and not out.is_dir():
         sys.exit(f"eval.py: --out {out} is a file, not a directory: choose another --out")
@@ -190,7 +197,7 @@ def main(argv=None):
     print(f"evaluating {args.model}{' + ' + args.adapter if args.adapter else ''} ({fmt.name} format) on "
           f"{len(cases)} examples from {source}", file=sys.stderr)
 
-    settings = ("limit", "batch_size", "max_new_tokens", "max_prompt_len", "temperature", "top_p", "seed")
+    settings = ("limit", "batch_size", "max_new_tokens", "max_prompt_len", "thinking", "temperature", "top_p", "seed")
     report = {"model": args.model, "adapter": args.adapter, "format": fmt.name, "data": source,
               "examples": len(cases), "device": str(device), "dtype": str(dtype).removeprefix("torch."),
               "settings": {k: getattr(args, k) for k in settings}, "runs": {}}

@@ -66,13 +66,15 @@ def _prompt_ids(tokenizer, text: str, limit: int) -> list[int] | None:
 
 def run_eval(model, tokenizer, fmt, cases, batch_size: int = 8, max_new_tokens: int = 256,
              temperature: float = 0.0, top_p: float = 1.0, seed: int | None = None,
-             progress=None, max_prompt_len: int | None = None) -> tuple[list[dict], list[dict]]:
+             progress=None, max_prompt_len: int | None = None,
+             format_options: dict | None = None) -> tuple[list[dict], list[dict]]:
     """Generate an answer for every case and score it. Returns (records, predictions), both in the
     order of `cases`. `progress(done, total)` is called after each batch. The model is put in eval
     mode for the loop and given back in the mode it came in (so a training loop can call this).
-    Prompts longer than `max_prompt_len` tokens (and than max_position_embeddings - 1) are skipped."""
-    prompts = [fmt.render(example.messages, tools=example.tools or None, add_generation_prompt=True).text
-               for example, _ in cases]
+    Prompts longer than `max_prompt_len` tokens (and than max_position_embeddings - 1) are skipped.
+    `format_options` go to fmt.render (enable_thinking=False, say)."""
+    prompts = [fmt.render(example.messages, tools=example.tools or None, add_generation_prompt=True,
+                          **(format_options or {})).text for example, _ in cases]
     limit = model.config.max_position_embeddings - 1  # room for one new token at least
     limit = min(limit, max_prompt_len) if max_prompt_len else limit
     prompt_ids = [_prompt_ids(tokenizer, text, limit) for text in prompts]

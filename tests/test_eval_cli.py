@@ -145,6 +145,27 @@ def test_scripted_model_scores_exactly(tmp_path, monkeypatch, capsys, format_nam
     assert json.loads((out / "report.json").read_text()) == report
 
 
+@pytest.mark.parametrize("format_name, thinking, prompt_end", [
+    ("qwen3", "off", "<|im_start|>assistant\n<think>\n\n</think>\n\n"), ("qwen3", None, "<|im_start|>assistant\n"),
+    ("gemma4", "on", "<|turn>model\n"), ("gemma3", "on", None)])
+def test_thinking_switch_reaches_the_prompts(tmp_path, monkeypatch, format_name, thinking, prompt_end):
+    fmt = get_format(format_name)
+    tokenizer = format_tokenizer(fmt, corpus(fmt))
+    eval_cli = load_eval_module()
+    script = [tokenizer.stop_ids(fmt)[0]]  # the model ends its turn at once
+    monkeypatch.setattr(eval_cli, "load_model", lambda *args: (ScriptedModel(script, tokenizer.vocab_size), tokenizer, fmt))
+    argv = ["--model", "scripted", "--data", str(write_jsonl(tmp_path / "data.jsonl", EXAMPLES[:1])), "--out",
+            str(tmp_path / "out"), "--max-new-tokens", "2"] + (["--thinking", thinking] if thinking else [])
+    if prompt_end is None:
+        with pytest.raises(SystemExit, match="--thinking: the gemma3 format has no thinking switch"):
+            eval_cli.main(argv)
+        return
+    report = eval_cli.main(argv)
+    prediction = json.loads((tmp_path / "out" / "predictions_base.jsonl").read_text())
+    assert prediction["prompt"].endswith(prompt_end) and report["settings"]["thinking"] == thinking
+    assert ("<|think|>" in prediction["prompt"]) == (format_name == "gemma4")  # Gemma 4's system-turn switch
+
+
 def test_prompts_too_long_are_skipped_counted_as_wrong_and_never_tokenized(tmp_path, monkeypatch, capsys):
     """--max-prompt-len (and the model's max_position_embeddings): a longer prompt is not generated; it is a
     wrong answer with the reason, counted in report.json and on stderr. A prompt whose characters alone
