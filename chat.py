@@ -25,7 +25,7 @@ import torch
 from minifc.adapters import load_adapter
 from minifc.chat import FORMATS
 from minifc.chat.kit import function_tool
-from minifc.cli import HelpFormatter
+from minifc.cli import HelpFormatter, run
 from minifc.generate import generate
 from minifc.loader import LoadError, load
 
@@ -162,4 +162,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run(main, "chat.py")

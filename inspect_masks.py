@@ -3,7 +3,7 @@
     python inspect_masks.py --model llama-3.2-1b --data data/train.jsonl --n 2
     python inspect_masks.py --model path/to/tokenizer_dir --format gemma3 --data my.jsonl --train-on assistant,tool
 
---model is a short name of minifc/config.py, a hub id (only the tokenizer files are downloaded) or a local
+--model is a short name of minifc/registry.py, a hub id (only the tokenizer files are downloaded) or a local
 directory with tokenizer.json (its minifc.json, if any, names the format; else pass --format). Each
 example is printed with its trained tokens green on a terminal (⟦…⟧ otherwise), its tokens counted by
 the role of the message they came from, and whether every trained assistant turn ends with a trained

@@ -27,7 +27,7 @@ from minifc.chat import get_format
 from minifc.cli import INTERRUPTED, HelpFormatter, device_error, run
 from minifc.checkpoint import CheckpointError, load_pretrained
 from minifc.collate import epoch_batches, epoch_rows, num_batches, step_batches
-from minifc.config import resolve_model_name
+from minifc.registry import resolve_model_name
 from minifc.data import BUILTIN_TEST, BUILTIN_TRAIN, DataError, load_examples
 from minifc.encode import encode_dataset
 from minifc.evalloop import cases_from_examples, run_eval
@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="Fine-tune Gemma 3 / FunctionGemma / Llama 3.x for function calling.",
                                 formatter_class=HelpFormatter)
     add = p.add_argument
-    add("--model", default="gemma-3-1b", help="short name (see minifc/config.py), hub id, local directory, "
+    add("--model", default="gemma-3-1b", help="short name (see minifc/registry.py), hub id, local directory, "
         "or 'tiny' (the offline demo)")
     add("--format", help="chat format (default: the model's): functiongemma, gemma3, llama3.1, llama3.2, qwen3, "
         "qwen3-2507, qwen2.5")

@@ -5,7 +5,7 @@
     python benchmarks/bench_nf4.py --device cuda --models llama-3.1-8b [--compile]   # GPU: full depth, bf16
 
 --table: the weights of gemma-3-1b, llama-3.2-3b, llama-3.1-8b and gemma-3-12b (text decoder), computed
-from the registry's config numbers (minifc/config.py): the model is built on the meta device (shapes
+from the registry's config numbers (minifc/registry.py): the model is built on the meta device (shapes
 only), each block linear weight counted at NF4's bytes (nf4_bytes, the buffers NF4Weight.quantize makes)
 and every other tensor at 2 bytes (bf16). Nothing is downloaded or allocated.
 
@@ -35,7 +35,8 @@ from benchmarks.bench_train import (bench_hf_config, load_sequences, make_optimi
                                     minifc_step, step_examples, synchronize, to_device)
 from benchmarks.memory import peak_memory  # noqa: E402
 from benchmarks.report import describe_device, gib, spread  # noqa: E402
-from minifc.config import MODELS, ModelConfig  # noqa: E402
+from minifc.config import ModelConfig  # noqa: E402
+from minifc.registry import MODELS  # noqa: E402
 from minifc.lora import apply_lora, lora_parameters, mark_only_lora_trainable  # noqa: E402
 from minifc.model import Transformer  # noqa: E402
 from minifc.nf4 import BLOCK, SCALE_BLOCK, nf4_weights, quantize_model, quantizes  # noqa: E402

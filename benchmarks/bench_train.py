@@ -5,7 +5,7 @@
     python benchmarks/bench_train.py --device cuda --models llama-3.1-8b --peak-tflops 989
 
 Both implementations train the same random-weight model (the real width and vocabulary of a registry
-entry from minifc/config.py; on CPU only `--layers` layers), with the same LoRA (rank, alpha, all seven
+entry from minifc/registry.py; on CPU only `--layers` layers), with the same LoRA (rank, alpha, all seven
 linear layers of every block), on the same examples (the built-in training data, rendered in the
 model's chat format and tokenized with the real tokenizer), the same number of examples per optimiser
 step, the same dtype and device, in one process, alternating step by step (A, B, A, B, ...):
@@ -56,7 +56,8 @@ from minifc.chat import get_format  # noqa: E402
 from minifc.collate import packed_batch, padded_batch  # noqa: E402
 from minifc.encode import encode_dataset  # noqa: E402
 from minifc.masking import IGNORE_INDEX  # noqa: E402
-from minifc.config import MODELS, ModelConfig  # noqa: E402
+from minifc.config import ModelConfig  # noqa: E402
+from minifc.registry import MODELS  # noqa: E402
 from minifc.data import BUILTIN_TRAIN, load_examples  # noqa: E402
 from minifc.lora import apply_lora, lora_layers, lora_parameters, mark_only_lora_trainable  # noqa: E402
 from minifc.loss import batch_loss  # noqa: E402

@@ -26,7 +26,7 @@ from torch.profiler import ProfilerActivity, profile  # noqa: E402
 
 from benchmarks.bench_train import (bench_hf_config, build_minifc, load_sequences, make_optimizer,  # noqa: E402
                                     minifc_batch, minifc_step, step_examples, synchronize, to_device)
-from minifc.config import MODELS  # noqa: E402
+from minifc.registry import MODELS  # noqa: E402
 from minifc.lora import lora_parameters  # noqa: E402
 
 SYNC_EVENTS = ("cudaStreamSynchronize", "cudaMemcpy", "cudaMemcpyAsync")  # not the final cudaDeviceSynchronize

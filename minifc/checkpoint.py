@@ -2,7 +2,7 @@
 
     model = load_pretrained("gemma-3-1b", device="cuda", dtype=torch.bfloat16)
 
-Resolution: a short name from config.MODELS or a hub id goes through huggingface_hub.snapshot_download,
+Resolution: a short name from registry.MODELS or a hub id goes through huggingface_hub.snapshot_download,
 limited to the files minifc needs (config, weights, tokenizer); a local directory is used as is, and
 the network is never touched for it (nor with HF_HUB_OFFLINE=1 and a filled cache).
 
@@ -33,7 +33,8 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from .config import ModelConfig, resolve_model_name
+from .config import ModelConfig
+from .registry import resolve_model_name
 from .model import Transformer
 from .nf4 import quantizes, replace_linear
 
@@ -191,7 +192,7 @@ def load_pretrained(name_or_path: str, device="cpu", dtype: torch.dtype = torch.
                     quantize: str | None = None) -> Transformer:
     """Load a checkpoint into a Transformer (eval mode) in `dtype` on `device`.
 
-    `name_or_path`: a short name (config.MODELS), a hub id, or a local directory with config.json and
+    `name_or_path`: a short name (registry.MODELS), a hub id, or a local directory with config.json and
     model.safetensors / model.safetensors.index.json. quantize="nf4": the linear layers of the blocks in
     NF4 (computing in `dtype`). The returned model has `.checkpoint_dir` (the resolved directory, which
     also holds tokenizer.json).

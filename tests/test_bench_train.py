@@ -31,7 +31,7 @@ def tiny(bench, name: str) -> dict:
 
 @pytest.mark.parametrize("name", ["gemma-3-1b", "llama-3.2-1b"])
 def test_minifc_and_reference_steps_compute_the_same_loss(bench, name):
-    from minifc.config import MODELS
+    from minifc.registry import MODELS
 
     # The small fallback tokenizer (trained on 40 examples) keeps the reference's full logits small.
     encoded, tokenizer, note = bench.load_sequences(MODELS[name].chat_format, None, limit=40)

@@ -56,13 +56,13 @@ def test_nothing_found_says_what_was_searched_and_what_to_pass(tmp_path):
     with pytest.raises(ValueError) as error:
         resolve_chat_format(str(model_dir), None, [model_dir, adapter, tmp_path / "missing"])
     assert str(error.value) == (
-        f"which chat format does --model {model_dir} use? It is not in the model registry (minifc/config.py) "
+        f"which chat format does --model {model_dir} use? It is not in the model registry (minifc/registry.py) "
         f"and there is no {model_dir / 'minifc.json'} or {adapter / 'minifc.json'}: {KNOWN}")
     with pytest.raises(ValueError) as error:  # a hub id the registry does not know, no local directory
         resolve_chat_format("someone/their-model", None, ["someone/their-model"])
     assert str(error.value) == (
         "which chat format does --model someone/their-model use? It is not in the model registry "
-        f"(minifc/config.py) and it is no local directory with a minifc.json: {KNOWN}")
+        f"(minifc/registry.py) and it is no local directory with a minifc.json: {KNOWN}")
 
 
 def test_bad_names_and_bad_files_are_named(tmp_path):

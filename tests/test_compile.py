@@ -143,7 +143,7 @@ def test_gemma4_variants_all_compile():
     """Gemma 4 E2B's 35 blocks are 5 variants (the first block; sliding and full layers with their own K/V;
     the KV-shared ones of each type), each once more with dynamic shapes: 10, beyond dynamo's default
     limit of 8, which compile_blocks raises, so no block falls back to eager."""
-    from minifc.config import MODELS
+    from minifc.registry import MODELS
     hf = dict(MODELS["gemma-4-e2b"].hf_config["text_config"], hidden_size=32, intermediate_size=32,
               num_attention_heads=2, num_key_value_heads=1, head_dim=8, global_head_dim=16,
               hidden_size_per_layer_input=4, vocab_size=VOCAB, vocab_size_per_layer_input=VOCAB)

@@ -5,7 +5,8 @@ import json
 import pytest
 import torch
 
-from minifc.config import MODELS, ModelConfig, resolve_model_name
+from minifc.config import ModelConfig
+from minifc.registry import MODELS, resolve_model_name
 from minifc.model import Transformer
 
 

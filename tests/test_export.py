@@ -10,7 +10,8 @@ from safetensors import safe_open
 from minifc import tiny
 from minifc.chat import get_format
 from minifc.checkpoint import load_pretrained
-from minifc.config import MODELS, ModelConfig
+from minifc.config import ModelConfig
+from minifc.registry import MODELS
 from minifc.chat.lookup import read_chat_format
 from minifc.export import save_hf_model
 from minifc.lora import apply_lora, lora_layers

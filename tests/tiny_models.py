@@ -35,7 +35,7 @@ def llama_config(**overrides):
 def qwen_hub_config(short_name, **overrides) -> dict:
     """A Qwen registry entry's config.json keys (the hub's: rope_theta, rope_scaling null,
     use_sliding_window false), at its real widths but 2 layers and a QWEN_VOCAB vocabulary."""
-    from minifc.config import MODELS
+    from minifc.registry import MODELS
     hub = {**MODELS[short_name].hf_config, "num_hidden_layers": 2, "vocab_size": QWEN_VOCAB, **overrides}
     hub.pop("bos_token_id"), hub.pop("eos_token_id")  # beyond the cut vocabulary (transformers warns)
     return hub

@@ -18,7 +18,7 @@ import json
 from pathlib import Path
 
 from minifc.chat import FORMATS, get_format
-from minifc.config import resolve_model_name
+from minifc.registry import resolve_model_name
 
 _FILE = "minifc.json"
 TEMPLATE_FILE = "chat_template.jinja"
@@ -78,7 +78,7 @@ def read_chat_format(directory) -> str | None:
 
 
 def resolve_chat_format(model: str, format_name: str | None = None, directories=()):
-    """The ChatFormat for --model, as the module docstring says: the registry is minifc.config.MODELS (by
+    """The ChatFormat for --model, as the module docstring says: the registry is minifc.registry.MODELS (by
     short name or hub id), `directories` the model's local directory and an adapter directory (entries that
     are None or not directories are skipped). Raises ValueError naming what to pass when nothing says."""
     if name := format_name or resolve_model_name(model)[1]:
@@ -94,4 +94,4 @@ def resolve_chat_format(model: str, format_name: str | None = None, directories=
     missing = (f"there is no {' or '.join(str(d / _FILE) for d in searched)}" if searched
                else "it is no local directory with a minifc.json")
     raise ValueError(f"which chat format does --model {model} use? It is not in the model registry "
-                     f"(minifc/config.py) and {missing}: pass --format, one of {', '.join(sorted(FORMATS))}")
+                     f"(minifc/registry.py) and {missing}: pass --format, one of {', '.join(sorted(FORMATS))}")
