@@ -7,8 +7,8 @@
     OUT/args.json           the run's settings (prepare_run_dir writes them, saved_flags reads them)
 
     write = weights_writer(model, full, base_name, hf_config, tokenizer, fmt, tokenizer_dir)
-    save_step(OUT, N, (epoch, batches_done), optimizer, write, keep=3)     # OUT/step-N; the latest 3 kept
-    step, (epoch, batches_done) = restore(latest_checkpoint(OUT), optimizer)   # also sets the RNG
+    save_step(OUT, N, (epoch, batches_done), optimizer.state_dict(), write, keep=3)   # OUT/step-N; latest 3 kept
+    step, (epoch, batches_done) = restore(latest_checkpoint(OUT), optimizer.load_state_dict)   # also sets the RNG
     args = parser.parse_args(argv, argparse.Namespace(**saved_flags(OUT)))  # the flags given now over the saved
 
 A checkpoint appears only once complete (checkpoint.atomic_directory), so a crash or a full disk
@@ -58,14 +58,21 @@ def save_checkpoint(directory, write_weights, state: dict) -> Path:
     return directory
 
 
-def save_step(out, step: int, position: tuple[int, int], optimizer, write_weights, keep: int) -> Path:
-    """Checkpoint OUT/step-N (the weights, the optimizer, the data position, the RNG) and keep the latest
-    `keep` checkpoints."""
+def rng_state() -> dict:
     rng = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         rng["cuda"] = torch.cuda.get_rng_state_all()
-    state = {"step": step, "epoch": position[0], "batch": position[1], "optimizer": optimizer.state_dict(),
-             "rng": rng}
+    return rng
+
+
+def save_step(out, step: int, position: tuple[int, int], optimizer_state: dict, write_weights, keep: int,
+              rng_ranks: list[dict] | None = None) -> Path:
+    """Checkpoint OUT/step-N (the weights, optimizer.state_dict(), the data position, the RNG) and keep the
+    latest `keep` checkpoints. rng_ranks: every rank's RNG states in a run of several processes."""
+    state = {"step": step, "epoch": position[0], "batch": position[1], "optimizer": optimizer_state,
+             "rng": rng_state()}
+    if rng_ranks is not None:
+        state["rng_ranks"] = rng_ranks
     path = save_checkpoint(Path(out) / f"step-{step}", write_weights, state)
     for old in checkpoints(out)[:-keep]:
         shutil.rmtree(old)
@@ -102,13 +109,17 @@ def weights_writer(model, full: bool, base_name: str, hf_config: dict, tokenizer
     return write
 
 
-def restore(directory, optimizer) -> tuple[int, tuple[int, int]]:
-    """Load the optimizer and RNG states of checkpoint `directory`; returns (step, data position)."""
+def restore(directory, load_optimizer, rank: int = 0, world: int = 1) -> tuple[int, tuple[int, int]]:
+    """Load the optimizer state (by `load_optimizer(state_dict)`, e.g. optimizer.load_state_dict) and the
+    RNG states of checkpoint `directory`; returns (step, data position). Each of `world` ranks takes its
+    own RNG states when the run that saved them had as many ranks, else those of the saving process."""
     state = load_trainer_state(directory)
-    optimizer.load_state_dict(state["optimizer"])
-    torch.set_rng_state(state["rng"]["torch"])
-    if "cuda" in state["rng"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+    load_optimizer(state["optimizer"])
+    ranks = state.get("rng_ranks")
+    rng = ranks[rank] if ranks is not None and len(ranks) == world else state["rng"]
+    torch.set_rng_state(rng["torch"])
+    if "cuda" in rng and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(rng["cuda"])
     print(f"resumed from {directory} at step {state['step']}")
     return state["step"], (state["epoch"], state["batch"])
 
