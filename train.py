@@ -286,10 +286,13 @@ def lr_at(step: int, total: int, args) -> float:
 
 # ------------------------------------------------------------------------------------------ the loop
 
-def train_step(loss_fn, params, batches, args, autocast, normalizer) -> tuple[torch.Tensor, torch.Tensor]:
+def train_step(model, params, batches, args, autocast, normalizer=None, loss_fn=None) -> tuple[torch.Tensor, torch.Tensor]:
     """Forward and backward over the micro-batches of one optimizer step (this rank's rows of them);
     returns (loss, grad norm) as device tensors, so nothing here waits for the GPU. normalizer: the
-    step's trained tokens (distributed.step_normalizer)."""
+    step's trained tokens (default: these batches'; distributed.step_normalizer over all ranks);
+    loss_fn(batch, chunk, normalizer, sync): distributed.wrap's (default: batch_loss on `model`)."""
+    normalizer = sum(b.num_trained for b in batches) if normalizer is None else normalizer
+    loss_fn = loss_fn or (lambda batch, chunk, normalizer, sync: batch_loss(model, batch, chunk, normalizer))
     total = torch.zeros((), device=args.device)
     for i, batch in enumerate(batches):
         batch = batch.to(args.device)
@@ -370,7 +373,9 @@ def run(args, train_on, setup):
 
     # 2. Model, optimizer, and the state of a resumed run.
     model, params = build_model(args, name, resume_dir, setup)
-    loss_fn = distributed.wrap(setup, model, lambda *a: batch_loss(*a))  # through DDP or FSDP under torchrun
+    if setup.world > 1:  # the same adapters everywhere (drawn above), then each rank its own dropout draws
+        torch.manual_seed(args.seed + setup.rank)
+    loss_fn = distributed.wrap(setup, model)  # the loss through DDP or FSDP under torchrun (None: one process)
     optimizer = make_optimizer(args, params)
     # --full keeps fp32 weights and computes in bf16 under autocast (on CPU too, where bf16 is slower
     # than fp32 but --dtype bfloat16 is not silently ignored); LoRA's base weights are bf16 already.
@@ -409,8 +414,8 @@ def run(args, train_on, setup):
             lr = lr_at(step, total, args)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            loss, norm = train_step(loss_fn, params, batches, args, autocast,
-                                    step_normalizer(setup, batches, args.device))
+            loss, norm = train_step(model, params, batches, args, autocast,
+                                    step_normalizer(setup, batches, args.device), loss_fn)
             counts = [sum(b.num_tokens for b in batches), sum(b.num_trained for b in batches)]
             if setup.mode == "none":
                 loss, norm, stopping = loss.item(), norm.item(), bool(stop)  # the step's one host sync

@@ -157,25 +157,25 @@ def full_value(tensor: torch.Tensor) -> torch.Tensor:
 # ------------------------------------------------------------------------------------ wrapping the model
 
 class _StepLoss(nn.Module):
-    """The loss as a module's forward: the one call DDP hooks for its gradient all-reduce."""
+    """batch_loss as a module's forward: the one call DDP hooks for its gradient all-reduce."""
 
-    def __init__(self, model, loss):
+    def __init__(self, model):
         super().__init__()
-        self.model, self.loss = model, loss
+        self.model = model
 
     def forward(self, batch, chunk_size, normalizer):
-        return self.loss(self.model, batch, chunk_size, normalizer)
+        return batch_loss(self.model, batch, chunk_size, normalizer)
 
 
-def wrap(setup: Setup, model, loss=batch_loss):
-    """loss_fn(batch, chunk_size, normalizer, sync) for training. One process: `loss` as is. DDP: through
-    DistributedDataParallel, all-reducing gradients only on the step's last micro-batch (sync). FSDP: the
-    model is sharded already (load_sharded); batch_loss calls model.hidden_states, registered as a forward
-    method so that FSDP gathers and frees the weights around it."""
-    if setup.mode in ("none", "fsdp"):
-        return lambda batch, chunk, normalizer, sync: loss(model, batch, chunk, normalizer)
+def wrap(setup: Setup, model):
+    """loss_fn(batch, chunk_size, normalizer, sync) for training, or None for batch_loss as it is (one
+    process, and FSDP: the model is sharded already by load_sharded, and batch_loss calls
+    model.hidden_states, registered as a forward method so that FSDP gathers and frees the weights around
+    it). DDP: through DistributedDataParallel, all-reducing gradients on the step's last micro-batch (sync)."""
+    if setup.mode != "ddp":
+        return None
     # NF4 codes are buffers that never change: not synced at every forward
-    ddp = nn.parallel.DistributedDataParallel(_StepLoss(model, loss), forward_sync_buffers=False)
+    ddp = nn.parallel.DistributedDataParallel(_StepLoss(model), forward_sync_buffers=False)
 
     def loss_fn(batch, chunk, normalizer, sync):
         with nullcontext() if sync else ddp.no_sync():
@@ -221,6 +221,9 @@ def load_sharded(name_or_path: str, device, dtype: torch.dtype, add_lora=None, a
     _init_lora(model, device)
     if adapter is not None:
         _load_adapter_shards(model, adapter)
+    with torch.no_grad():  # FSDP2 makes its buffers for gathered weights at the first forward; made under
+        model(torch.zeros(1, 1, dtype=torch.long, device=device))  # generate.py's inference_mode, training could not reuse them
+    model.reshard()  # the root group (embeddings, final norm, lm_head) back to shards until the next forward
     model.checkpoint_dir = directory
     return model.eval()
 
