@@ -286,7 +286,8 @@ def lr_at(step: int, total: int, args) -> float:
 
 # ------------------------------------------------------------------------------------------ the loop
 
-def train_step(model, params, batches, args, autocast, normalizer=None, loss_fn=None) -> tuple[torch.Tensor, torch.Tensor]:
+def train_step(model, params, batches, args, autocast, normalizer=None,
+               loss_fn=None) -> tuple[torch.Tensor, torch.Tensor]:
     """Forward and backward over the micro-batches of one optimizer step (this rank's rows of them);
     returns (loss, grad norm) as device tensors, so nothing here waits for the GPU. normalizer: the
     step's trained tokens (default: these batches'; distributed.step_normalizer over all ranks);

@@ -14,8 +14,9 @@ and --grad-accum describe the whole step, as in one process. A step's loss is di
 of the whole step (all-reduced), times the world size, because DDP and FSDP average gradients over ranks:
 N ranks then compute the update of one process with the same flags. With --parallel fsdp every block is
 one FSDP2 group (fully_shard) and the root (embeddings, final norm, lm_head) another; under LoRA the
-adapters of a block form their own group, since a group holds one dtype and one requires_grad. The model is
-built on the meta device and each rank reads only its rows of each tensor from the safetensors files.
+adapters of a block form a group of their own, so that the trained fp32 adapters and the frozen (bf16) base
+never share one (FSDP2 reduces one gradient dtype per group). The model is built on the meta device and
+each rank reads only its rows of each tensor from the safetensors files.
 Checkpoints and exports are written by rank 0 from gathered tensors in the single-process layout, so a run
 resumes with any number of ranks (and any --parallel).
 """
@@ -34,6 +35,7 @@ import torch.distributed as dist
 import torch.nn as nn
 from safetensors.torch import load_file
 
+from .adapters import _PEFT_PREFIX, _WEIGHTS
 from .checkpoint import _DTYPES, CheckpointError, _safetensors_files, load_config, minifc_name, resolve_checkpoint_dir
 from .lora import LoRALinear, lora_layers, wrap_layers
 from .loss import batch_loss
@@ -151,7 +153,7 @@ def step_normalizer(setup: Setup, batches, device):
 
 def full_value(tensor: torch.Tensor) -> torch.Tensor:
     """A DTensor (FSDP2's sharded parameter, gradient norm) as the whole tensor; other tensors as they are."""
-    return tensor.full_tensor() if hasattr(tensor, "full_tensor") else tensor
+    return tensor.full_tensor() if hasattr(tensor, "full_tensor") else tensor  # no import of DTensor (seconds)
 
 
 # ------------------------------------------------------------------------------------ wrapping the model
@@ -221,8 +223,10 @@ def load_sharded(name_or_path: str, device, dtype: torch.dtype, add_lora=None, a
     _init_lora(model, device)
     if adapter is not None:
         _load_adapter_shards(model, adapter)
-    with torch.no_grad():  # FSDP2 makes its buffers for gathered weights at the first forward; made under
-        model(torch.zeros(1, 1, dtype=torch.long, device=device))  # generate.py's inference_mode, training could not reuse them
+    # FSDP2 makes its buffers for gathered weights at the first forward: made under generate.py's
+    # inference_mode (the tool-call check comes first), training could not write into them
+    with torch.no_grad():
+        model(torch.zeros(1, 1, dtype=torch.long, device=device))
     model.reshard()  # the root group (embeddings, final norm, lm_head) back to shards until the next forward
     model.checkpoint_dir = directory
     return model.eval()
@@ -281,7 +285,6 @@ def _init_lora(model, device):
 @torch.no_grad()
 def _load_adapter_shards(model, directory):
     """This rank's rows of every adapter weight saved by adapters.save_adapter (a resumed FSDP run)."""
-    from .adapters import _PEFT_PREFIX, _WEIGHTS
     tensors = load_file(f"{directory}/{_WEIGHTS}")
     for name, layer in lora_layers(model).items():
         for part in ("lora_A", "lora_B"):
@@ -331,9 +334,9 @@ def load_optimizer_state(optimizer, state: dict):
     params = [p for group in optimizer.param_groups for p in group["params"]]
     for i, values in state["state"].items():
         param = params[i]
-        if hasattr(param, "to_local"):
-            start, stop = _rows(param)
+        if hasattr(param, "to_local"):  # a DTensor
             from torch.distributed.tensor import DTensor
+            start, stop = _rows(param)
             values.update({k: DTensor.from_local(v[start:stop].to(param.device), param.device_mesh, param.placements,
                                                  shape=param.shape, stride=param.stride())
                            for k, v in values.items() if v.shape == param.shape})

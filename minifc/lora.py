@@ -42,7 +42,8 @@ class LoRAFactor(nn.Linear):
         if add_to is None:
             return F.linear(x, self.weight.to(x.dtype))
         w = (self.weight * scale).to(x.dtype)
-        return torch.addmm(add_to.reshape(-1, self.out_features), x.reshape(-1, self.in_features), w.t()).view(add_to.shape)
+        product = torch.addmm(add_to.reshape(-1, self.out_features), x.reshape(-1, self.in_features), w.t())
+        return product.view(add_to.shape)
 
 
 class LoRALinear(nn.Module):

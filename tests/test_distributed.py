@@ -2,7 +2,8 @@
 DDP and FSDP2, LoRA and --full, a small Gemma 3 and a small Llama. Per-step losses agree to 1e-5, the saved
 weights within fp32 round-off, and a resumed 2-rank run (or the 1-process resume of a 2-rank run) continues
 with the same losses. The batches are chosen so that the last micro-batch of an epoch holds one row: the
-second rank then runs a row of padding, and gradient accumulation is on (DDP's no_sync)."""
+second rank then runs a row of padding, and gradient accumulation is on (DDP's no_sync).
+MINIFC_TEST_DEVICE=cuda runs the same on 2 GPUs with NCCL, in fp32 (benchmarks/gpu_session.sh ddp)."""
 
 import json
 import re
@@ -31,12 +32,14 @@ SMALL = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_atte
 FLAGS = {"gemma3": ["--max-len", 448, "--batch-tokens", 896, "--grad-accum", 2, "--max-steps", 7],
          "llama3.2": ["--max-len", 512, "--batch-tokens", 1024, "--grad-accum", 3, "--max-steps", 6]}
 TOL = 1e-5
+DEVICE = os.environ.get("MINIFC_TEST_DEVICE", "cpu")
 # Saved weights: AdamW divides each gradient by its own running magnitude, so where a gradient is near
 # zero, fp32 round-off of the summation order (rows split over ranks) moves the update by more than
 # 1e-5 (measured up to 1.05e-5); 1e-4 is 1% of one step at --lr 1e-2.
 WEIGHT_TOL = 1e-4
 
-pytestmark = pytest.mark.slow  # each 2-process run starts two Python processes (a few seconds)
+pytestmark = [pytest.mark.slow,  # each 2-process run starts two Python processes (a few seconds)
+              pytest.mark.skipif(DEVICE == "cuda" and torch.cuda.device_count() < 2, reason="needs 2 GPUs")]
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -79,6 +82,7 @@ def bases(data, tmp_path_factory):
 def flags(data, bases, fmt, out, *extra):
     return ["--model", str(bases[fmt]), "--data", str(data[0]), "--eval-data", str(data[1]), "--out", str(out),
             "--lr", "1e-2", "--eval-interval", "3", "--save-interval", "3", "--check-examples", "0",
+            "--device", DEVICE, "--dtype", "float32",
             *map(str, FLAGS[fmt]), *map(str, extra)]
 
 
