@@ -445,7 +445,8 @@ def run(args, train_on, setup):
     if stopping:
         if saved_step != step:
             save(step, position)
-        sys.exit(f"stopped at step {step}: continue with  python train.py --resume {args.out}")
+        again = "torchrun --nproc-per-node N" if setup.mode != "none" else "python"
+        sys.exit(f"stopped at step {step}: continue with  {again} train.py --resume {args.out}")
 
     # 5. The result: OUT/final (+ OUT/merged with --export), the check again, the loss plot.
     final = Path(args.out) / "final"
