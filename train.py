@@ -188,7 +188,7 @@ def load_data(args, train_on):
     return examples, heldout[:args.eval_examples]
 
 
-def tokenizer_and_format(args, examples, setup):
+def tokenizer_and_format(args, examples, setup=distributed.ONE):
     """(the model's name or directory, Tokenizer, ChatFormat) by minifc/loader.py, no weights loaded yet.
     The offline demo (--model tiny) is OUT/init: a tiny random model and a tokenizer trained on the
     rendered examples, written here once (a resumed run reuses it)."""
@@ -215,7 +215,7 @@ def plan_steps(args, train_set, rows_per_batch: int) -> int:
 
 # -------------------------------------------------------------------------------------------- model
 
-def build_model(args, name, resume_dir, setup):
+def build_model(args, name, resume_dir, setup=distributed.ONE):
     """The model and the parameters to train. LoRA: frozen base in --dtype, fp32 adapters.
     --full: fp32 weights (the optimizer needs fp32 to accumulate small updates), bf16 via autocast.
     --parallel fsdp: built sharded, each rank reading its part of the files (distributed.load_sharded)."""
@@ -311,7 +311,7 @@ def train_step(model, params, batches, args, autocast, normalizer=None,
 
 
 @torch.no_grad()
-def heldout_loss(model, batches, args, autocast, log, step, setup):
+def heldout_loss(model, batches, args, autocast, log, step, setup=distributed.ONE):
     """Mean cross-entropy over every trained token of the held-out batches, logged and printed. Several
     processes: each takes its rows of every batch, and the sums are added up."""
     model.eval()
@@ -417,12 +417,7 @@ def run(args, train_on, setup):
                 group["lr"] = lr
             loss, norm = train_step(model, params, batches, args, autocast,
                                     step_normalizer(setup, batches, args.device), loss_fn)
-            counts = [sum(b.num_tokens for b in batches), sum(b.num_trained for b in batches)]
-            if setup.mode == "none":
-                loss, norm, stopping = loss.item(), norm.item(), bool(stop)  # the step's one host sync
-            else:  # the step's loss and counts over every rank; all stop after the same step if one was asked to
-                loss, *counts, stopping = all_sum([loss.item() / setup.world, *counts, len(stop)], args.device)
-                norm, stopping = norm.item(), stopping > 0
+            loss, norm, counts, stopping = distributed.step_stats(setup, loss, norm, batches, stop, args.device)
             if not (math.isfinite(loss) and math.isfinite(norm)):
                 last = latest_checkpoint(args.out)
                 sys.exit(f"step {step + 1}: the loss is {loss} (grad norm {norm}): training diverged and was "
@@ -431,7 +426,7 @@ def run(args, train_on, setup):
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             step, position = step + 1, next_position
-            tokens, trained = tokens + int(counts[0]), trained + int(counts[1])
+            tokens, trained = tokens + counts[0], trained + counts[1]
             record = step_record(step, total, loss, lr, norm, tokens, trained, time.time() - start_time,
                                  step - start_step, torch.device(args.device))
             if log is not None:

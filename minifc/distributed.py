@@ -53,6 +53,9 @@ class Setup:
         return self.rank, self.world
 
 
+ONE = Setup()  # one process, no torchrun
+
+
 def env_world() -> int | None:
     """torchrun's WORLD_SIZE, or None when this process was not started by torchrun."""
     return int(os.environ["WORLD_SIZE"]) if "WORLD_SIZE" in os.environ else None
@@ -73,7 +76,7 @@ def init(requested: str, device: str) -> Setup:
     """Join torchrun's process group (NCCL on CUDA, gloo on CPU); ranks other than 0 print nothing to stdout."""
     mode = parallel_mode(requested)
     if mode == "none":
-        return Setup()
+        return ONE
     if device.startswith("cuda"):
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
     dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
@@ -149,6 +152,17 @@ def step_normalizer(setup: Setup, batches, device):
     count = torch.tensor(float(local), device=device)
     dist.all_reduce(count)  # stays on the device: no host sync
     return count / setup.world
+
+
+def step_stats(setup: Setup, loss, norm, batches, stop: list, device) -> tuple[float, float, list[int], bool]:
+    """(loss, grad norm, [tokens, trained tokens], whether to stop) of a step, as numbers: one process reads
+    its own (the step's one host sync); several add up their losses and counts, and stop together, after
+    the same step, if any of them was asked to (Ctrl-C)."""
+    counts = [sum(b.num_tokens for b in batches), sum(b.num_trained for b in batches)]
+    if setup.mode == "none":
+        return loss.item(), norm.item(), counts, bool(stop)
+    loss, tokens, trained, stopping = all_sum([loss.item() / setup.world, *counts, len(stop)], device)
+    return loss, norm.item(), [int(tokens), int(trained)], stopping > 0
 
 
 def full_value(tensor: torch.Tensor) -> torch.Tensor:
