@@ -348,12 +348,12 @@ def main(argv=None):
         sys.exit(f"--train-on: {error}")
     setup = distributed.init(args.parallel, args.device)  # one process unless started by torchrun
     try:
-        return run(args, train_on, setup)
+        return run_training(args, train_on, setup)
     finally:
         distributed.finish(setup)
 
 
-def run(args, train_on, setup):
+def run_training(args, train_on, setup):
     torch.manual_seed(args.seed)
     examples, heldout = load_data(args, train_on)
     try:  # the settings as used, without the one-off choices; --resume reuses them
