@@ -108,7 +108,7 @@ def rank_errors():
     try:
         yield
     except SystemExit as stop:
-        if stop.code in (None, 0):
+        if not isinstance(stop.code, str):  # an exit code alone (0, or a status such as Ctrl-C's) passes
             raise
         print(f"rank {rank}: {stop.code}", file=sys.stderr, flush=True)
         raise SystemExit(1) from None
