@@ -25,6 +25,7 @@ from minifc.adapters import load_adapter
 from minifc.bfcl import load_bfcl_entries
 from minifc.bfclscore import bfcl_scores, format_bfcl, score_bfcl
 from minifc.chat import FORMATS
+from minifc.cli import device_error, run
 from minifc.data import BUILTIN_TEST, load_examples
 from minifc.evalchart import plot_categories
 from minifc.evalloop import cases_from_examples, run_eval
@@ -53,6 +54,9 @@ def parse_args(argv=None):
     parser.add_argument("--limit", type=int, help="evaluate only the first N examples")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--max-new-tokens", type=int, default=256)
+    parser.add_argument("--max-prompt-len", type=int, default=8192,
+                        help="skip (and count as wrong) prompts longer than this many tokens, or than the model's "
+                             "max_position_embeddings (default 8192: a longer prompt's memory is rarely intended)")
     parser.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
     parser.add_argument("--top-p", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=0, help="seed of sampling (unused when greedy)")
@@ -65,14 +69,16 @@ def parse_args(argv=None):
         parser.error("--compare needs --adapter (it compares the base model with the adapter)")
     if args.bfcl and args.data:
         parser.error("give either --data or --bfcl, not both")
-    if args.limit is not None and args.limit < 1 or args.batch_size < 1 or args.max_new_tokens < 1:
-        parser.error("--limit, --batch-size and --max-new-tokens must be at least 1")
+    if args.limit is not None and args.limit < 1 or min(args.batch_size, args.max_new_tokens, args.max_prompt_len) < 1:
+        parser.error("--limit, --batch-size, --max-new-tokens and --max-prompt-len must be at least 1")
     return args
 
 
 def device_and_dtype(device: str, dtype: str) -> tuple[torch.device, torch.dtype]:
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    if error := device_error(device):
+        sys.exit(f"eval.py: {error}")
     device = torch.device(device)
     return device, DTYPES.get(dtype, torch.bfloat16 if device.type == "cuda" else torch.float32)  # auto: bf16 on CUDA
 
@@ -117,13 +123,19 @@ def evaluate_run(label, model, tokenizer, fmt, cases, args, out: Path, entries=N
         eta = elapsed / done * (total - done)
         print(f"[{label}] {done}/{total} examples, {elapsed:.0f} s, ETA {eta:.0f} s", file=sys.stderr, flush=True)
     records, predictions = run_eval(model, tokenizer, fmt, cases, args.batch_size, args.max_new_tokens,
-                                    args.temperature, args.top_p, args.seed, progress)
+                                    args.temperature, args.top_p, args.seed, progress, args.max_prompt_len)
     if entries:  # BFCL's verdicts beside minifc's (see minifc/bfclscore.py)
         records = score_bfcl(entries, predictions)
     path = out / f"predictions_{label}.jsonl"
     path.write_text("".join(json.dumps(p, ensure_ascii=False) + "\n" for p in predictions), encoding="utf-8")
     metrics = compute_metrics(records)
     run = {"predictions": path.name, "seconds": round(time.time() - start, 1), "metrics": metrics}
+    if skipped := [p for p in predictions if p["stop_reason"] == "skipped"]:  # counted as wrong answers
+        run["skipped"] = {"count": len(skipped), "reason": skipped[0]["parsed"]["parse_error"],
+                          "first": [p["location"] for p in skipped[:3]]}
+        print(f"[{label}] skipped {len(skipped)} of {len(predictions)} examples, counted as wrong: "
+              f"{run['skipped']['reason']} (--max-prompt-len), e.g. {', '.join(run['skipped']['first'])}",
+              file=sys.stderr)
     if entries:
         run["bfcl"] = bfcl_scores(predictions)
     return run
@@ -148,6 +160,8 @@ def main(argv=None):
     device, dtype = device_and_dtype(args.device, args.dtype)
     model, tokenizer, fmt = load_model(args.model, device, dtype, args.format, args.adapter)
     out = Path(args.out) if args.out else default_out_dir(args)
+    if out.exists() and not out.is_dir():
+        sys.exit(f"eval.py: --out {out} is a file, not a directory: choose another --out")
     out.mkdir(parents=True, exist_ok=True)
     print(f"evaluating {args.model}{' + ' + args.adapter if args.adapter else ''} ({fmt.name} format) on "
           f"{len(cases)} examples from {source}", file=sys.stderr)
@@ -159,7 +173,7 @@ def main(argv=None):
         load_adapter(model, args.adapter)  # wraps the adapted layers in place; the base weights stay as they are
         runs["adapter"] = evaluate_run("adapter", model, tokenizer, fmt, cases, args, out, entries)
 
-    settings = ("limit", "batch_size", "max_new_tokens", "temperature", "top_p", "seed")
+    settings = ("limit", "batch_size", "max_new_tokens", "max_prompt_len", "temperature", "top_p", "seed")
     report = {"model": args.model, "adapter": args.adapter, "format": fmt.name, "data": source,
               "examples": len(cases), "device": str(device), "dtype": str(dtype).removeprefix("torch."),
               "settings": {k: getattr(args, k) for k in settings}, "runs": runs}
@@ -175,7 +189,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (ValueError, OSError) as error:  # bad input: the message says what to fix
-        sys.exit(f"eval.py: {error}")
+    run(main, "eval.py")

@@ -13,6 +13,7 @@ stop token. --train-on and --last-turn-only are train.py's flags: the same rule 
 import argparse
 import sys
 
+from minifc.cli import run
 from minifc.data import load_examples
 from minifc.encode import inspect_example
 from minifc.loader import LoadError, load
@@ -28,9 +29,10 @@ def main(argv=None):
     parser.add_argument("--format", default=None, help="chat format, overriding the model's")
     parser.add_argument("--train-on", default="assistant", help="roles trained: assistant,tool,user,system")
     parser.add_argument("--last-turn-only", action="store_true", help="train only the last assistant message")
+    parser.add_argument("--no-train-reasoning", action="store_true", help="leave reasoning traces untrained")
     args = parser.parse_args(argv)
     try:
-        train_on = TrainOn.parse(args.train_on, args.last_turn_only)
+        train_on = TrainOn.parse(args.train_on, args.last_turn_only, not args.no_train_reasoning)
         _, tokenizer, fmt = load(args.model, args.format, weights=False)
         examples, report = load_examples(args.data, args.data_format, train_on=train_on)
     except (ValueError, OSError, LoadError) as error:  # DataError is a ValueError; each message names the fix
@@ -44,4 +46,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run(main, "inspect_masks.py")

@@ -25,6 +25,7 @@ import torch
 
 from minifc.adapters import load_adapter
 from minifc.chat import get_format
+from minifc.cli import INTERRUPTED, device_error, run
 from minifc.checkpoint import CheckpointError, load_pretrained
 from minifc.collate import epoch_batches, epoch_rows, num_batches, step_batches
 from minifc.config import resolve_model_name
@@ -42,8 +43,8 @@ from minifc.masking import TrainOn
 from minifc.nf4 import nf4_weights
 from minifc.tiny import save_tiny, tokenizer_for_examples
 from minifc.trainlog import MetricsLog, plot_losses, step_line, step_record
-from minifc.trainstate import (ctrl_c_stops, latest_checkpoint, prepare_run_dir, restore, resume_changes, rng_state,
-                               save_step, saved_flags, weights_writer)
+from minifc.trainstate import (ctrl_c_stops, last_good_checkpoint, prepare_run_dir, restore, resume_changes,
+                               rng_state, save_step, saved_flags, weights_writer)
 
 # The offline demo learns from scratch: full fine-tuning, a higher learning rate, shorter rows.
 TINY_DEFAULTS = dict(full=True, lr=3e-3, max_len=1024, batch_tokens=8192, epochs=5, eval_interval=25,
@@ -66,7 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     add = p.add_argument
     add("--model", default="gemma-3-1b", help="short name (see minifc/config.py), hub id, local directory, "
         "or 'tiny' (the offline demo)")
-    add("--format", help="chat format (default: the model's): functiongemma, gemma3, llama3.1, llama3.2")
+    add("--format", help="chat format (default: the model's): functiongemma, gemma3, llama3.1, llama3.2, qwen3, "
+        "qwen3-2507, qwen2.5")
     add("--data", help="training data: JSONL/JSON file, directory or hf:OWNER/NAME[/FILE] (default: built-in)")
     add("--data-format", help="record layout of --data (default: detected): canonical, glaive, hermes, xlam, simple")
     add("--strict", action="store_true", help="stop at the first invalid example instead of skipping it")
@@ -74,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--train-on", default="assistant", metavar="ROLES",
         help="comma list of the messages trained: assistant (default), tool, user, system")
     add("--last-turn-only", action="store_true", help="train only the last assistant turn (the others are context)")
+    add("--no-train-reasoning", action="store_true", help="leave reasoning traces untrained (context the model reads)")
     add("--out", help="output directory (default: out/<model name>)")
     add("--resume", metavar="OUT", help="continue the run in OUT from its latest checkpoint")
     add("--overwrite", action="store_true", help="delete OUT's previous checkpoints and start over")
@@ -134,6 +137,8 @@ def parse_args(argv=None) -> argparse.Namespace:
             setattr(args, key, value)
     args.out = args.out or str(Path("out") / Path(args.model.rstrip("/")).name)
     args.device = distributed.local_device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if error := device_error(args.device):
+        sys.exit(error)
     args.dtype = args.dtype or ("bfloat16" if args.device.startswith("cuda") else "float32")
     if args.quantize and args.full:  # a trained weight cannot live in 4 bits
         sys.exit(f"--quantize {args.quantize} is for LoRA runs (a frozen base in 4 bits); " + (
@@ -343,7 +348,7 @@ def main(argv=None):
     # 1. Settings, data, tokenizer: every input problem stops the run before a model is loaded.
     args = parse_args(argv)
     try:
-        train_on = TrainOn.parse(args.train_on, args.last_turn_only)
+        train_on = TrainOn.parse(args.train_on, args.last_turn_only, reasoning=not args.no_train_reasoning)
     except ValueError as error:
         sys.exit(f"--train-on: {error}")
     setup = distributed.init(args.parallel, args.device)  # one process unless started by torchrun
@@ -362,13 +367,17 @@ def run_training(args, train_on, setup):
     except ValueError as error:
         sys.exit(str(error))
     name, tokenizer, fmt = tokenizer_and_format(args, examples, setup)
-    train_set, report = encode_dataset(examples, tokenizer, fmt, args.max_len, args.truncate, train_on=train_on)
-    print(f"training data: {report}")
-    if report.num_trained == 0:
-        sys.exit("training data: no trained tokens left after encoding (see above): raise --max-len, pass "
-                 "--truncate, or check that the examples have assistant turns")
-    heldout_set, held_report = encode_dataset(heldout, tokenizer, fmt, args.max_len, args.truncate, train_on=train_on)
-    print(f"held-out data: {held_report}")
+    try:  # --strict refuses reasoning the format cannot show; otherwise it is counted in the report
+        train_set, report = encode_dataset(examples, tokenizer, fmt, args.max_len, args.truncate, train_on, args.strict)
+        print(f"training data: {report}")
+        if report.num_trained == 0:
+            sys.exit("training data: no trained tokens left after encoding (see above): raise --max-len, pass "
+                     "--truncate, or check that the examples have assistant turns")
+        heldout_set, held_report = encode_dataset(heldout, tokenizer, fmt, args.max_len, args.truncate, train_on,
+                                                  args.strict)
+        print(f"held-out data: {held_report}")
+    except DataError as error:
+        sys.exit(f"error: {error}")
     rows_per_batch = args.batch_tokens // args.max_len  # >= 1: parse_args refuses fewer tokens than a row
     total = plan_steps(args, train_set, rows_per_batch)
 
@@ -392,7 +401,9 @@ def run_training(args, train_on, setup):
         rng_ranks = distributed.rng_states(setup, rng_state())
         if setup.rank == 0:
             write = weights_writer(copy, args.full, base_name, hf_config, tokenizer, fmt, tokenizer.directory)
-            save_step(args.out, step, position, state, write, args.keep_checkpoints, rng_ranks)
+            trained = params if copy is model else list(copy.parameters()) if args.full else lora_parameters(copy)
+            save_step(args.out, step, position, optimizer, write, args.keep_checkpoints, optimizer_state=state,
+                      trained=trained, rng_ranks=rng_ranks)
 
     # 3. Before training: held-out loss and the tool-call check (every rank runs both, rank 0 reports).
     log = MetricsLog(Path(args.out) / "metrics.jsonl", resume_step=step if resume_dir else None) if setup.rank == 0 \
@@ -419,9 +430,8 @@ def run_training(args, train_on, setup):
                                     step_normalizer(setup, batches, args.device), loss_fn)
             loss, norm, counts, stopping = distributed.step_stats(setup, loss, norm, batches, stop, args.device)
             if not (math.isfinite(loss) and math.isfinite(norm)):
-                last = latest_checkpoint(args.out)
                 sys.exit(f"step {step + 1}: the loss is {loss} (grad norm {norm}): training diverged and was "
-                         f"stopped before the update. The last good checkpoint is {last or 'none (none saved yet)'}; "
+                         f"stopped before the update. The last good checkpoint is {last_good_checkpoint(args.out)}; "
                          f"lower --lr (now {args.lr}) or raise --warmup-steps.")
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
@@ -441,7 +451,8 @@ def run_training(args, train_on, setup):
         if saved_step != step:
             save(step, position)
         again = "torchrun --nproc-per-node N" if setup.mode != "none" else "python"
-        sys.exit(f"stopped at step {step}: continue with  {again} train.py --resume {args.out}")
+        print(f"stopped at step {step}: continue with  {again} train.py --resume {args.out}", file=sys.stderr)
+        sys.exit(INTERRUPTED)
 
     # 5. The result: OUT/final (+ OUT/merged with --export), the check again, the loss plot.
     final = Path(args.out) / "final"
@@ -469,4 +480,4 @@ def run_training(args, train_on, setup):
 
 if __name__ == "__main__":
     with distributed.rank_errors():  # under torchrun: a failing rank names itself
-        main()
+        run(main, "train.py")

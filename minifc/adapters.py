@@ -4,7 +4,11 @@
     load_adapter(model, "out/adapter")                           # also loads adapters saved by peft
 
     adapter_model.safetensors   {"base_model.model.<module>.lora_A.weight": [r, in], ...lora_B...: [out, r]}
-    adapter_config.json         r, lora_alpha, lora_dropout, use_rslora, target_modules, ...
+    adapter_config.json         r, lora_alpha, lora_dropout, use_rslora, target_modules, base_model_name_or_path...
+    minifc.json                 (train.py) the chat format, the base model and its architecture numbers
+
+An adapter is refused, naming what differs, on a model whose architecture is not the one its minifc.json
+records, or whose layers and shapes are not the ones its weights have (peft's adapters record no architecture).
 
 PEFT's keys are minifc's module names (lora.py) with `base_model.model.` in front: PeftModel wraps the
 *ForCausalLM as .base_model.model.
@@ -18,6 +22,7 @@ import torch
 import torch.nn as nn
 from safetensors.torch import load_file, save_file
 
+from .chat.lookup import read_record
 from .checkpoint import atomic_directory, minifc_name
 from .lora import LINEAR, LoRALinear, lora_layers, lora_state_dict, wrap_layers
 
@@ -68,6 +73,32 @@ def save_adapter(model: nn.Module, directory, base_model_name_or_path: str | Non
     return directory
 
 
+_number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
+_FIELD_TYPES = {  # field: (check, what it must be)
+    "r": (lambda v: type(v) is int and v >= 1, "a positive integer, e.g. 16"),
+    "lora_alpha": (lambda v: _number(v) and v > 0, "a positive number, e.g. 32"),
+    "lora_dropout": (lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1), e.g. 0.05"),
+    "use_rslora": (lambda v: isinstance(v, bool), "true or false"),
+    "target_modules": (lambda v: v is None or isinstance(v, str) or isinstance(v, list) and all(
+        isinstance(m, str) for m in v), 'a list of module names, e.g. ["q_proj", "v_proj"]'),
+}
+
+
+def _check_base(model: nn.Module, directory: Path):
+    """Refuses an adapter whose minifc.json records a base of another architecture than `model`'s."""
+    record = read_record(directory)
+    trained_on, config = record.get("architecture"), getattr(model, "config", None)
+    if not isinstance(trained_on, dict) or config is None:
+        return  # peft's adapters record none: the weights' names and shapes are checked instead
+    now = config.architecture()
+    differ = [f"{key} {value!r} (this model: {now.get(key)!r})" for key, value in trained_on.items()
+              if now.get(key) != value]
+    if differ:
+        base = record.get("base_model") or "another model"
+        raise ValueError(f"{directory}: this adapter was trained on {base}, whose {', '.join(differ)} differ from the "
+                         f"model it is being loaded on: load it on {base} (--model)")
+
+
 def _read_adapter_config(path: Path) -> dict:
     """adapter_config.json, checked for the options minifc's LoRALinear implements."""
     try:
@@ -77,9 +108,14 @@ def _read_adapter_config(path: Path) -> dict:
                                 "peft's save_pretrained)") from None
     except json.JSONDecodeError as e:
         raise ValueError(f"{path}: line {e.lineno}: invalid JSON: {e.msg}") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"{path}: must be a JSON object like peft's adapter_config.json, got {type(config).__name__}")
     for field in ("r", "lora_alpha"):
         if field not in config:
             raise ValueError(f"{path}: field {field!r} is missing")
+    for field, (fits, what) in _FIELD_TYPES.items():
+        if field in config and not fits(config[field]):
+            raise ValueError(f"{path}: field {field!r} must be {what}, got {json.dumps(config[field])}")
     unsupported = {  # field: (value minifc implements, what it is)
         "peft_type": ("LORA", "adapter type"), "bias": ("none", "trained biases"),
         "fan_in_fan_out": (False, "transposed (Conv1D) weights"), "use_dora": (False, "DoRA"),
@@ -108,6 +144,7 @@ def load_adapter(model: nn.Module, directory) -> list[str]:
     """
     directory = Path(directory)
     config = _read_adapter_config(directory / _CONFIG)
+    _check_base(model, directory)
     weights_path = directory / _WEIGHTS
     if not weights_path.is_file():
         raise FileNotFoundError(f"{weights_path}: no adapter weights next to {_CONFIG}")

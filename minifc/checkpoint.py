@@ -71,13 +71,14 @@ def resolve_checkpoint_dir(name_or_path: str, allow_patterns=_ALLOW_PATTERNS) ->
         raise CheckpointError(f"{target} was not found on the Hugging Face hub (or it is private: set HF_TOKEN "
                               "to a token that can read it).") from error
     except LocalEntryNotFoundError as error:
-        raise CheckpointError(f"{target} is not in the local Hugging Face cache and cannot be downloaded "
-                              "(offline, or HF_HUB_OFFLINE=1): download it once with network access, or pass "
-                              "a local directory holding config.json, the safetensors and tokenizer.json.") from error
+        raise CheckpointError(f"cannot download {target}: offline? It is not in the local Hugging Face cache and "
+                              "cannot be downloaded (offline, or HF_HUB_OFFLINE=1): download it once with network "
+                              "access, or pass a local directory holding config.json, the safetensors and "
+                              "tokenizer.json.") from error
     except HfHubHTTPError as error:
         if getattr(getattr(error, "response", None), "status_code", None) in (401, 403):
             raise CheckpointError(gated) from error
-        raise
+        raise CheckpointError(f"cannot download {target}: {error}") from error
 
 
 def load_config(directory) -> ModelConfig:
@@ -89,7 +90,17 @@ def load_config(directory) -> ModelConfig:
         hf = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
         raise CheckpointError(f"{path} line {error.lineno}: invalid JSON ({error.msg})") from error
-    return ModelConfig.from_hf(hf, source=str(path))
+    except UnicodeDecodeError as error:
+        raise CheckpointError(f"{path}: not UTF-8 text ({error.reason}); download it again") from error
+    if not isinstance(hf, dict):
+        raise CheckpointError(f"{path}: must be a JSON object of the model's settings, got {type(hf).__name__}")
+    try:
+        return ModelConfig.from_hf(hf, source=str(path))
+    except ValueError as error:  # its message names the file and the field
+        raise CheckpointError(str(error)) from error
+    except (TypeError, KeyError, AttributeError, ZeroDivisionError) as error:  # a number that is not, a missing key
+        raise CheckpointError(f"{path}: cannot be read as a {hf.get('model_type')} config ({type(error).__name__}: "
+                              f"{error}); compare it with the model's config.json on the hub") from error
 
 
 def _safetensors_files(directory) -> list[Path]:
@@ -104,6 +115,26 @@ def _safetensors_files(directory) -> list[Path]:
     raise CheckpointError(f"{directory} has neither model.safetensors nor model.safetensors.index.json")
 
 
+def _read_header(f, path) -> tuple[int, dict]:
+    """(size, entries) of a safetensors header: its size (8 bytes), then JSON {name: {dtype, shape,
+    data_offsets}}; anything else is a damaged file, named."""
+    size = int.from_bytes(f.read(8), "little")
+    try:
+        if not 2 <= size <= 100_000_000:  # the format's own limit
+            raise ValueError(f"a header of {size} bytes")
+        header = json.loads(f.read(size))
+        header.pop("__metadata__", None)
+        for name, entry in header.items():
+            begin, end = entry["data_offsets"]
+            shape_ok = all(isinstance(n, int) and n >= 0 for n in entry["shape"])
+            if entry["dtype"] not in _DTYPES or not 0 <= begin <= end or not shape_ok:
+                raise ValueError(f"tensor {name!r}: {entry}")
+    except (ValueError, UnicodeDecodeError, KeyError, TypeError, AttributeError) as error:
+        raise CheckpointError(f"{path}: not a safetensors file minifc can read ({type(error).__name__}: {error}); "
+                              "download it again") from None
+    return size, header
+
+
 def _read_tensor(f, entry: dict, data_start: int) -> torch.Tensor:
     """Read one tensor from an open safetensors file straight into a new CPU tensor (no extra copy)."""
     begin, end = entry["data_offsets"]
@@ -111,7 +142,11 @@ def _read_tensor(f, entry: dict, data_start: int) -> torch.Tensor:
     f.seek(data_start + begin)
     if f.readinto(raw.numpy()) != end - begin:
         raise CheckpointError(f"{f.name}: file is truncated (download it again)")
-    return raw.view(_DTYPES[entry["dtype"]]).reshape(entry["shape"])
+    dtype = _DTYPES[entry["dtype"]]
+    if (end - begin) != dtype.itemsize * torch.Size(entry["shape"]).numel():
+        raise CheckpointError(f"{f.name}: tensor of shape {entry['shape']} in {end - begin} bytes: the file is "
+                              "damaged (download it again)")
+    return raw.view(dtype).reshape(entry["shape"])
 
 
 def minifc_name(hf_name: str) -> str | None:
@@ -143,10 +178,7 @@ def load_pretrained(name_or_path: str, device="cpu", dtype: torch.dtype = torch.
     loaded = set()
     for path in _safetensors_files(directory):
         with open(path, "rb") as f:
-            # safetensors: the header's size (8 bytes), the JSON header (name -> dtype, shape, data_offsets), data
-            header_size = int.from_bytes(f.read(8), "little")
-            header = json.loads(f.read(header_size))
-            header.pop("__metadata__", None)
+            header_size, header = _read_header(f, path)
             for hf_name, entry in header.items():
                 name = minifc_name(hf_name)
                 if name is None or (name == "lm_head.weight" and config.tie_word_embeddings):

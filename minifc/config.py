@@ -1,7 +1,7 @@
-"""Model configuration: one dataclass for both families, and the registry of supported checkpoints.
+"""Model configuration: one dataclass for every family, and the registry of supported checkpoints.
 
-`ModelConfig` holds every number the decoder in model.py needs. Llama 3.x and Gemma 3 differ only by
-its family flags (and Gemma's sliding-window layers), never by subclasses.
+`ModelConfig` holds every number the decoder in model.py needs. Llama 3.x, Gemma 3, Qwen3 and Qwen2.5
+differ only by its family flags (and Gemma's sliding-window layers), never by subclasses.
 
 `ModelConfig.from_hf(config_json_dict)` reads a Hugging Face config.json. It understands both the key
 names found in the hub's files (`rope_theta`, `rope_scaling`, `rope_local_base_freq`,
@@ -21,12 +21,12 @@ from pathlib import Path
 # rope types model.py implements (see model.rope_inv_freq)
 _ROPE_TYPES = ("default", "linear", "llama3")
 _MODEL_TYPES = ("llama (Llama 3.x)", "gemma3_text (Gemma 3 1B/270M, FunctionGemma)",
-                "gemma3 (Gemma 3 4B/12B/27B, text part only)")
+                "gemma3 (Gemma 3 4B/12B/27B, text part only)", "qwen3 (Qwen3 dense)", "qwen2 (Qwen2.5)")
 
 
 @dataclass
 class ModelConfig:
-    model_type: str                     # "llama" or "gemma3_text" (after unwrapping a multimodal config)
+    model_type: str                     # "llama", "gemma3_text" (a multimodal config unwrapped), "qwen3", "qwen2"
     vocab_size: int
     hidden_size: int
     intermediate_size: int
@@ -43,15 +43,21 @@ class ModelConfig:
     layer_types: tuple[str, ...]        # one per layer: "full_attention" or "sliding_attention"
     sliding_window: int | None = None   # a sliding layer's query sees itself and the window-1 tokens before it
     query_pre_attn_scalar: float | None = None  # attention scale is this ** -0.5 (None: head_dim)
-    attention_bias: bool = False
+    attention_bias: bool = False        # bias on q, k, v and o_proj (Llama, Qwen3 configs may set it)
+    qkv_bias: bool = False              # Qwen2.5: bias on q, k and v_proj only, never on o_proj
     mlp_bias: bool = False
     final_logit_softcapping: float | None = None  # logits = tanh(logits / cap) * cap when set
     # --- family flags (set by from_hf from model_type) ---
     hidden_act: str = "silu"            # "silu" (Llama SwiGLU) or "gelu_pytorch_tanh" (Gemma GeGLU)
     norm_plus_one: bool = False         # Gemma RMSNorm: fp32 compute, output * (1 + weight)
     scale_embeddings: bool = False      # Gemma: embeddings * sqrt(hidden_size), scale cast to compute dtype
-    qk_norm: bool = False               # Gemma 3: RMSNorm on each query and key head
+    qk_norm: bool = False               # Gemma 3, Qwen3: RMSNorm on each query and key head, before RoPE
     sandwich_norm: bool = False         # Gemma: post-attention and pre/post-feedforward norms too
+
+    def architecture(self) -> dict:
+        """The numbers that make two models interchangeable for an adapter (its shapes, the vocabulary):
+        recorded beside an adapter (minifc.json) and compared when it is loaded (adapters.load_adapter)."""
+        return {key: getattr(self, key) for key in _ARCHITECTURE}
 
     @property
     def attention_scale(self) -> float:
@@ -63,13 +69,22 @@ class ModelConfig:
         """Build from a Hugging Face config.json dict. `source` names the file in error messages."""
         hf = text_config(hf)
         model_type = hf.get("model_type")
-        if model_type == "gemma3_text":
-            return _gemma3_from_hf(hf, source)
-        if model_type == "llama":
-            return _llama_from_hf(hf, source)
-        raise ValueError(
-            f"{source}: unsupported architecture model_type={model_type!r} "
-            f"(architectures={hf.get('architectures')}). minifc supports: {', '.join(_MODEL_TYPES)}.")
+        readers = {"gemma3_text": _gemma3_from_hf, "llama": _llama_from_hf, "qwen3": _qwen_from_hf,
+                   "qwen2": _qwen_from_hf}
+        if model_type not in readers:
+            raise ValueError(
+                f"{source}: unsupported architecture model_type={model_type!r} "
+                f"(architectures={hf.get('architectures')}). minifc supports: {', '.join(_MODEL_TYPES)}.")
+        for key in _SIZES:  # checked first: the rest of the reading computes with them
+            if hf.get(key) is not None and (not isinstance(hf[key], int) or isinstance(hf[key], bool) or hf[key] < 1):
+                raise ValueError(f"{source}: {key} must be a positive integer, got {hf[key]!r}")
+        return readers[model_type](hf, source)
+
+
+_ARCHITECTURE = ("model_type", "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
+                 "num_attention_heads", "num_key_value_heads", "head_dim")
+_SIZES = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+          "num_key_value_heads", "head_dim", "max_position_embeddings", "sliding_window")
 
 
 def text_config(hf: dict) -> dict:
@@ -167,6 +182,44 @@ def _gemma3_from_hf(hf: dict, source: str) -> ModelConfig:
         sandwich_norm=True)
 
 
+# transformers' Qwen3Config / Qwen2Config defaults (they differ only in head_dim: Qwen3Config has its own
+# field, 128; Qwen2 divides hidden_size by the heads)
+_QWEN_DEFAULTS = dict(vocab_size=151_936, hidden_size=4096, intermediate_size=22016, num_hidden_layers=32,
+                      num_attention_heads=32, num_key_value_heads=32, rms_norm_eps=1e-6,
+                      max_position_embeddings=32768, tie_word_embeddings=False, rope_theta=10_000.0)
+
+
+def _qwen_from_hf(hf: dict, source: str) -> ModelConfig:
+    """Qwen3 and Qwen2.5: Llama's block and plain RMSNorm; Qwen3 adds an RMSNorm on each query and key
+    head (weights not plus-one, before RoPE) and an explicit head_dim; Qwen2.5 has a bias on q, k, v
+    but not on o_proj (Qwen2Attention hard-codes it and reads no bias key)."""
+    model_type = hf["model_type"]
+    defaults = {**_QWEN_DEFAULTS, "head_dim": 128} if model_type == "qwen3" else _QWEN_DEFAULTS
+    common = _common(hf, defaults)
+    n = common["num_hidden_layers"]
+    if hf.get("hidden_act", "silu") != "silu":
+        raise ValueError(f"{source}: hidden_act {hf['hidden_act']!r} is not supported for {model_type} (only silu)")
+    # Sliding-window attention is off in every released Qwen3 / Qwen2.5 checkpoint (use_sliding_window
+    # false; sliding_window and max_window_layers are then ignored), and minifc does not implement Qwen's
+    # variant of it (the layers from max_window_layers on would slide).
+    layer_types = hf.get("layer_types") or ["full_attention"] * n
+    if hf.get("use_sliding_window") or set(layer_types) != {"full_attention"} or len(layer_types) != n:
+        raise ValueError(f"{source}: sliding-window attention (use_sliding_window=true or 'sliding_attention' "
+                         f"in layer_types) is not supported for {model_type}; released Qwen checkpoints have "
+                         "use_sliding_window=false: set it to false and layer_types to full_attention for "
+                         f"all {n} layers")
+    params = hf.get("rope_parameters") or hf.get("rope_scaling")  # newer transformers, or the hub files
+    if params and "full_attention" in params:  # a per-layer-type rope dict
+        params = params["full_attention"]
+    rope = _rope_entry(params, hf.get("rope_theta") or defaults["rope_theta"], source)
+    qwen3 = model_type == "qwen3"
+    return ModelConfig(
+        model_type=model_type, **{**common, "attention_bias": qwen3 and common["attention_bias"],
+                                  "mlp_bias": False, "final_logit_softcapping": None},
+        rope_parameters={"full_attention": rope}, layer_types=("full_attention",) * n,
+        qkv_bias=not qwen3, qk_norm=qwen3, hidden_act="silu")
+
+
 # ----------------------------------------------------------------------------------------------------
 # Registry. Numbers are those of each checkpoint's config.json (the linked file); keys a file leaves
 # out fall back to transformers' defaults exactly as above.
@@ -198,6 +251,21 @@ def _llama3(**kw) -> dict:
     base = dict(model_type="llama", vocab_size=128_256, rms_norm_eps=1e-5, rope_theta=500_000.0,
                 max_position_embeddings=131_072, num_key_value_heads=8, bos_token_id=128_000,
                 eos_token_id=[128_001, 128_008, 128_009])
+    return {**base, **kw}
+
+
+def _qwen3(**kw) -> dict:
+    base = dict(model_type="qwen3", vocab_size=151_936, head_dim=128, rms_norm_eps=1e-6, rope_theta=1_000_000.0,
+                rope_scaling=None, max_position_embeddings=40_960, num_key_value_heads=8, attention_bias=False,
+                use_sliding_window=False, sliding_window=None, bos_token_id=151_643, eos_token_id=151_645)
+    return {**base, **kw}
+
+
+def _qwen25(**kw) -> dict:
+    # no head_dim key: hidden_size / num_attention_heads (64 on 0.5B/1.5B, 128 on 3B/7B)
+    base = dict(model_type="qwen2", vocab_size=151_936, rms_norm_eps=1e-6, rope_theta=1_000_000.0,
+                max_position_embeddings=32_768, use_sliding_window=False, bos_token_id=151_643,
+                eos_token_id=151_645)
     return {**base, **kw}
 
 
@@ -244,6 +312,53 @@ MODELS: dict[str, _ModelInfo] = {
     "llama-3.1-8b": _ModelInfo("meta-llama/Llama-3.1-8B-Instruct", "llama3.1", _llama3(
         hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32,
         tie_word_embeddings=False, rope_scaling=_llama3_rope(8.0))),
+    # https://huggingface.co/Qwen/Qwen3-0.6B/blob/main/config.json (Qwen3 hybrid thinking: head_dim 128
+    # is explicit, 16 x 128 = 2048 != hidden_size 1024)
+    "qwen3-0.6b": _ModelInfo("Qwen/Qwen3-0.6B", "qwen3", _qwen3(
+        hidden_size=1024, intermediate_size=3072, num_hidden_layers=28, num_attention_heads=16,
+        tie_word_embeddings=True)),
+    # https://huggingface.co/Qwen/Qwen3-1.7B/blob/main/config.json
+    "qwen3-1.7b": _ModelInfo("Qwen/Qwen3-1.7B", "qwen3", _qwen3(
+        hidden_size=2048, intermediate_size=6144, num_hidden_layers=28, num_attention_heads=16,
+        tie_word_embeddings=True)),
+    # https://huggingface.co/Qwen/Qwen3-4B/blob/main/config.json
+    "qwen3-4b": _ModelInfo("Qwen/Qwen3-4B", "qwen3", _qwen3(
+        hidden_size=2560, intermediate_size=9728, num_hidden_layers=36, num_attention_heads=32,
+        tie_word_embeddings=True)),
+    # https://huggingface.co/Qwen/Qwen3-8B/blob/main/config.json (untied lm_head from 8B on)
+    "qwen3-8b": _ModelInfo("Qwen/Qwen3-8B", "qwen3", _qwen3(
+        hidden_size=4096, intermediate_size=12288, num_hidden_layers=36, num_attention_heads=32,
+        tie_word_embeddings=False)),
+    # https://huggingface.co/Qwen/Qwen3-14B/blob/main/config.json
+    "qwen3-14b": _ModelInfo("Qwen/Qwen3-14B", "qwen3", _qwen3(
+        hidden_size=5120, intermediate_size=17408, num_hidden_layers=40, num_attention_heads=40,
+        tie_word_embeddings=False)),
+    # https://huggingface.co/Qwen/Qwen3-32B/blob/main/config.json
+    "qwen3-32b": _ModelInfo("Qwen/Qwen3-32B", "qwen3", _qwen3(
+        hidden_size=5120, intermediate_size=25600, num_hidden_layers=64, num_attention_heads=64,
+        tie_word_embeddings=False)),
+    # https://huggingface.co/Qwen/Qwen3-4B-Instruct-2507/blob/main/config.json (non-thinking; Qwen3-4B's
+    # widths, 256K context: rope_theta 5e6)
+    "qwen3-4b-2507": _ModelInfo("Qwen/Qwen3-4B-Instruct-2507", "qwen3-2507", _qwen3(
+        hidden_size=2560, intermediate_size=9728, num_hidden_layers=36, num_attention_heads=32,
+        tie_word_embeddings=True, rope_theta=5_000_000.0, max_position_embeddings=262_144)),
+    # https://huggingface.co/Qwen/Qwen2.5-0.5B-Instruct/blob/main/config.json (bias on q, k, v)
+    "qwen2.5-0.5b": _ModelInfo("Qwen/Qwen2.5-0.5B-Instruct", "qwen2.5", _qwen25(
+        hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14,
+        num_key_value_heads=2, tie_word_embeddings=True)),
+    # https://huggingface.co/Qwen/Qwen2.5-1.5B-Instruct/blob/main/config.json
+    "qwen2.5-1.5b": _ModelInfo("Qwen/Qwen2.5-1.5B-Instruct", "qwen2.5", _qwen25(
+        hidden_size=1536, intermediate_size=8960, num_hidden_layers=28, num_attention_heads=12,
+        num_key_value_heads=2, tie_word_embeddings=True)),
+    # https://huggingface.co/Qwen/Qwen2.5-3B-Instruct/blob/main/config.json
+    "qwen2.5-3b": _ModelInfo("Qwen/Qwen2.5-3B-Instruct", "qwen2.5", _qwen25(
+        hidden_size=2048, intermediate_size=11008, num_hidden_layers=36, num_attention_heads=16,
+        num_key_value_heads=2, tie_word_embeddings=True)),
+    # https://huggingface.co/Qwen/Qwen2.5-7B-Instruct/blob/main/config.json (untied; vocab 152064, the
+    # embedding padded beyond the tokenizer's 151665 tokens as on every Qwen2.5 from 7B on)
+    "qwen2.5-7b": _ModelInfo("Qwen/Qwen2.5-7B-Instruct", "qwen2.5", _qwen25(
+        hidden_size=3584, intermediate_size=18944, num_hidden_layers=28, num_attention_heads=28,
+        num_key_value_heads=4, tie_word_embeddings=False, vocab_size=152_064)),
 }
 
 

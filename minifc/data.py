@@ -70,6 +70,8 @@ def load_examples(source, data_format: str | None = None, strict: bool = False,
                     problems = validate_example(example, train_on)
                 except ConversionError as error:
                     problems = [Problem(f"unreadable_{data_format}", location, error.field, error.message)]
+                except RecursionError:  # arguments nested deeper than a (recursive) schema can be followed
+                    problems = [Problem("too_deep", location, "record", "nested too deeply to check; flatten it")]
             if problems:
                 if strict:
                     raise DataError(str(problems[0]))
@@ -119,7 +121,7 @@ def _download_hub_file(spec: str) -> Path:
         raise DataError(f"hf:{spec}: expected hf:OWNER/NAME or hf:OWNER/NAME/FILE")
     repo_id, filename = "/".join(parts[:2]), "/".join(parts[2:])
     if not filename:
-        files = huggingface_hub.list_repo_files(repo_id, repo_type="dataset")
+        files = _from_hub(spec, huggingface_hub.list_repo_files, repo_id, repo_type="dataset")
         usable = [f for f in files if f.endswith((".jsonl", ".json"))]
         if len(usable) != 1:
             listing = ", ".join(f for f in files if not f.startswith(".")) or "no files"
@@ -128,7 +130,19 @@ def _download_hub_file(spec: str) -> Path:
                             + ("; parquet is not supported" if any(f.endswith('.parquet') for f in files) else ""))
         filename = usable[0]
     _check_suffix(filename, f"hf:{spec}")
-    return Path(huggingface_hub.hf_hub_download(repo_id, filename, repo_type="dataset"))
+    return Path(_from_hub(spec, huggingface_hub.hf_hub_download, repo_id, filename, repo_type="dataset"))
+
+
+def _from_hub(spec: str, function, *args, **kwargs):
+    """function(*args, **kwargs) of huggingface_hub, its failures (offline, no such repository, gated, a
+    network error: many kinds) told as one DataError."""
+    try:
+        return function(*args, **kwargs)
+    except Exception as error:
+        first_line = (str(error).strip().splitlines() or [""])[0]
+        raise DataError(f"cannot download hf:{spec}: offline? ({type(error).__name__}: {first_line}); check the "
+                        "network (and HF_TOKEN for a private or gated dataset), or download the file and pass its "
+                        "path to --data") from error
 
 
 def _read_records(path: Path):

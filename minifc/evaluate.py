@@ -32,7 +32,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
-from minifc.schema import SCHEMA_TYPES, has_type, json_type
+from minifc.schema import fits_type, json_type, type_names
 
 
 @dataclass(frozen=True)
@@ -50,8 +50,9 @@ def call_name_arguments(call: dict) -> tuple[str, object]:
 
 
 def _tool_schemas(tools: list[dict]) -> dict[str, dict]:
-    """Each tool's name -> its function dict ({name, description, parameters})."""
-    return {function["name"]: function for function in (tool.get("function", tool) for tool in tools or [])}
+    """Each tool's name -> its function dict ({name, description, parameters}); entries without a name are left out."""
+    functions = (tool.get("function", tool) for tool in tools or [] if isinstance(tool, dict))
+    return {f["name"]: f for f in functions if isinstance(f, dict) and isinstance(f.get("name"), str)}
 
 
 def gold_from_message(message: dict) -> list[dict]:
@@ -83,25 +84,25 @@ def normalize_string(text: str) -> str:
     return re.sub(r"[ ,./\-_*^]", "", text).lower().replace("'", '"')
 
 
-def _type_ok(value, schema_type) -> bool:
-    """Does `value` fit the schema type? An absent or unknown type (or one of a list of types) passes."""
-    types = schema_type if isinstance(schema_type, list) else [schema_type]
-    return any(t not in SCHEMA_TYPES for t in types) or any(has_type(value, t) for t in types)
+def _object(value) -> dict:
+    """A schema part that should be an object, or {} when it is not (the tool's schema is malformed: data
+    validation reports that; the checker must not crash on it)."""
+    return value if isinstance(value, dict) else {}
 
 
 def _type_error(param: str, value, schema: dict, alternatives: list) -> str | None:
-    expected = schema.get("type")
-    if not _type_ok(value, expected):
+    if not fits_type(value, schema):  # schema.fits_type: an absent or unknown type passes
         # BFCL: when the gold answer's values have another type than the schema (variables written as
         # strings), a value of the gold's type is accepted and compared as such.
         if json_type(value) not in {json_type(a) for a in alternatives if a != ""}:
-            return f"type mismatch for '{param}': expected {expected}, got {json_type(value)}"
-    elif expected == "array":  # the items too, one level deep, as BFCL (again also of the gold's own type)
-        items_type = (schema.get("items") or {}).get("type")
+            return f"type mismatch for '{param}': expected {' or '.join(type_names(schema))}, got {json_type(value)}"
+    elif schema.get("type") == "array":  # the items too, one level deep, as BFCL (again also of the gold's type)
+        items = _object(schema.get("items"))
         gold_items = {json_type(x) for a in alternatives if isinstance(a, list) for x in a}
         for i, item in enumerate(value):
-            if not _type_ok(item, items_type) and json_type(item) not in gold_items:
-                return f"type mismatch for '{param}' item {i}: expected {items_type}, got {json_type(item)}"
+            if not fits_type(item, items) and json_type(item) not in gold_items:
+                return (f"type mismatch for '{param}' item {i}: expected {' or '.join(type_names(items))}, "
+                        f"got {json_type(item)}")
     return None
 
 
@@ -141,11 +142,12 @@ def _check_call(call: dict, gold_call: dict, schemas: dict[str, dict]) -> Verdic
         return Verdict(False, f"wrong function name: got {name!r}, expected {gold_call['name']!r}")
     if not isinstance(arguments, dict):
         return Verdict(False, f"arguments of {name!r} are not an object: {arguments!r}")
-    parameters = schemas[name].get("parameters") or {}
-    properties = parameters.get("properties") or {}
+    parameters = _object(schemas[name].get("parameters"))
+    properties = _object(parameters.get("properties"))
     gold_arguments = gold_call["arguments"]
-    for param in parameters.get("required") or []:
-        if param not in arguments:
+    required = parameters.get("required")
+    for param in required if isinstance(required, list) else []:
+        if isinstance(param, str) and param not in arguments:
             return Verdict(False, f"missing required parameter '{param}'")
     for param, value in arguments.items():
         if param not in properties:
@@ -153,7 +155,7 @@ def _check_call(call: dict, gold_call: dict, schemas: dict[str, dict]) -> Verdic
         if param not in gold_arguments:
             return Verdict(False, f"unexpected parameter '{param}' (the gold answer leaves it out)")
         alternatives = gold_arguments[param]
-        if error := _type_error(param, value, properties[param], alternatives):
+        if error := _type_error(param, value, _object(properties[param]), alternatives):
             return Verdict(False, error)
         if not any(_value_matches(value, a) for a in alternatives):
             return Verdict(False, f"value mismatch for '{param}': got {value!r}, allowed {alternatives!r}")

@@ -28,6 +28,7 @@ import torch
 from safetensors.torch import save_file
 
 from .chat.lookup import write_chat_format
+from .cli import run
 from .checkpoint import atomic_directory
 from .config import text_config
 from .lora import lora_layers
@@ -138,4 +139,4 @@ def quantization_info(model) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    run(main, "minifc.export")

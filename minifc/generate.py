@@ -13,6 +13,8 @@ How it works (model.py documents the cache API):
   3. Decode: pick every row's next token from its last logits, feed the [B, 1] tokens, repeat. A row
      ends at its first stop token (kept: the formats' parse() expect it) or after max_new_tokens; a
      finished row is fed padding, its output ignored; the loop ends when every row has finished.
+  4. Never past the model's max_position_embeddings: a prompt that reaches it is refused (ValueError),
+     and decoding stops there ("length") even when max_new_tokens would allow more.
 
 Sampling (temperature > 0): the logits are divided by the temperature, cut to the smallest set of tokens
 whose probability reaches top_p (nucleus sampling), and drawn from with a torch.Generator seeded by
@@ -71,6 +73,12 @@ def generate(model, tokenizer, prompts: list[list[int]], stop_ids, max_new_token
         raise ValueError(f"generate: max_new_tokens must be at least 1, got {max_new_tokens}")
     if temperature < 0 or not 0 < top_p <= 1:
         raise ValueError(f"generate: need temperature >= 0 and 0 < top_p <= 1, got {temperature}, {top_p}")
+    limit = model.config.max_position_embeddings  # positions count real tokens: the longest prompt decides
+    longest = max(len(p) for p in prompts)
+    if longest >= limit:
+        raise ValueError(f"generate: a prompt of {longest} tokens leaves no room under the model's "
+                         f"max_position_embeddings ({limit}); shorten it")
+    max_new_tokens = min(max_new_tokens, limit - longest)
     device = next(model.parameters()).device
     generator = None
     if temperature > 0:

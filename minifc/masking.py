@@ -24,6 +24,12 @@ The rule:
    "developer" counts as system, "ipython" as tool) and, with `last_turn_only`, an assistant
    message only when it is the conversation's last assistant message (the others become context).
    A trained message trains its TEXT, REASONING, CALLS and END.
+4. With `TrainOn.reasoning` false (`--no-train-reasoning`), REASONING is never trained: the trace stays
+   as context the model reads, and the model learns only what follows it.
+
+Which render trains which assistant turn (a template that drops earlier reasoning shows a turn as served
+only in a render of a prefix) is decided by minifc/encode.py, which passes `only`: the messages a render
+may train.
 """
 
 from dataclasses import dataclass
@@ -40,6 +46,7 @@ class TrainOn:
     """Which messages are trained when they carry no "train" flag of their own (see the module doc)."""
     roles: tuple[str, ...] = ("assistant",)
     last_turn_only: bool = False
+    reasoning: bool = True              # rule 4: False leaves reasoning traces untrained
 
     def __post_init__(self):
         unknown = [role for role in self.roles if role not in ROLES]
@@ -47,9 +54,10 @@ class TrainOn:
             raise ValueError(f"train on {', '.join(unknown) or 'nothing'}: give a comma list of {', '.join(ROLES)}")
 
     @classmethod
-    def parse(cls, roles: str, last_turn_only: bool = False) -> "TrainOn":
+    def parse(cls, roles: str, last_turn_only: bool = False, reasoning: bool = True) -> "TrainOn":
         """`--train-on assistant,tool` -> TrainOn(("assistant", "tool"))."""
-        return cls(tuple(dict.fromkeys(role.strip() for role in roles.split(",") if role.strip())), last_turn_only)
+        roles = tuple(dict.fromkeys(role.strip() for role in roles.split(",") if role.strip()))
+        return cls(roles, last_turn_only, reasoning)
 
 
 DEFAULT = TrainOn()
@@ -77,6 +85,8 @@ def piece_trained(kind: str, messages: list[dict], index: int | None, train_on: 
     """Whether a piece of this kind, written for messages[index], is trained (the whole rule)."""
     if kind in (TEMPLATE, HEADER) or index is None or not message_trained(messages, index, train_on):
         return False
+    if kind == REASONING and not train_on.reasoning:
+        return False
     if kind == END and messages[index].get("train") is True:
         return _role(messages[index]) == "assistant"
     return True
@@ -87,16 +97,20 @@ def trains_anything(messages: list[dict], train_on: TrainOn = DEFAULT) -> bool:
     return any(isinstance(m, dict) and message_trained(messages, i, train_on) for i, m in enumerate(messages))
 
 
-def trained_spans(pieces, messages: list[dict], train_on: TrainOn = DEFAULT) -> list[tuple[int, int]]:
+def trained_spans(pieces, messages: list[dict], train_on: TrainOn = DEFAULT,
+                  only: set[int] | None = None) -> list[tuple[int, int]]:
     """The trained character ranges [start, end) of a render, touching ranges merged into one.
 
     pieces: (start, end, kind, message index, also) as chat.kit.Piece; `also` is None or a second
-    (kind, message index) label of the same text, trained if either label is."""
+    (kind, message index) label of the same text, trained if either label is. `only`: the indices of
+    the messages this render may train (None: all)."""
+    def trained(kind, index):
+        return (only is None or index in only) and piece_trained(kind, messages, index, train_on)
+
     spans: list[tuple[int, int]] = []
     for start, end, kind, index, also in pieces:
-        trained = piece_trained(kind, messages, index, train_on) or (
-            also is not None and piece_trained(also[0], messages, also[1], train_on))
-        if not trained or start == end:
+        trained_here = trained(kind, index) or (also is not None and trained(*also))
+        if not trained_here or start == end:
             continue
         if spans and spans[-1][1] == start:
             spans[-1] = (spans[-1][0], end)

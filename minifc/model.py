@@ -1,12 +1,13 @@
-"""The decoder: Llama 3.x and Gemma 3 (text) in one implementation; the differences are config flags.
+"""The decoder: Llama 3.x, Gemma 3 (text), Qwen3 and Qwen2.5 in one implementation; the differences are
+config flags.
 
 Module names mirror Hugging Face's *ForCausalLM exactly, so `Transformer.state_dict()` keys equal
 HF's keys and checkpoints load without renaming:
 
     model.embed_tokens                          nn.Embedding
     model.layers.{i}.input_layernorm            RMSNorm
-    model.layers.{i}.self_attn.{q,k,v,o}_proj   nn.Linear (LoRA wraps these by name)
-    model.layers.{i}.self_attn.{q,k}_norm       RMSNorm per head (Gemma 3 only)
+    model.layers.{i}.self_attn.{q,k,v,o}_proj   nn.Linear (LoRA wraps these by name; Qwen2.5: q,k,v biased)
+    model.layers.{i}.self_attn.{q,k}_norm       RMSNorm per head (Gemma 3 and Qwen3 only)
     model.layers.{i}.post_attention_layernorm   RMSNorm
     model.layers.{i}.pre_feedforward_layernorm  RMSNorm (Gemma only)
     model.layers.{i}.post_feedforward_layernorm RMSNorm (Gemma only)
@@ -106,11 +107,12 @@ class Attention(nn.Module):
                                        config.num_key_value_heads, config.head_dim)
         self.layer_idx, self.layer_type = layer_idx, config.layer_types[layer_idx]
         self.head_dim, self.scale = hd, config.attention_scale
-        self.q_proj = nn.Linear(hidden, heads * hd, bias=config.attention_bias)
-        self.k_proj = nn.Linear(hidden, kv_heads * hd, bias=config.attention_bias)
-        self.v_proj = nn.Linear(hidden, kv_heads * hd, bias=config.attention_bias)
+        qkv_bias = config.attention_bias or config.qkv_bias  # Qwen2.5: q, k, v have a bias, o_proj none
+        self.q_proj = nn.Linear(hidden, heads * hd, bias=qkv_bias)
+        self.k_proj = nn.Linear(hidden, kv_heads * hd, bias=qkv_bias)
+        self.v_proj = nn.Linear(hidden, kv_heads * hd, bias=qkv_bias)
         self.o_proj = nn.Linear(heads * hd, hidden, bias=config.attention_bias)
-        if config.qk_norm:  # Gemma 3: normalise each query/key head before RoPE
+        if config.qk_norm:  # Gemma 3, Qwen3: normalise each query/key head before RoPE
             self.q_norm, self.k_norm = (RMSNorm(hd, config.rms_norm_eps, config.norm_plus_one) for _ in range(2))
         else:
             self.q_norm = self.k_norm = None

@@ -2,11 +2,18 @@
 
 An example is one conversation in the OpenAI / Hugging Face chat layout (README, "Data"): "tools" (each
 {"type": "function", "function": {name, description, parameters: a JSON Schema}}), "messages" ({role,
-content}, assistant messages also "tool_calls"), an optional "category", and on any message an optional
-"train": true/false that overrides the masking rule (minifc/masking.py).
+content}, assistant messages also "tool_calls" and an optional "reasoning" string, the thinking before the
+reply), an optional "category", and on any message an optional "train": true/false that overrides the
+masking rule (minifc/masking.py). An assistant message must say something (content or tool calls):
+reasoning alone is not a reply.
 
     validate_example(example, train_on) -> list[Problem]   every problem names file:line, field and the fix
-    json_type(value), has_type(value, type_name)           JSON-Schema types, shared with the call checker
+    fits_type(value, schema), json_type(value)             the one JSON-Schema type rule, shared with the call checker
+
+Tool schemas may use type (a name or a list, "null" included), enum, required, properties,
+additionalProperties, items, anyOf / oneOf / allOf and local $ref ("#/$defs/Name", "#/definitions/Name").
+A schema that cannot be read (an unknown type name such as "str", a $ref to nowhere, a list where an
+object belongs) makes its example a skip "bad_schema" naming the field; two tools of one name, "duplicate_tool".
 """
 
 import json
@@ -71,6 +78,9 @@ def validate_example(example: Example, train_on: masking.TrainOn = masking.DEFAU
         problems.append(Problem(reason, example.location, where, message))
 
     schemas = _check_tools(example.tools, problem)
+    if example.category is not None and not isinstance(example.category, str):
+        problem("bad_structure", "category", f"must be a string (the evaluation's breakdown by category), "
+                                             f"got {_shown(example.category)}")
     if not isinstance(example.messages, list) or not example.messages:
         problem("bad_structure", "messages", "must be a non-empty list of {role, content} objects")
         return problems
@@ -86,6 +96,7 @@ def validate_example(example: Example, train_on: masking.TrainOn = masking.DEFAU
             continue
         if "train" in message and not isinstance(message["train"], bool):
             problem("bad_structure", f"{where}.train", "must be true or false")
+        _check_reasoning(message, where, problem)
         if pending and role != "tool":
             problem("role_order", where, f"the call(s) to {', '.join(pending)} before it have no tool result; "
                                          "add a 'tool' message answering each call first")
@@ -114,7 +125,7 @@ def validate_example(example: Example, train_on: masking.TrainOn = masking.DEFAU
 
 def _check_tools(tools, problem) -> dict:
     """Checks the tool list; returns {function name: parameters schema}."""
-    schemas = {}
+    schemas, declared_at = {}, {}
     if not isinstance(tools, list):
         problem("bad_structure", "tools", "must be a list of {\"type\": \"function\", \"function\": {...}}")
         return schemas
@@ -124,13 +135,19 @@ def _check_tools(tools, problem) -> dict:
             problem("bad_structure", f"tools[{j}]", "must be {\"type\": \"function\", \"function\": "
                                                     "{\"name\": ..., \"description\": ..., \"parameters\": {...}}}")
             continue
-        parameters = function.get("parameters")
+        name, parameters = function["name"], function.get("parameters")
+        if name in declared_at:
+            problem("duplicate_tool", f"tools[{j}].function.name", f"{name!r} is declared twice (also tools"
+                                      f"[{declared_at[name]}]); give each tool its own name or drop one")
+            continue
+        declared_at[name] = j
         if parameters is not None and not isinstance(parameters, dict):
             problem("bad_structure", f"tools[{j}].function.parameters", "must be a JSON Schema object")
-        malformed = _malformed(parameters, f"tools[{j}].function.parameters") if isinstance(parameters, dict) else []
+        malformed = _malformed(parameters, parameters, f"tools[{j}].function.parameters") \
+            if isinstance(parameters, dict) else []
         for where, message in malformed:
             problem("bad_schema", where, message)
-        schemas[function["name"]] = parameters if isinstance(parameters, dict) and not malformed else {}
+        schemas[name] = parameters if isinstance(parameters, dict) and not malformed else {}
     return schemas
 
 
@@ -138,26 +155,76 @@ def _shown(value) -> str:
     return json.dumps(value, default=str)
 
 
-def _malformed(schema: dict, path: str) -> list[tuple[str, str]]:
+def type_names(schema) -> list[str]:
+    """The type names a schema's "type" gives ([] when it gives none, or none readable: _malformed reports that)."""
+    kind = schema.get("type") if isinstance(schema, dict) else None
+    return [t for t in ([kind] if isinstance(kind, str) else kind if isinstance(kind, list) else [])
+            if isinstance(t, str)]
+
+
+def fits_type(value, schema) -> bool:
+    """Whether `value` is of a type `schema` names; true when it names no type SCHEMA_TYPES knows.
+    The one type rule: validation (unknown names are reported there first) and the call checker."""
+    known = [t for t in type_names(schema) if t in SCHEMA_TYPES]
+    return not known or any(has_type(value, t) for t in known)
+
+
+def resolve_ref(root: dict, ref) -> dict | None:
+    """The schema a local $ref ("#", "#/$defs/Name", "#/definitions/Name", any JSON pointer into `root`)
+    points at, or None when it points nowhere (or is not local)."""
+    if not isinstance(ref, str) or not ref.startswith("#"):
+        return None
+    node = root
+    for part in filter(None, ref[1:].split("/")):
+        node = node.get(part.replace("~1", "/").replace("~0", "~")) if isinstance(node, dict) else None
+    return node if isinstance(node, dict) else None
+
+
+_SHAPES = (("properties", dict, 'an object {"name": {"type": ...}, ...}'),
+           ("required", list, 'a list of property names, e.g. ["city"]'),
+           ("enum", list, 'a list of the allowed values, e.g. ["celsius", "fahrenheit"]'),
+           ("items", dict, 'a schema object, e.g. {"type": "string"}'),
+           ("additionalProperties", (bool, dict), "true, false or a schema object"),
+           ("$defs", dict, 'an object {"Name": {schema}, ...}'),
+           ("definitions", dict, 'an object {"Name": {schema}, ...}'))
+_COMBINERS = ("anyOf", "oneOf", "allOf")
+
+
+def _malformed(schema: dict, root: dict, path: str) -> list[tuple[str, str]]:
     """(field, message) for each part of a tool's JSON Schema that checking arguments against it could not
-    read (a list where an object belongs, a string where a list belongs...), nested properties included."""
+    read: a list where an object belongs, an unknown type name, a $ref to nowhere..., nested schemas included."""
     errors = []
     kind = schema.get("type")
-    names = isinstance(kind, str) or isinstance(kind, list) and all(isinstance(t, str) for t in kind)
-    if kind is not None and not names:
+    readable = isinstance(kind, str) or isinstance(kind, list) and all(isinstance(t, str) for t in kind)
+    if kind is not None and not readable:
         errors.append((f"{path}.type", f"must be a type name or a list of them, got {_shown(kind)}"))
-    for key, shape, fix in (("properties", dict, 'an object {"name": {"type": ...}, ...}'),
-                            ("required", list, 'a list of property names, e.g. ["city"]'),
-                            ("enum", list, 'a list of the allowed values, e.g. ["celsius", "fahrenheit"]')):
-        value = schema.get(key)
-        if value is not None and not isinstance(value, shape):
-            errors.append((f"{path}.{key}", f"must be {fix}, got {_shown(value)}"))
+    elif unknown := [t for t in type_names(schema) if t not in SCHEMA_TYPES]:
+        errors.append((f"{path}.type", f"unknown type {_shown(unknown[0])}; JSON Schema's types are "
+                                       f"{', '.join(SCHEMA_TYPES)}"))
+    for key, shape, fix in _SHAPES:  # null stands for absent, as before
+        if schema.get(key) is not None and not isinstance(schema[key], shape):
+            errors.append((f"{path}.{key}", f"must be {fix}, got {_shown(schema[key])}"))
     if isinstance(schema.get("required"), list) and not all(isinstance(k, str) for k in schema["required"]):
         errors.append((f"{path}.required", f"must list property names (strings), got {_shown(schema['required'])}"))
-    for name, sub in (schema.get("properties") or {}).items() if isinstance(schema.get("properties"), dict) else ():
-        errors += _malformed(sub, f"{path}.properties.{name}") if isinstance(sub, dict) else []
-    if isinstance(schema.get("items"), dict):
-        errors += _malformed(schema["items"], f"{path}.items")
+    if "$ref" in schema and resolve_ref(root, schema["$ref"]) is None:
+        errors.append((f"{path}.$ref", f"{_shown(schema['$ref'])} points at no schema in this tool's parameters; "
+                                       "use a local reference such as \"#/$defs/Name\" and define Name there"))
+    subschemas = []  # (path, schema) of every schema nested in this one
+    for key in ("properties", "$defs", "definitions"):
+        if isinstance(schema.get(key), dict):
+            subschemas += [(f"{path}.{key}.{name}", sub) for name, sub in schema[key].items()]
+    subschemas += [(f"{path}.{key}", schema[key]) for key in ("items", "additionalProperties")
+                   if isinstance(schema.get(key), dict)]
+    for key in _COMBINERS:
+        if key in schema and not (isinstance(schema[key], list) and schema[key]):
+            errors.append((f"{path}.{key}", f"must be a non-empty list of schema objects, got {_shown(schema[key])}"))
+        elif key in schema:
+            subschemas += [(f"{path}.{key}[{i}]", sub) for i, sub in enumerate(schema[key])]
+    for where, sub in subschemas:
+        if isinstance(sub, dict):
+            errors += _malformed(sub, root, where)
+        else:
+            errors.append((where, f'must be a schema object, e.g. {{"type": "string"}}, got {_shown(sub)}'))
     return errors
 
 
@@ -170,7 +237,8 @@ def _check_assistant(message, where, schemas, problem) -> list[str]:
         problem("bad_structure", f"{where}.tool_calls", f"must be a list of {_CALL_SHAPE}")
         return []
     if not calls and not (isinstance(content, str) and content.strip()):
-        problem("bad_structure", where, "an assistant message needs non-empty content or tool_calls")
+        problem("bad_structure", where, "an assistant message needs non-empty content or tool_calls"
+                + ("; reasoning alone says nothing (add the reply it leads to)" if message.get("reasoning") else ""))
     names = []
     for k, call in enumerate(calls):
         call_where = f"{where}.tool_calls[{k}]"
@@ -194,6 +262,19 @@ def _check_assistant(message, where, schemas, problem) -> list[str]:
     return names
 
 
+def _check_reasoning(message, where, problem):
+    """"reasoning" (absent or null when there is none) is a string, on assistant messages only."""
+    reasoning = message.get("reasoning")
+    if reasoning is None:
+        return
+    if message["role"] != "assistant":
+        problem("bad_reasoning", f"{where}.reasoning", f"only assistant messages carry reasoning, not a "
+                                                       f"{message['role']} message; remove it")
+    elif not isinstance(reasoning, str):
+        problem("bad_reasoning", f"{where}.reasoning", f"must be a string (the assistant's thinking), got "
+                                                       f"{json_type(reasoning)}")
+
+
 def _check_tool_result(message, where, pending, problem):
     name = message.get("name")
     if not pending:
@@ -208,30 +289,43 @@ def _check_tool_result(message, where, pending, problem):
         problem("bad_structure", f"{where}.content", "a tool result must be a string (or a JSON object/list)")
 
 
-def _schema_errors(value, schema: dict, path: str = "") -> list[tuple[str, str]]:
-    """(path, message) for each way `value` breaks `schema`: type (of the types it names that SCHEMA_TYPES
-    knows), enum, required / unexpected object keys, and array items; nested values are checked recursively."""
-    if not isinstance(schema, dict):
+def _schema_errors(value, schema: dict, root: dict | None = None, path: str = "",
+                   seen: frozenset = frozenset()) -> list[tuple[str, str]]:
+    """(path, message) for each way `value` breaks `schema` (read by _malformed without complaint): $ref,
+    type, enum, allOf / anyOf / oneOf, required / unexpected object keys, additionalProperties and array items;
+    nested values are checked recursively. `root` is the tool's parameters schema, where $ref points;
+    `seen` the schemas applied to this value already, so a $ref cycle that reaches no nested value ends."""
+    if not isinstance(schema, dict) or id(schema) in seen:
         return []
-    errors = []
-    types = schema.get("type")
-    types = [types] if isinstance(types, str) else (types or [])
-    known = [t for t in types if t in SCHEMA_TYPES]
-    if known and not any(has_type(value, t) for t in known):
-        return [(path, f"{json.dumps(value)} is not of type {' or '.join(known)}")]
+    root, seen = root or schema, seen | {id(schema)}
+    errors = _schema_errors(value, resolve_ref(root, schema["$ref"]), root, path, seen) if "$ref" in schema else []
+    if not fits_type(value, schema):
+        return errors + [(path, f"{json.dumps(value)} is not of type {' or '.join(type_names(schema))}")]
     if "enum" in schema and value not in schema["enum"]:
         errors.append((path, f"{json.dumps(value)} is not one of {json.dumps(schema['enum'])}"))
+    for sub in schema.get("allOf", ()):
+        errors += _schema_errors(value, sub, root, path, seen)
+    for key in ("anyOf", "oneOf"):
+        if key in schema:
+            failures = [_schema_errors(value, sub, root, path, seen) for sub in schema[key]]
+            matched = failures.count([])
+            if matched == 0 or key == "oneOf" and matched > 1:
+                why = "; ".join(f"{i + 1}: {f[0][1]}" for i, f in enumerate(failures) if f)
+                errors.append((path, f"{json.dumps(value)} matches {matched} of the {key} schemas, "
+                                     f"{'exactly one' if key == 'oneOf' else 'at least one'} must match ({why})"))
     if isinstance(value, dict):
-        properties = schema.get("properties") or {}
+        properties, extra = schema.get("properties") or {}, schema.get("additionalProperties", False)
         for key in schema.get("required") or []:
             if key not in value:
                 errors.append((f"{path}.{key}", "required argument is missing"))
         for key, item in value.items():
             if key in properties:
-                errors.extend(_schema_errors(item, properties[key], f"{path}.{key}"))
-            elif properties and not schema.get("additionalProperties", False):
+                errors.extend(_schema_errors(item, properties[key], root, f"{path}.{key}"))
+            elif isinstance(extra, dict):
+                errors.extend(_schema_errors(item, extra, root, f"{path}.{key}"))
+            elif properties and not extra:
                 errors.append((f"{path}.{key}", f"unexpected argument; known: {', '.join(properties)}"))
     if json_type(value) == "array" and isinstance(schema.get("items"), dict):
         for i, item in enumerate(value):
-            errors.extend(_schema_errors(item, schema["items"], f"{path}[{i}]"))
+            errors.extend(_schema_errors(item, schema["items"], root, f"{path}[{i}]"))
     return errors

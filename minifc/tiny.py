@@ -1,6 +1,7 @@
 """The offline demo model (`python train.py --model tiny`, README): a small, randomly initialised Gemma 3
-(or Llama 3) and a tokenizer trained here, built from nothing on the training data itself, so that the
-whole pipeline runs without a download or a GPU. It only learns the shape of the training data.
+(or Llama 3, for the llama and qwen formats) and a tokenizer trained here, built from nothing on the training
+data itself, so that the whole pipeline runs without a download or a GPU. It only learns the shape of the
+training data.
 
     fmt = get_format("gemma3")
     directory = save_tiny("out/tiny/init", tokenizer_for_examples(examples, fmt), fmt)
@@ -47,8 +48,16 @@ def tiny_hf_config(family: str, vocab_size: int, tokenizer: Tokenizer) -> dict:
                 attn_logit_softcapping=None, **SIZES, **ids)
 
 
+def bos_token(texts, fmt) -> str | None:
+    """The format's BOS: its first control token when every conversation starts with it and holds it once
+    (`<bos>`, `<|begin_of_text|>`); None for a format that writes no BOS (Qwen's `<|im_start|>` opens every turn)."""
+    first = fmt.control_tokens[0]
+    return first if all(text.startswith(first) and text.count(first) == 1 for text in texts) else None
+
+
 def train_tokenizer(texts, fmt, vocab_size: int = 1024) -> Tokenizer:
     """Byte-level BPE trained on `texts`, with `<pad>` and the format's control tokens as special tokens."""
+    texts = list(texts)
     specials = list(dict.fromkeys([_PAD, *fmt.control_tokens, *fmt.stop_tokens]))
     tk = HFTokenizer(models.BPE())
     tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -56,12 +65,13 @@ def train_tokenizer(texts, fmt, vocab_size: int = 1024) -> Tokenizer:
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials, show_progress=False,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     tk.train_from_iterator(texts, trainer)
-    # BOS is the first control token every format writes; EOS the last stop token (<eos>, <|end_of_text|>)
-    return Tokenizer(tk, bos_token=fmt.control_tokens[0], eos_token=fmt.stop_tokens[-1], pad_token=_PAD)
+    # EOS is the last stop token (<eos>, <|end_of_text|>, <|endoftext|>)
+    return Tokenizer(tk, bos_token=bos_token(texts, fmt), eos_token=fmt.stop_tokens[-1], pad_token=_PAD)
 
 
 def family_of(fmt) -> str:
-    return "llama" if fmt.name.startswith("llama") else "gemma3"
+    # Qwen formats get the Llama architecture: the decoder closest to Qwen's among minifc's
+    return "llama" if fmt.name.startswith(("llama", "qwen")) else "gemma3"
 
 
 def tokenizer_for_examples(examples, fmt) -> Tokenizer:

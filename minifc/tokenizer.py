@@ -38,9 +38,26 @@ class Tokenizer:
                 f"{tokenizer_file} not found: minifc needs the fast-tokenizer file tokenizer.json "
                 "(every Gemma 3 and Llama 3.x checkpoint on the hub ships one)")
         config_file = path / "tokenizer_config.json"
-        config = json.loads(config_file.read_text(encoding="utf-8")) if config_file.is_file() else {}
-        return cls(HFTokenizer.from_file(str(tokenizer_file)),
-                   **{key: _token_text(config.get(key)) for key in ("bos_token", "eos_token", "pad_token")})
+        try:
+            config = json.loads(config_file.read_text(encoding="utf-8")) if config_file.is_file() else {}
+            tokens = {key: _token_text(config.get(key)) for key in ("bos_token", "eos_token", "pad_token")}
+        except (ValueError, AttributeError) as error:  # invalid JSON or UTF-8, not an object
+            raise ValueError(f"{config_file}: cannot be read ({error}); download it again") from None
+        try:
+            tokenizer = HFTokenizer.from_file(str(tokenizer_file))
+        except Exception as error:  # the tokenizers library raises a plain Exception for a damaged file
+            raise ValueError(f"{tokenizer_file}: the tokenizers library cannot read it ({error}); download it "
+                             "again") from None
+        return cls(tokenizer, **tokens)
+
+    @property
+    def max_token_chars(self) -> int:
+        """The most characters one token stands for (its longest vocabulary entry; a byte-level entry has one
+        character per byte, so at least as many as it decodes to): a text of more than n * max_token_chars
+        characters has more than n tokens, known without tokenizing it."""
+        if not hasattr(self, "_max_token_chars"):
+            self._max_token_chars = max(map(len, self.tk.get_vocab(with_added_tokens=True)), default=1)
+        return self._max_token_chars
 
     @property
     def vocab_size(self) -> int:

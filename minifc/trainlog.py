@@ -21,16 +21,22 @@ class MetricsLog:
     def __init__(self, path, resume_step: int | None = None):
         self.path = Path(path)
         if resume_step is not None and self.path.is_file():
-            kept = [line for line in self.path.read_text().splitlines()
-                    if line.strip() and json.loads(line).get("step", 0) <= resume_step]
-            self.path.write_text("".join(line + "\n" for line in kept))
+            kept = [record for record in self.read() if record.get("step", 0) <= resume_step]
+            self.path.write_text("".join(json.dumps(record) + "\n" for record in kept))
 
     def write(self, record: dict):
         with self.path.open("a") as f:
             f.write(json.dumps(record) + "\n")
 
     def read(self) -> list[dict]:
-        return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+        """The records; a line that is not a JSON object (the last one, cut by a kill mid-write) is left out."""
+        records = []
+        for line in self.path.read_text().splitlines() if self.path.is_file() else []:
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                continue
+        return [record for record in records if isinstance(record, dict)]
 
 
 def peak_memory_gb(device: torch.device) -> float:

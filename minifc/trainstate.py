@@ -7,7 +7,7 @@
     OUT/args.json           the run's settings (prepare_run_dir writes them, saved_flags reads them)
 
     write = weights_writer(model, full, base_name, hf_config, tokenizer, fmt, tokenizer_dir)
-    save_step(OUT, N, (epoch, batches_done), optimizer.state_dict(), write, keep=3)   # OUT/step-N; latest 3 kept
+    save_step(OUT, N, (epoch, batches_done), optimizer, write, keep=3)     # OUT/step-N; the latest 3 kept
     step, (epoch, batches_done) = restore(latest_checkpoint(OUT), optimizer.load_state_dict)   # also sets the RNG
     args = parser.parse_args(argv, argparse.Namespace(**saved_flags(OUT)))  # the flags given now over the saved
 
@@ -31,6 +31,7 @@ from .adapters import save_adapter
 from .chat.lookup import write_chat_format
 from .checkpoint import atomic_directory
 from .export import save_hf_model
+from .trainlog import MetricsLog
 
 _STATE_FILE = "trainer_state.pt"
 _STEP_DIR = re.compile(r"^step-(\d+)$")
@@ -50,11 +51,37 @@ def latest_checkpoint(out) -> Path | None:
     return found[-1] if found else None
 
 
+def last_good_checkpoint(out) -> str:
+    """For the message of a diverged run: the newest checkpoint whose step's loss (metrics.jsonl) was at most
+    twice the lowest loss logged up to it, and the newer ones that were not, named as suspect (the run may
+    already have been diverging when they were saved)."""
+    losses = {r["step"]: r["loss"] for r in MetricsLog(Path(out) / "metrics.jsonl").read() if "loss" in r}
+    suspect = []
+    for path in reversed(checkpoints(out)):
+        step = int(path.name.removeprefix("step-"))
+        loss, lowest = losses.get(step), min((v for s, v in losses.items() if s <= step), default=None)
+        if loss is None or loss <= 2 * lowest:
+            good = f"{path}" + (f" (loss {loss:.4g} at its step)" if loss is not None else "")
+            break
+        suspect.append(f"{path} (loss {loss:.4g} at its step, over twice the lowest before it, {lowest:.4g})")
+    else:
+        good = "none" + (" kept" if suspect else " (none saved yet)")
+    return good + (f"; newer but suspect, as the loss was rising: {', '.join(suspect)}" if suspect else "")
+
+
 def save_checkpoint(directory, write_weights, state: dict) -> Path:
-    """Write weights (by `write_weights(tmp)`) and `state` into `directory`, atomically."""
-    with atomic_directory(directory) as tmp:
-        write_weights(tmp)
-        torch.save(state, tmp / _STATE_FILE)
+    """Write weights (by `write_weights(tmp)`) and `state` into `directory`, atomically. A failed write (a
+    full disk: torch.save says "iostream error", safetensors an OSError) is an OSError naming the directory
+    and the free space; nothing of it is left behind."""
+    try:
+        with atomic_directory(directory) as tmp:
+            write_weights(tmp)
+            torch.save(state, tmp / _STATE_FILE)
+    except (OSError, RuntimeError) as error:
+        free = shutil.disk_usage(Path(directory).parent).free / 2**30
+        raise OSError(f"{directory}: the checkpoint could not be written ({error}); {free:.2f} GiB free on that "
+                      "disk. Nothing was half-written and the earlier checkpoints are intact: free some space "
+                      "(or lower --keep-checkpoints) and continue with --resume") from error
     return directory
 
 
@@ -65,12 +92,17 @@ def rng_state() -> dict:
     return rng
 
 
-def save_step(out, step: int, position: tuple[int, int], optimizer_state: dict, write_weights, keep: int,
-              rng_ranks: list[dict] | None = None) -> Path:
-    """Checkpoint OUT/step-N (the weights, optimizer.state_dict(), the data position, the RNG) and keep the
-    latest `keep` checkpoints. rng_ranks: every rank's RNG states in a run of several processes."""
-    state = {"step": step, "epoch": position[0], "batch": position[1], "optimizer": optimizer_state,
-             "rng": rng_state()}
+def save_step(out, step: int, position: tuple[int, int], optimizer, write_weights, keep: int, *,
+              optimizer_state: dict | None = None, trained=None, rng_ranks: list[dict] | None = None) -> Path:
+    """Checkpoint OUT/step-N (the weights, the optimizer, the data position, the RNG) and keep the latest
+    `keep` checkpoints. Several processes (distributed.py) pass, on rank 0, what they gathered: the whole
+    optimizer state, the trained weights (checked here for inf and NaN) and every rank's RNG states."""
+    trained = [p for group in optimizer.param_groups for p in group["params"]] if trained is None else trained
+    if trained and not bool(torch.stack([torch.isfinite(p).all() for p in trained]).all()):
+        raise ValueError(f"step {step}: the trained weights hold inf or NaN, so they were not saved; the "
+                         f"checkpoints before it are kept. Lower --lr or raise --warmup-steps")
+    state = {"step": step, "epoch": position[0], "batch": position[1], "rng": rng_state(),
+             "optimizer": optimizer.state_dict() if optimizer_state is None else optimizer_state}
     if rng_ranks is not None:
         state["rng_ranks"] = rng_ranks
     path = save_checkpoint(Path(out) / f"step-{step}", write_weights, state)
@@ -82,19 +114,24 @@ def save_step(out, step: int, position: tuple[int, int], optimizer_state: dict, 
 
 @contextmanager
 def ctrl_c_stops():
-    """Within: Ctrl-C appends to the list given, and the loop checkpoints and stops after the step.
-    A second Ctrl-C raises KeyboardInterrupt at once (the usual behaviour)."""
-    stop, previous = [], signal.getsignal(signal.SIGINT)
+    """Within: Ctrl-C or SIGTERM (a scheduler's preemption) appends to the list given, and the loop
+    checkpoints and stops after the step. A second Ctrl-C raises KeyboardInterrupt at once, a second
+    SIGTERM terminates (the usual behaviours)."""
+    stop, previous = [], {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
 
     def handler(signum, frame):
         stop.append(True)
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        print("\nCtrl-C: saving a checkpoint after this step (press again to quit without saving)", flush=True)
-    signal.signal(signal.SIGINT, handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        print(f"\n{name}: saving a checkpoint after this step (Ctrl-C again quits without saving)", flush=True)
+    for sig in previous:
+        signal.signal(sig, handler)
     try:
         yield stop
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, before in previous.items():
+            signal.signal(sig, before)
 
 
 def weights_writer(model, full: bool, base_name: str, hf_config: dict, tokenizer, fmt, tokenizer_dir=None):
@@ -105,7 +142,7 @@ def weights_writer(model, full: bool, base_name: str, hf_config: dict, tokenizer
             save_hf_model(model, directory, hf_config, tokenizer, fmt, tokenizer_dir)
         else:
             save_adapter(model, directory, base_name)
-            write_chat_format(directory, fmt)
+            write_chat_format(directory, fmt, base_model=base_name, architecture=model.config.architecture())
     return write
 
 
@@ -128,7 +165,15 @@ def load_trainer_state(directory) -> dict:
     path = Path(directory) / _STATE_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: {directory} is not a finished train.py checkpoint")
-    return torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        missing = [key for key in ("step", "epoch", "batch", "optimizer", "rng") if key not in state]
+    except Exception as error:  # torch.load raises many kinds (RuntimeError, UnpicklingError, EOFError...)
+        missing = [f"readable ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})"]
+    if missing:
+        raise ValueError(f"{path}: damaged, not {', '.join(missing)}; delete {directory} to resume from the "
+                         "checkpoint before it, or start over with --overwrite")
+    return state
 
 
 def prepare_run_dir(out, settings: dict, resume: bool, overwrite: bool) -> Path | None:
@@ -136,6 +181,9 @@ def prepare_run_dir(out, settings: dict, resume: bool, overwrite: bool) -> Path 
     in one directory (ValueError naming the way out) and recording the settings in OUT/args.json, which
     --resume reuses."""
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file, not a directory: choose another --out")
+    _clean_leftovers(out)
     found = checkpoints(out)
     if resume and not found:
         raise ValueError(f"--resume {out}: no finished checkpoint (a step-N directory) there")
@@ -154,11 +202,24 @@ def prepare_run_dir(out, settings: dict, resume: bool, overwrite: bool) -> Path 
     return found[-1] if resume else None
 
 
+def _clean_leftovers(out: Path):
+    """What a save killed midway left (checkpoint.atomic_directory): `.X.partial` is removed; `.X.old` is a
+    finished checkpoint that was being replaced, so it becomes X again if X is gone, else it is removed."""
+    for path in sorted(out.glob(".*.partial")) + sorted(out.glob(".*.old")):
+        target = out / path.name[1:].rsplit(".", 1)[0]
+        if path.suffix == ".old" and not target.exists():
+            path.rename(target)
+            print(f"{out}: restored {target.name} from {path.name}, left by a save that was killed")
+        else:
+            shutil.rmtree(path)
+            print(f"{out}: removed {path.name}, left by a save that was killed")
+
+
 # What a resumed run may not change: the base model and its adapter's shape, and everything that decides
 # the data, its order and its packing (the saved data position counts batches of exactly that data).
 FIXED_ON_RESUME = ("model", "format", "full", "quantize", "lora_r", "lora_alpha", "lora_dropout", "lora_targets",
-                   "rslora", "data", "data_format", "eval_data", "strict", "train_on", "last_turn_only", "max_len",
-                   "truncate", "no_packing", "batch_tokens", "grad_accum", "seed")
+                   "rslora", "data", "data_format", "eval_data", "strict", "train_on", "last_turn_only",
+                   "no_train_reasoning", "max_len", "truncate", "no_packing", "batch_tokens", "grad_accum", "seed")
 
 
 def resume_changes(saved: dict, settings: dict) -> list[str]:

@@ -10,10 +10,10 @@ import pytest
 import inspect_masks
 import train
 from minifc import export, loader
-from minifc.chat import get_format
+from minifc.chat import FORMATS, get_format
 from minifc.chat.lookup import resolve_chat_format
 
-KNOWN = "pass --format, one of functiongemma, gemma3, llama3, llama3.1, llama3.2"
+KNOWN = "pass --format, one of " + ", ".join(sorted(FORMATS))  # functiongemma, gemma3, gemma4, gemma4-31b, ...
 
 
 def recorded(directory, chat_format):
@@ -72,8 +72,8 @@ def test_bad_names_and_bad_files_are_named(tmp_path):
     bad = recorded(tmp_path / "a", "chatml")
     with pytest.raises(ValueError) as error:
         resolve_chat_format(str(bad), None, [bad])
-    assert str(error.value) == (f"{bad / 'minifc.json'}: chat_format 'chatml' is not one of functiongemma, gemma3, "
-                                "llama3, llama3.1, llama3.2; fix the file or pass --format")
+    assert str(error.value) == (f"{bad / 'minifc.json'}: chat_format 'chatml' is not one of "
+                                f"{', '.join(sorted(FORMATS))}; fix the file or pass --format")
     broken = tmp_path / "b"
     broken.mkdir()
     (broken / "minifc.json").write_text('{"format": "gemma3"}')

@@ -296,7 +296,7 @@ def test_google_notebook_full_sequence(reference, notebook, tokenizer):
     assert render(messages, [GOOGLE_WEATHER], add_generation_prompt=True).text == text[:prompt_end]
     generated = text[prompt_end:]
     assert parse(generated) == {"role": "assistant", "content": generated[:-len("<end_of_turn>")],
-                                "tool_calls": [], "parse_error": None}
+                                "tool_calls": [], "parse_error": None, "reasoning": None}
     full = render(messages + [parse(generated)], [GOOGLE_WEATHER])
     assert full.text == text + "\n"
     assert span_texts(full) == [
@@ -309,7 +309,7 @@ def test_google_notebook_full_sequence(reference, notebook, tokenizer):
 def test_google_notebook_generations_parse_and_render_back(notebook):
     """Outputs 2-4 are what the model generated; rendering the parsed turn gives them back exactly."""
     single, parallel, text_answer = notebook[2:5]
-    assert parse(single) == {"role": "assistant", "content": None, "parse_error": None,
+    assert parse(single) == {"role": "assistant", "content": None, "parse_error": None, "reasoning": None,
                              "tool_calls": [call("search_google", query="AAPL stock price")]}
     assert parse(parallel)["tool_calls"] == [call("search_knowledge_base", query="Floor plan for Building B"),
                                              call("search_google", query="Floor plan for Building B")]
@@ -436,14 +436,14 @@ def test_parse_inverts_render_on_every_case(name):
         parsed = parse(generated_part(messages, k))
         content = message.get("content")
         assert parsed == {"role": "assistant", "content": content.strip() or None if content else None,
-                          "tool_calls": message.get("tool_calls", []), "parse_error": None}, k
+                          "tool_calls": message.get("tool_calls", []), "parse_error": None, "reasoning": None}, k
 
 
 def test_parse_values():
     text = ("Sure.<start_function_call>call:f{a:1,b:-2.5,c:1e-07,d:true,e:false,f:None,g:<escape> x, y: {z} <escape>,"
             "h:[1,[2,<escape>3<escape>]],i:{j:{k:[]},l:{}},m:bare text,n:21.0,o:100000000000000000000}<end_function_call>"
             "<start_function_call>call:ns.g-2{}<end_function_call><start_function_response>")
-    assert parse(text) == {"role": "assistant", "content": "Sure.", "parse_error": None, "tool_calls": [
+    assert parse(text) == {"role": "assistant", "content": "Sure.", "parse_error": None, "reasoning": None, "tool_calls": [
         call("f", a=1, b=-2.5, c=1e-07, d=True, e=False, f=None, g=" x, y: {z} ", h=[1, [2, "3"]],
              i={"j": {"k": []}, "l": {}}, m="bare text", n=21.0, o=10**20),
         call("ns.g-2")]}
@@ -451,7 +451,7 @@ def test_parse_values():
 
 
 def test_parse_stops_and_truncation():
-    assert parse("Hello<end_of_turn>") == {"role": "assistant", "content": "Hello", "tool_calls": [], "parse_error": None}
+    assert parse("Hello<end_of_turn>") == {"role": "assistant", "content": "Hello", "tool_calls": [], "parse_error": None, "reasoning": None}
     assert parse("Hello<eos>")["content"] == "Hello"
     assert parse("Hello")["content"] == "Hello"  # cut by max_new_tokens: no stop token
     assert parse("")["content"] is None and parse("")["parse_error"] is None
@@ -496,7 +496,7 @@ FRAGMENTS = ["<start_function_call>", "<end_function_call>", "<start_function_re
 @given(st.lists(st.sampled_from(FRAGMENTS), max_size=30).map("".join) | st.text(max_size=60))
 def test_parse_never_raises(text):
     parsed = parse(text)
-    assert set(parsed) == {"role", "content", "tool_calls", "parse_error"}
+    assert set(parsed) == {"role", "content", "tool_calls", "parse_error", "reasoning"}
     assert parsed["parse_error"] is None or parsed["tool_calls"] == []
 
 
@@ -529,7 +529,7 @@ def test_round_trip_random_turns(content, tool_calls, template):
     generated = generated_part(messages, 1)
     assert span_texts(rendered) == [generated.rstrip("\n")]
     assert parse(generated) == {"role": "assistant", "content": (content or "").strip() or None,
-                                "tool_calls": tool_calls, "parse_error": None}
+                                "tool_calls": tool_calls, "parse_error": None, "reasoning": None}
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -175,7 +175,7 @@ def test_call_names_with_dots_and_hyphens_and_no_arguments():
     calls = [call("math.factorial", n=5), call("get-time"), call("spotify.play", **{"from": "x", "dry-run": False})]
     text = format_calls(calls)
     assert text == '[math.factorial(n=5), get-time(), spotify.play(from="x", dry-run=False)]'
-    assert parse(text) == {"role": "assistant", "content": None, "tool_calls": calls, "parse_error": None}
+    assert parse(text) == {"role": "assistant", "content": None, "tool_calls": calls, "parse_error": None, "reasoning": None}
 
 
 # ------------------------------------------------------------------ round trip parse(render(assistant turn))
@@ -199,7 +199,7 @@ def test_parse_inverts_render_of_assistant_turn(calls, text):
     generated = rendered.text[start:end]  # what the model produces after the generation prompt, stop token included
     assert rendered.text[:start].endswith("<start_of_turn>model\n") and generated.endswith("<end_of_turn>")
     assert parse(generated) == {"role": "assistant", "content": (text or "").strip() or None,
-                                "tool_calls": calls, "parse_error": None}
+                                "tool_calls": calls, "parse_error": None, "reasoning": None}
 
 
 # ------------------------------------------------------------------ parse: plain text, malformed output
@@ -213,7 +213,7 @@ def test_parse_inverts_render_of_assistant_turn(calls, text):
     ("", None),
 ])
 def test_plain_text_is_content_not_an_error(generated, content):
-    assert parse(generated) == {"role": "assistant", "content": content, "tool_calls": [], "parse_error": None}
+    assert parse(generated) == {"role": "assistant", "content": content, "tool_calls": [], "parse_error": None, "reasoning": None}
 
 
 def test_parse_accepts_googles_tool_code_fence_and_json_literals():
@@ -256,7 +256,7 @@ def test_malformed_call_list_gives_parse_error(generated, error):
                 max_size=30).map("".join))
 def test_parse_never_raises(text):
     result = parse(text)
-    assert set(result) == {"role", "content", "tool_calls", "parse_error"}
+    assert set(result) == {"role", "content", "tool_calls", "parse_error", "reasoning"}
     assert result["parse_error"] is None or result["tool_calls"] == []
 
 

@@ -318,7 +318,7 @@ def test_parse_inverts_render(tokenizer, tool_calls):
     rendered = LLAMA32.render(messages, [WEATHER])
     assert rendered.text.startswith(prompt)
     generated = tokenizer.decode(tokenizer.encode(rendered.text[len(prompt):]))  # what generation returns
-    assert parse(generated) == {"role": "assistant", "content": None, "tool_calls": tool_calls, "parse_error": None}
+    assert parse(generated) == {"role": "assistant", "content": None, "tool_calls": tool_calls, "parse_error": None, "reasoning": None}
 
 
 @pytest.mark.parametrize("generated, expected_calls", [
@@ -331,14 +331,14 @@ def test_parse_inverts_render(tokenizer, tool_calls):
 ])
 def test_parse_accepts_variants(generated, expected_calls):
     assert parse(generated) == {"role": "assistant", "content": None, "tool_calls": expected_calls,
-                                "parse_error": None}
+                                "parse_error": None, "reasoning": None}
 
 
 def test_parse_plain_text():
     assert parse("  It is sunny in Paris.\n<|eot_id|>") == {
-        "role": "assistant", "content": "It is sunny in Paris.", "tool_calls": [], "parse_error": None}
+        "role": "assistant", "content": "It is sunny in Paris.", "tool_calls": [], "parse_error": None, "reasoning": None}
     assert parse("[1] is a citation {x}") == {
-        "role": "assistant", "content": "[1] is a citation {x}", "tool_calls": [], "parse_error": None}
+        "role": "assistant", "content": "[1] is a citation {x}", "tool_calls": [], "parse_error": None, "reasoning": None}
 
 
 @pytest.mark.parametrize("generated", [

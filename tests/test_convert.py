@@ -4,9 +4,11 @@ import json
 
 import pytest
 
+from minifc.chat import get_format
 from minifc.convert import (SIMPLE_TOOLS, ConversionError, convert_glaive, convert_hermes, convert_simple,
                             convert_xlam, detect_format, xlam_type)
 from minifc.data import load_examples
+from minifc.encode import render_example
 from minifc.schema import validate_example
 
 
@@ -142,10 +144,138 @@ def test_hermes_tools_field_json_calls_and_text_around_them():
     assert validate_example(ex) == []
 
 
-def test_hermes_bad_call_raises_conversion_error():
-    record = {"conversations": [{"from": "human", "value": "x"}, {"from": "gpt", "value": "<tool_call>{oops</tool_call>"}]}
-    with pytest.raises(ConversionError, match="neither JSON nor a Python literal"):
+@pytest.mark.parametrize("text", ["{oops", "{'name': 'f', 'arguments': {'a': {1, 2}}}", "{[1]: 2}", "[" * 200_000])
+def test_hermes_bad_call_raises_conversion_error(text):
+    record = {"conversations": [{"from": "human", "value": "x"},
+                                {"from": "gpt", "value": f"<tool_call>{text}</tool_call>"}]}
+    with pytest.raises(ConversionError) as caught:
         convert_hermes(record, "h:1")
+    assert caught.value.field == "conversations[1].value <tool_call>"
+    assert caught.value.message == ("neither JSON nor a Python literal of JSON values (dicts, lists, strings, numbers, "
+                                    f"True, False, None): {text[:80]!r}")
+
+
+# --- Jofthomas/hermes-function-calling-thinking-V1 (the Hugging Face agents course) ---------------------------
+# Its layout: "conversations" of {"role", "content"} with roles system / human / model / tool; the system
+# prompt of hermes-function-calling-v1 with the tools as a Python-literal list; <think> before each call;
+# calls and results as Python-literal dicts.
+
+AGENTS_SYSTEM = (
+    "You are a function calling AI model. You are provided with function signatures within <tools></tools> XML "
+    "tags.You may call one or more functions to assist with the user query. Don't make assumptions about what "
+    "values to plug into functions.Here are the available tools:<tools> [{'type': 'function', 'function': "
+    "{'name': 'get_current_temperature', 'description': 'Get the current temperature of a city', 'parameters': "
+    "{'type': 'object', 'properties': {'location': {'type': 'string', 'description': \"A city, e.g. 'Copenhagen'\"}, "
+    "'unit': {'type': 'string', 'enum': ['celsius', 'fahrenheit'], 'description': 'The unit'}}, 'required': "
+    "['location']}}}, {'type': 'function', 'function': {'name': 'convert_currency', 'description': 'Convert an "
+    "amount between currencies', 'parameters': {'type': 'object', 'properties': {'amount': {'type': 'number', "
+    "'description': 'The amount'}, 'from': {'type': 'string', 'description': 'From currency'}, 'to': {'type': "
+    "'string', 'description': 'To currency'}}, 'required': ['amount', 'from', 'to']}}}] </tools>Use the following "
+    "pydantic model json schema for each tool call you will make: {'title': 'FunctionCall', 'type': 'object', "
+    "'properties': {'arguments': {'title': 'Arguments', 'type': 'object'}, 'name': {'title': 'Name', 'type': "
+    "'string'}}, 'required': ['arguments', 'name']}For each function call return a json object with function name "
+    "and arguments within <tool_call></tool_call> XML tags as follows:\n<tool_call>\n{tool_call}\n</tool_call>")
+AGENTS_THINK = ("Okay, so the user is asking about the weather in Copenhagen. Looking at the available tools, "
+                "get_current_temperature gives the temperature at a location, and the user named the city, so I "
+                "should call it with location 'Copenhagen'.")
+AGENTS_RECORD = {"conversations": [
+    {"role": "system", "content": AGENTS_SYSTEM},
+    {"role": "human", "content": "Hi, what is the weather like in Copenhagen?"},
+    {"role": "model", "content": "<think>" + AGENTS_THINK + "\n</think><tool_call>\n{'name': "
+                                 "'get_current_temperature', 'arguments': {'location': 'Copenhagen'}}\n</tool_call>"},
+    {"role": "tool", "content": "<tool_response>\n{'name': 'get_current_temperature', 'content': {'temperature': "
+                                "-2, 'unit': 'celsius', 'sunny': True}}\n</tool_response>"},
+    {"role": "model", "content": "It is -2°C in Copenhagen right now, and sunny."},
+    {"role": "human", "content": "Thanks! And 100 EUR in DKK?"},
+    {"role": "model", "content": "<think>The user wants a currency conversion.</think>\n\n<tool_call>\n{'name': "
+                                 "'convert_currency', 'arguments': {'amount': 100, 'from': 'EUR', 'to': 'DKK'}}\n"
+                                 "</tool_call>"},
+    {"role": "tool", "content": "<tool_response>\n{'name': 'convert_currency', 'content': {'converted_amount': "
+                                "746.0}}\n</tool_response>"},
+    {"role": "model", "content": "<think>746 DKK.</think>100 EUR is 746.0 DKK."}]}
+AGENTS_TOOLS = [
+    {"type": "function", "function": {"name": "get_current_temperature",
+                                      "description": "Get the current temperature of a city", "parameters": {
+        "type": "object", "properties": {"location": {"type": "string", "description": "A city, e.g. 'Copenhagen'"},
+                                         "unit": {"type": "string", "enum": ["celsius", "fahrenheit"],
+                                                  "description": "The unit"}}, "required": ["location"]}}},
+    {"type": "function", "function": {"name": "convert_currency", "description": "Convert an amount between currencies",
+                                      "parameters": {"type": "object", "properties": {
+                                          "amount": {"type": "number", "description": "The amount"},
+                                          "from": {"type": "string", "description": "From currency"},
+                                          "to": {"type": "string", "description": "To currency"}},
+                                          "required": ["amount", "from", "to"]}}}]
+AGENTS_MESSAGES = [
+    {"role": "user", "content": "Hi, what is the weather like in Copenhagen?"},
+    {"role": "assistant", "content": None, "reasoning": AGENTS_THINK,
+     "tool_calls": [call("get_current_temperature", {"location": "Copenhagen"})]},
+    {"role": "tool", "name": "get_current_temperature",
+     "content": "{\"temperature\": -2, \"unit\": \"celsius\", \"sunny\": true}"},
+    {"role": "assistant", "content": "It is -2°C in Copenhagen right now, and sunny."},
+    {"role": "user", "content": "Thanks! And 100 EUR in DKK?"},
+    {"role": "assistant", "content": None, "reasoning": "The user wants a currency conversion.",
+     "tool_calls": [call("convert_currency", {"amount": 100, "from": "EUR", "to": "DKK"})]},
+    {"role": "tool", "name": "convert_currency", "content": "{\"converted_amount\": 746.0}"},
+    {"role": "assistant", "content": "100 EUR is 746.0 DKK.", "reasoning": "746 DKK."}]
+
+
+def test_agents_course_record():
+    ex = convert_hermes(AGENTS_RECORD, "a.jsonl:1")
+    assert ex.tools == AGENTS_TOOLS
+    assert ex.messages == AGENTS_MESSAGES
+    assert validate_example(ex) == []
+
+
+@pytest.mark.parametrize("key", ["conversations", "messages"])
+def test_agents_course_record_loads_keeps_its_reasoning_and_renders(tmp_path, key):
+    path = tmp_path / "agents.jsonl"
+    path.write_text(json.dumps({key: AGENTS_RECORD["conversations"]}) + "\n", encoding="utf-8")
+    [ex], report = load_examples(path)
+    assert (report.read, report.kept) == (1, 1), report.summary()
+    assert (ex.tools, ex.messages, ex.location) == (AGENTS_TOOLS, AGENTS_MESSAGES, f"{path}:1")
+    calls = {"gemma3": 'get_current_temperature(location="Copenhagen")',
+             "functiongemma": "<start_function_call>call:get_current_temperature{location:<escape>Copenhagen<escape>}",
+             "llama3.2": '{"name": "get_current_temperature", "parameters": {"location": "Copenhagen"}}'}
+    for name, rendered_call in calls.items():  # these formats have no place for reasoning (README)
+        assert rendered_call in render_example(ex, get_format(name)).text, name
+    assert [m.get("reasoning") for m in ex.messages] == [None, AGENTS_THINK, None, None, None,
+                                                         "The user wants a currency conversion.", None, "746 DKK."]
+
+
+@pytest.mark.parametrize("turn, field, error", [
+    ({"role": "model", "content": "<think>Hmm<tool_call>\n{'name': 'f', 'arguments': {}}\n</tool_call>"},
+     "conversations[1].content", "opens <think> but never closes it; add </think> after the reasoning"),
+    ({"from": "gpt", "value": "<think>a</think>b", "reasoning_content": "a"}, "conversations[1].value",
+     "opens with a <think> block, but the message also has \"reasoning\" (or \"reasoning_content\"); keep one of "
+     "the two"),
+    ({"role": "model", "content": "<tool_call>\n{'name': 'f', 'arguments': {}}"}, "conversations[1].content",
+     "a <tool_call> is never closed; add </tool_call> after the call"),
+    ({"role": "model", "content": "<tool_call>['f']</tool_call>"}, "conversations[1].content <tool_call>",
+     "expected {\"name\": ..., \"arguments\": {...}}, got \"['f']\""),
+    ({"role": "assistant", "content": None, "tool_calls": [call("f", {})]}, "conversations[1].tool_calls",
+     "hermes turns hold their calls as <tool_call> tags in the text; for structured tool_calls use the canonical "
+     "layout (\"messages\", --data-format canonical)"),
+    ({"role": "model", "content": ["parts"]}, "conversations[1]",
+     "must be {\"from\": ..., \"value\": \"...\"} or {\"role\": ..., \"content\": \"...\"}"),
+    ({"role": "tool", "content": "<tool_response>\n{'name': 'f', 'content': 1}"}, "conversations[1].content",
+     "a <tool_response> is never closed; add </tool_response> after the result"),
+])
+def test_hermes_refusals_name_the_turn(turn, field, error):
+    record = {"conversations": [{"role": "human", "content": "hi"}, turn]}
+    with pytest.raises(ConversionError) as caught:
+        convert_hermes(record, "h:1")
+    assert (caught.value.field, caught.value.message) == (field, error)
+
+
+def test_forced_hermes_reads_plain_messages_like_canonical(tmp_path):
+    path = tmp_path / "d.jsonl"
+    record = {"messages": [{"role": "user", "content": "hi"},
+                           {"role": "assistant", "content": "<think>Greet.</think>hello"}]}
+    path.write_text(json.dumps(record) + "\n")
+    [canonical], _ = load_examples(path)
+    [hermes], _ = load_examples(path, data_format="hermes")
+    assert canonical.messages == hermes.messages == [{"role": "user", "content": "hi"},
+                                                     {"role": "assistant", "content": "hello", "reasoning": "Greet."}]
 
 
 # --- xlam-function-calling-60k -----------------------------------------------------------------------------
@@ -253,6 +383,21 @@ RECORDS = {
     "simple": {"user_content": "Latest Node.js version?", "tool_name": "search_google",
                "tool_arguments": "{\"query\": \"latest Node.js version\"}"},
 }
+
+
+@pytest.mark.parametrize("messages, expected", [
+    ([{"from": "human", "value": "hi"}, {"from": "gpt", "value": "yo"}], "hermes"),             # ShareGPT turns
+    ([{"role": "human", "content": "hi"}, {"role": "model", "content": "yo"}], "hermes"),        # ShareGPT roles
+    ([{"role": "system", "content": "<tools>[]</tools>"}, {"role": "user", "content": "hi"}], "hermes"),
+    ([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "<tool_call>{}</tool_call>"}], "hermes"),
+    ([{"role": "tool", "content": "<tool_response>1</tool_response>"}], "hermes"),
+    ([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "<think>x</think>yo"}], "canonical"),
+    ([{"role": "system", "content": "<tools>[]</tools>"}, {"role": "user", "content": "hi"},
+      {"role": "assistant", "tool_calls": [call("f", {})]}], "canonical"),                        # structured calls
+    ([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo", "tool_calls": None}], "canonical"),
+])
+def test_messages_records_in_hermes_style_are_detected(messages, expected):
+    assert detect_format({"messages": messages}, "f:1") == expected
 
 
 @pytest.mark.parametrize("name", list(RECORDS))

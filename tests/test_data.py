@@ -136,6 +136,40 @@ def test_bad_tool_definition_is_reported():
     assert reasons(ex) == [("bad_structure", "tools[0]")]
 
 
+@pytest.mark.parametrize("message, expected", [
+    ({"role": "assistant", "content": "x", "reasoning": "Think first."}, []),
+    ({"role": "assistant", "content": "x", "reasoning": ""}, []),      # empty: renders as none
+    ({"role": "assistant", "content": "x", "reasoning": None}, []),    # null: none
+    ({"role": "assistant", "tool_calls": [call("get_weather", {"city": "A"})], "reasoning": "Need A."}, []),
+    ({"role": "assistant", "content": "x", "reasoning": ["a"]},
+     [("bad_reasoning", "messages[1].reasoning", "must be a string (the assistant's thinking), got array")]),
+    ({"role": "assistant", "reasoning": "Hmm."},
+     [("bad_structure", "messages[1]", "an assistant message needs non-empty content or tool_calls; reasoning "
+                                       "alone says nothing (add the reply it leads to)")]),
+    ({"role": "assistant", "content": " ", "reasoning": "Hmm."},
+     [("bad_structure", "messages[1]", "an assistant message needs non-empty content or tool_calls; reasoning "
+                                       "alone says nothing (add the reply it leads to)")]),
+])
+def test_reasoning_on_assistant_messages(message, expected):
+    problems = validate_example(example([{"role": "user", "content": "hi"}, message]))
+    assert [(p.reason, p.field, p.message) for p in problems] == expected
+
+
+@pytest.mark.parametrize("role", ["system", "user", "tool"])
+def test_reasoning_on_other_roles_is_refused(role):
+    messages = [{"role": "user", "content": "hi"},
+                {"role": "assistant", "tool_calls": [call("get_weather", {"city": "A"})]},
+                {"role": "tool", "content": "3"}, {"role": "assistant", "content": "x"}]
+    index = {"system": 0, "user": 0, "tool": 2}[role]
+    if role == "system":
+        messages.insert(0, {"role": "system", "content": "Be brief."})
+    messages[index]["reasoning"] = "Why not."
+    [problem] = validate_example(example(messages))
+    assert (problem.reason, problem.field, problem.message) == (
+        "bad_reasoning", f"messages[{index}].reasoning", f"only assistant messages carry reasoning, not a {role} "
+                                                         "message; remove it")
+
+
 # --- loading ---------------------------------------------------------------------------------------------
 
 def test_canonical_records_are_normalised(tmp_path):
@@ -154,6 +188,58 @@ def test_canonical_records_are_normalised(tmp_path):
     assert ex.messages[1] == {"role": "assistant", "tool_calls": [call("get_weather", {"city": "Oslo"})]}
     assert ex.messages[0]["train"] is True and ex.messages[3]["train"] is False
     assert (report.read, report.kept) == (1, 1)
+
+
+def test_canonical_reasoning_from_its_aliases(tmp_path):
+    """"reasoning_content" (HF templates, vLLM) and a leading <think> block both become "reasoning"."""
+    weather = call("get_weather", {"city": "Oslo"})
+    record = {"tools": [WEATHER], "messages": [
+        {"role": "user", "content": "Oslo?"},
+        {"role": "assistant", "content": None, "tool_calls": [weather], "reasoning_content": "Call it."},
+        {"role": "tool", "content": "cold"},
+        {"role": "assistant", "content": "\n<think>\nIt says cold.\n</think>\n\nIt is cold. <think>kept</think>"},
+        {"role": "user", "content": "<think>a user's text is never split</think> Thanks."},
+        {"role": "assistant", "content": "<think></think>You're welcome.", "reasoning": None},
+        {"role": "user", "content": "Bye."},
+        {"role": "assistant", "content": "Bye.", "reasoning": "Same.", "reasoning_content": "Same."}]}
+    [ex], _ = load_examples(write_jsonl(tmp_path / "a.jsonl", [record]))
+    assert ex.messages == [
+        {"role": "user", "content": "Oslo?"},
+        {"role": "assistant", "content": None, "tool_calls": [weather], "reasoning": "Call it."},
+        {"role": "tool", "content": "cold"},
+        {"role": "assistant", "content": "It is cold. <think>kept</think>", "reasoning": "It says cold."},
+        {"role": "user", "content": "<think>a user's text is never split</think> Thanks."},
+        {"role": "assistant", "content": "You're welcome."},
+        {"role": "user", "content": "Bye."},
+        {"role": "assistant", "content": "Bye.", "reasoning": "Same."}]
+
+
+@pytest.mark.parametrize("message, field, error", [
+    ({"role": "assistant", "content": "<think>a</think>b", "reasoning_content": "a"}, "messages[1].content",
+     "opens with a <think> block, but the message also has \"reasoning\" (or \"reasoning_content\"); keep one of "
+     "the two"),
+    ({"role": "assistant", "content": "<think>a</think>b", "reasoning": "a"}, "messages[1].content",
+     "opens with a <think> block, but the message also has \"reasoning\" (or \"reasoning_content\"); keep one of "
+     "the two"),
+    ({"role": "assistant", "content": "b", "reasoning": "a", "reasoning_content": "c"}, "messages[1].reasoning_content",
+     "differs from the message's \"reasoning\"; keep one of the two"),
+    ({"role": "assistant", "content": "  <think>I never stop thinking"}, "messages[1].content",
+     "opens <think> but never closes it; add </think> after the reasoning"),
+])
+def test_canonical_reasoning_refusals(tmp_path, message, field, error):
+    record = {"messages": [{"role": "user", "content": "hi"}, message]}
+    path = write_jsonl(tmp_path / "a.jsonl", [record])
+    examples, report = load_examples(path)
+    assert examples == [] and report.skipped == {"unreadable_canonical": 1}
+    [problem] = report.examples["unreadable_canonical"]
+    assert (problem.location, problem.field, problem.message) == (f"{path}:1", field, error)
+
+
+def test_reasoning_on_a_user_message_is_a_counted_skip(tmp_path):
+    record = {"messages": [{"role": "user", "content": "hi", "reasoning_content": "?"},
+                           {"role": "assistant", "content": "yo"}]}
+    examples, report = load_examples(write_jsonl(tmp_path / "a.jsonl", [record]))
+    assert examples == [] and report.skipped == {"bad_reasoning": 1}
 
 
 def test_invalid_examples_are_skipped_and_counted(tmp_path):
@@ -325,3 +411,110 @@ def test_deep_nesting_is_a_counted_skip_when_reading_and_when_encoding(tmp_path)
     encoded, encode_report = encode_dataset([deep], None, get_format("gemma3"))
     assert encoded == [] and encode_report.dropped == {"cannot render": 1}
     assert "d:1: a value is nested too deeply to render" in str(encode_report)
+
+
+def calling(parameters, arguments, tools=None):
+    """An example that calls f(arguments), f declared with `parameters` (or the tools given)."""
+    tools = tools or [{"type": "function", "function": {"name": "f", "parameters": parameters}}]
+    return Example([{"role": "user", "content": "Weather?"},
+                    {"role": "assistant", "tool_calls": [call("f", arguments)]}], tools, location="d.jsonl:7")
+
+
+UNIT = {"type": "string", "enum": ["celsius", "fahrenheit"]}
+
+
+@pytest.mark.parametrize("parameters, arguments, message", [
+    ({"type": "object", "properties": {"u": {"$ref": "#/$defs/Unit"}}, "$defs": {"Unit": UNIT}}, {"u": "celsius"}, None),
+    ({"type": "object", "properties": {"u": {"$ref": "#/$defs/Unit"}}, "$defs": {"Unit": UNIT}}, {"u": "kelvin"},
+     '.u: "kelvin" is not one of ["celsius", "fahrenheit"]'),
+    ({"type": "object", "properties": {"u": {"$ref": "#/definitions/Unit"}}, "definitions": {"Unit": UNIT}}, {"u": 3},
+     ".u: 3 is not of type string"),
+    ({"type": "object", "properties": {"n": {"anyOf": [{"type": "integer"}, {"type": "null"}]}}}, {"n": None}, None),
+    ({"type": "object", "properties": {"n": {"anyOf": [{"type": "integer"}, {"type": "null"}]}}}, {"n": "2"},
+     '.n: "2" matches 0 of the anyOf schemas, at least one must match (1: "2" is not of type integer; '
+     '2: "2" is not of type null)'),
+    ({"type": "object", "properties": {"n": {"oneOf": [{"type": "integer"}, {"type": "number"}]}}}, {"n": 2.5}, None),
+    ({"type": "object", "properties": {"n": {"oneOf": [{"type": "integer"}, {"type": "number"}]}}}, {"n": 2},
+     ".n: 2 matches 2 of the oneOf schemas, exactly one must match ()"),
+    ({"type": "object", "properties": {"n": {"allOf": [{"type": "integer"}, {"enum": [1, 2]}]}}}, {"n": 3},
+     ".n: 3 is not one of [1, 2]"),
+    ({"type": "object", "properties": {"tags": {"type": "object", "additionalProperties": {"type": "string"}}}},
+     {"tags": {"a": "x", "b": 1}}, ".tags.b: 1 is not of type string"),
+    # a tree: a $ref back to the root, used through a nested value (the cycle ends with the value)
+    ({"type": "object", "properties": {"kids": {"type": "array", "items": {"$ref": "#"}}, "v": {"type": "integer"}}},
+     {"v": 1, "kids": [{"v": 2, "kids": [{"v": "x"}]}]}, ".kids[0].kids[0].v: \"x\" is not of type integer"),
+    # a $ref cycle that never reaches a nested value adds nothing (and never loops)
+    ({"type": "object", "properties": {"a": {"$ref": "#/$defs/A"}}, "$defs": {"A": {"allOf": [{"$ref": "#/$defs/A"}]}}},
+     {"a": 1}, None),
+])
+def test_anyof_oneof_allof_and_local_refs_are_checked(parameters, arguments, message):
+    problems = validate_example(calling(parameters, arguments))
+    if message is None:
+        assert problems == []
+    else:
+        [problem] = problems
+        assert problem.reason == "schema_violation"
+        assert str(problem) == f"d.jsonl:7: messages[1].tool_calls[0].function.arguments{message} (function 'f'); " \
+                               "fix the value or the tool's parameters schema"
+
+
+@pytest.mark.parametrize("parameters, field, message", [
+    ({"type": "object", "properties": {"city": {"type": "str"}}}, "parameters.properties.city.type",
+     'unknown type "str"; JSON Schema\'s types are string, integer, number, boolean, array, object, null'),
+    ({"type": "object", "properties": {"n": {"type": ["integer", "int"]}}}, "parameters.properties.n.type",
+     'unknown type "int"'),
+    ({"type": "object", "properties": {"u": {"$ref": "#/$defs/Unit"}}}, "parameters.properties.u.$ref",
+     '"#/$defs/Unit" points at no schema in this tool\'s parameters'),
+    ({"type": "object", "properties": {"u": {"$ref": "https://example.com/unit.json"}}}, "parameters.properties.u.$ref",
+     "use a local reference such as"),
+    ({"type": "object", "properties": {"n": {"anyOf": {"type": "integer"}}}}, "parameters.properties.n.anyOf",
+     'must be a non-empty list of schema objects, got {"type": "integer"}'),
+    ({"type": "object", "properties": {"n": {"oneOf": []}}}, "parameters.properties.n.oneOf", "got []"),
+    ({"type": "object", "properties": {"n": {"allOf": ["integer"]}}}, "parameters.properties.n.allOf[0]",
+     'must be a schema object, e.g. {"type": "string"}, got "integer"'),
+    ({"type": "object", "properties": {"city": "string"}}, "parameters.properties.city", 'got "string"'),
+    ({"type": "object", "$defs": {"U": {"type": "celsius"}}}, "parameters.$defs.U.type", 'unknown type "celsius"'),
+    ({"type": "object", "properties": {"t": {"type": "array", "items": [{"type": "string"}]}}},
+     "parameters.properties.t.items", 'must be a schema object, e.g. {"type": "string"}, got [{"type": "string"}]'),
+    ({"type": "object", "additionalProperties": "yes"}, "parameters.additionalProperties",
+     'must be true, false or a schema object, got "yes"'),
+])
+def test_unreadable_schemas_are_bad_schema_not_accepting_anything(parameters, field, message):
+    problems = validate_example(calling(parameters, {"city": "Oslo"}))
+    assert [(p.reason, p.field) for p in problems] == [("bad_schema", f"tools[0].function.{field}")]
+    assert message in problems[0].message
+
+
+def test_two_tools_of_one_name_are_a_problem_not_the_second_kept():
+    tools = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {
+                 "city": {"type": "string"}}}}},
+             {"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {}}}}]
+    [problem] = validate_example(calling(None, {"city": "Oslo"}, tools))
+    assert str(problem) == ("d.jsonl:7: tools[1].function.name: 'f' is declared twice (also tools[0]); give each "
+                            "tool its own name or drop one")
+    assert problem.reason == "duplicate_tool"
+
+
+@pytest.mark.parametrize("parameters, ok", [
+    ({"type": "object", "properties": ["city"]}, False), ({"type": "object", "properties": {"city": {"type": {"a": 1}}}}, True),
+    ({"type": "object", "properties": {"city": "string"}, "required": 3}, True), ([1, 2], False),
+    ({"type": "object", "properties": {"city": {"type": "array", "items": [1]}}, "required": [["city"]]}, True),
+])
+def test_the_call_checker_never_crashes_on_a_malformed_schema(parameters, ok):
+    """evaluate.py reads the same malformed shapes that validation reports (BFCL's files are not validated):
+    a verdict, never a TypeError; a type it cannot read checks nothing."""
+    from minifc.evaluate import check_calls
+
+    tools = [{"type": "function", "function": {"name": "f", "parameters": parameters}}, "junk", {"function": {}}]
+    verdict = check_calls([call("f", {"city": ["Oslo"]})], [{"name": "f", "arguments": {"city": [["Oslo"]]}}], tools)
+    assert verdict.ok == ok
+    assert verdict.reason == ("correct" if ok else "unexpected parameter 'city' (not in the schema of 'f')")
+
+
+def test_a_category_that_is_not_a_string_is_a_problem_before_evaluation_not_after():
+    """A list-valued category used to crash compute_metrics after every answer was generated."""
+    ex = Example([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "x"}], category=["a", "b"],
+                 location="d.jsonl:3")
+    [problem] = validate_example(ex)
+    assert str(problem) == ('d.jsonl:3: category: must be a string (the evaluation\'s breakdown by category), '
+                            'got ["a", "b"]')

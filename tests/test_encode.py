@@ -111,7 +111,8 @@ def test_token_straddling_a_span_edge_raises(tok):
     def bad_render(messages, tools=None, add_generation_prompt=False):
         out = SpanWriter(messages, tools, control_pattern(CONTROL))
         out.write("<s><|assistant|>H")
-        out.write("ello there<|end|>", TEXT, 0)  # starts inside the token "Hello"
+        if messages:
+            out.write("ello there<|end|>", TEXT, 0)  # starts inside the token "Hello"
         return out.rendered()
 
     assert len(tok.encode("Hello")) == 1  # the premise: "Hello" is one token
@@ -148,6 +149,22 @@ def test_long_examples_are_dropped_and_counted(tok):
     assert len(encoded) == 1 and report.kept == 1 and report.truncated == 0
     assert report.dropped == {f"longer than max_len={len(full) - 1}": 1}
     assert f"a:1 ({len(full)} tokens)" in str(report)
+
+
+def test_a_huge_record_is_dropped_by_its_length_in_characters_before_tokenizing(tok, monkeypatch):
+    """More characters than max_len * the longest token's: too long, known without tokenizing it (a 50 MB
+    record must not cost gigabytes); counted with the other too-long examples, its size in characters."""
+    huge = Example([{"role": "user", "content": "x" * 1_000_000}, {"role": "assistant", "content": "ok"}], location="h:1")
+    max_len = 64
+    assert tok.max_token_chars == max(len(t) for t in tok.tk.get_vocab(with_added_tokens=True)) < 1_000_000 // max_len
+    tokenized = []
+    encode_with_offsets = tok.encode_with_offsets
+    monkeypatch.setattr(tok, "encode_with_offsets", lambda text: tokenized.append(len(text)) or encode_with_offsets(text))
+    encoded, report = encode_dataset([huge, two_turns("h:2")], tok, TOY, max_len=max_len)
+    assert len(encoded) == 1 and len(tokenized) == 1 and tokenized[0] < 1000
+    length = len(TOY.render(huge.messages).text)
+    assert report.dropped == {f"longer than max_len={max_len}": 1}
+    assert f"dropped 1 (longer than max_len={max_len}): first at h:1 ({length} characters)" in str(report)
 
 
 def test_truncation_cuts_after_the_last_whole_assistant_turn(tok):

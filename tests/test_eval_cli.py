@@ -93,6 +93,7 @@ class ScriptedModel(torch.nn.Module):
         super().__init__()
         self.anchor = torch.nn.Parameter(torch.zeros(()))  # generate() reads the device from a parameter
         self.script, self.vocab_size = torch.tensor(script), vocab_size
+        self.config = types.SimpleNamespace(max_position_embeddings=100_000)
 
     def new_kv_cache(self, batch_size, max_len):
         return types.SimpleNamespace(length=0, prompt_length=None)
@@ -113,7 +114,7 @@ class ScriptedModel(torch.nn.Module):
 
 # ----------------------------------------------------------------------------- scripted model: exact numbers
 
-@pytest.mark.parametrize("format_name", ["gemma3", "functiongemma", "llama3.2"])
+@pytest.mark.parametrize("format_name", ["gemma3", "functiongemma", "gemma4", "llama3.2", "qwen3", "qwen3-2507", "qwen2.5"])
 def test_scripted_model_scores_exactly(tmp_path, monkeypatch, capsys, format_name):
     fmt = get_format(format_name)
     tokenizer = format_tokenizer(fmt, corpus(fmt))
@@ -144,8 +145,45 @@ def test_scripted_model_scores_exactly(tmp_path, monkeypatch, capsys, format_nam
     assert json.loads((out / "report.json").read_text()) == report
 
 
-def test_scripted_model_on_bfcl_files(tmp_path, monkeypatch, capsys):
+def test_prompts_too_long_are_skipped_counted_as_wrong_and_never_tokenized(tmp_path, monkeypatch, capsys):
+    """--max-prompt-len (and the model's max_position_embeddings): a longer prompt is not generated; it is a
+    wrong answer with the reason, counted in report.json and on stderr. A prompt whose characters alone
+    prove it too long is never tokenized."""
     fmt = get_format("gemma3")
+    tokenizer = format_tokenizer(fmt, corpus(fmt))
+    first = EXAMPLES[0]
+    script = tokenizer.encode(answer_text(fmt, first["messages"], first["tools"]))
+    model = ScriptedModel(script, tokenizer.vocab_size)
+    eval_cli = load_eval_module()
+    monkeypatch.setattr(eval_cli, "load_model", lambda *args: (model, tokenizer, fmt))
+    huge = {**EXAMPLES[0], "messages": [{"role": "user", "content": "Oslo? " + "x" * 2_000_000}, EXAMPLES[0]["messages"][1]]}
+    longer = {**first, "messages": [{"role": "user", "content": "What's the weather in Oslo now, please?"},
+                                    first["messages"][1]]}
+    data = write_jsonl(tmp_path / "data.jsonl", [huge, first, longer])
+    limit = len(tokenizer.encode(fmt.render(first["messages"][:-1], tools=first["tools"],
+                                            add_generation_prompt=True).text))
+    encoded = []
+    encode = tokenizer.encode
+    monkeypatch.setattr(tokenizer, "encode", lambda text: encoded.append(len(text)) or encode(text))
+    report = eval_cli.main(["--model", "scripted", "--data", str(data), "--out", str(tmp_path / "out"),
+                            "--max-new-tokens", str(len(script) + 5), "--max-prompt-len", str(limit)])
+    assert max(encoded) < 2_000_000  # the huge prompt was measured in characters only
+    predictions = [json.loads(line) for line in (tmp_path / "out" / "predictions_base.jsonl").read_text().splitlines()]
+    assert [p["verdict"] for p in predictions] == ["skipped", "correct", "skipped"]
+    assert predictions[0]["reason"] == f"skipped: the prompt is longer than {limit} tokens"
+    assert (predictions[0]["output"], predictions[0]["stop_reason"], predictions[0]["new_tokens"]) == ("", "skipped", 0)
+    run = report["runs"]["base"]
+    assert run["skipped"] == {"count": 2, "reason": f"not generated: the prompt is longer than {limit} tokens",
+                              "first": [f"{data}:1", f"{data}:3"]}
+    assert (run["metrics"]["overall"]["exact"]["count"], run["metrics"]["overall"]["exact"]["total"]) == (1, 3)
+    assert report["settings"]["max_prompt_len"] == limit
+    assert (f"[base] skipped 2 of 3 examples, counted as wrong: not generated: the prompt is longer than {limit} "
+            f"tokens (--max-prompt-len), e.g. {data}:1, {data}:3") in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("format_name", ["gemma3", "qwen3", "gemma4"])
+def test_scripted_model_on_bfcl_files(tmp_path, monkeypatch, capsys, format_name):
+    fmt = get_format(format_name)
     tokenizer = format_tokenizer(fmt, corpus(fmt))
     bfcl = tmp_path / "bfcl"
     simple = write_jsonl(bfcl / "BFCL_v3_simple.json", [q for q, _ in BFCL_SIMPLE])

@@ -10,7 +10,7 @@ from safetensors import safe_open
 from minifc import tiny
 from minifc.chat import get_format
 from minifc.checkpoint import load_pretrained
-from minifc.config import ModelConfig
+from minifc.config import MODELS, ModelConfig
 from minifc.chat.lookup import read_chat_format
 from minifc.export import save_hf_model
 from minifc.lora import apply_lora, lora_layers
@@ -30,12 +30,17 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def adapted_model(fmt_name, monkeypatch):
-    """A random tiny model (every weight non-trivial, norms included) with LoRA whose B is non-zero."""
+def adapted_model(fmt_name, monkeypatch, registry_name=None, **overrides):
+    """A random tiny model (every weight non-trivial, norms included) with LoRA whose B is non-zero: the
+    demo's architecture for the format, or with `registry_name` that entry's hub config keys at SMALL widths."""
     monkeypatch.setattr(tiny, "SIZES", SMALL)
     fmt = get_format(fmt_name)
     tokenizer = tiny.train_tokenizer(TEXTS, fmt, vocab_size=300)
     hf_config = tiny.tiny_hf_config(tiny.family_of(fmt), tokenizer.vocab_size, tokenizer)
+    if registry_name is not None:
+        ids = {key: hf_config[key] for key in ("bos_token_id", "eos_token_id", "pad_token_id")}
+        hf_config = {**MODELS[registry_name].hf_config, **SMALL, "vocab_size": tokenizer.vocab_size, **ids,
+                     **overrides}
     if fmt_name == "gemma3":
         hf_config["sliding_window"] = 8  # shorter than the test sequence, so the local layers differ
     torch.manual_seed(0)
@@ -50,10 +55,19 @@ def adapted_model(fmt_name, monkeypatch):
     return model.eval(), hf_config, tokenizer, fmt
 
 
-@pytest.mark.parametrize("fmt_name", ["gemma3", "llama3.2"])
-def test_merged_export_matches_transformers(fmt_name, tmp_path, monkeypatch):
+# Qwen3 (QK-norm; head_dim 32 != 64 / 4) tied, Qwen2.5 (q, k, v biases) untied, from the registry's hub keys.
+# The Qwen chat formats live in minifc/chat/qwen.py of another branch; the format here only decides the
+# tokenizer and the stop tokens, which do not depend on the architecture.
+ARCHITECTURES = {"gemma3": ("gemma3", None, {}), "llama3.2": ("llama3.2", None, {}),
+                 "qwen3": ("llama3.2", "qwen3-0.6b", {"head_dim": 32}),
+                 "qwen2.5": ("llama3.2", "qwen2.5-7b", {})}
+
+
+@pytest.mark.parametrize("arch", list(ARCHITECTURES))
+def test_merged_export_matches_transformers(arch, tmp_path, monkeypatch):
     from transformers import AutoModelForCausalLM
-    model, hf_config, tokenizer, fmt = adapted_model(fmt_name, monkeypatch)
+    fmt_name, registry_name, overrides = ARCHITECTURES[arch]
+    model, hf_config, tokenizer, fmt = adapted_model(fmt_name, monkeypatch, registry_name, **overrides)
     out = save_hf_model(model, tmp_path / "merged", hf_config, tokenizer, fmt)
     ids = torch.randint(0, hf_config["vocab_size"], (2, 24), generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
@@ -63,10 +77,12 @@ def test_merged_export_matches_transformers(fmt_name, tmp_path, monkeypatch):
         got_minifc = load_pretrained(str(out))(ids)
     torch.testing.assert_close(got_hf, expected, rtol=0, atol=5e-5)
     torch.testing.assert_close(got_minifc, expected, rtol=0, atol=5e-5)
-    # tied embeddings stay tied: stored once, shared by transformers' lm_head
+    # tied embeddings stay tied: stored once, shared by transformers' lm_head; an untied lm_head is stored
+    tied = model.config.tie_word_embeddings
+    assert tied == (arch != "qwen2.5")
     with safe_open(out / "model.safetensors", "pt") as f:
-        assert "lm_head.weight" not in f.keys() and not any("lora" in k for k in f.keys())
-    assert hf.lm_head.weight.data_ptr() == hf.model.embed_tokens.weight.data_ptr()
+        assert ("lm_head.weight" not in f.keys()) == tied and not any("lora" in k for k in f.keys())
+    assert (hf.lm_head.weight.data_ptr() == hf.model.embed_tokens.weight.data_ptr()) == tied
     # generation stops at the format's end-of-turn tokens; the chat format is recorded
     eos = json.loads((out / "generation_config.json").read_text())["eos_token_id"]
     assert set(tokenizer.stop_ids(fmt)) <= set(eos)

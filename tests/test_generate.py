@@ -128,3 +128,15 @@ def test_bad_arguments(model, tokenizer):
     with pytest.raises(ValueError, match="max_new_tokens"):
         generate(model, tokenizer, [[1, 2]], [], max_new_tokens=0)
     assert isinstance(generate(model, tokenizer, [[1, 2]], [], max_new_tokens=1)[0], Generation)
+
+
+def test_never_decodes_past_max_position_embeddings(model, tokenizer, prompts, reference, monkeypatch):
+    """Decoding stops ("length") where the longest prompt plus the new tokens reach the model's
+    max_position_embeddings, whatever max_new_tokens says; a prompt at the limit is refused."""
+    monkeypatch.setattr(model.config, "max_position_embeddings", 14 + 4)   # the longest prompt has 14 tokens
+    generations = generate(model, tokenizer, prompts, stop_ids=[], max_new_tokens=12)
+    assert [(g.ids, g.stop_reason) for g in generations] == [(ref[:4], "length") for ref in reference]
+    with pytest.raises(ValueError, match=r"^generate: a prompt of 14 tokens leaves no room under the model's "
+                                         r"max_position_embeddings \(14\); shorten it$"):
+        monkeypatch.setattr(model.config, "max_position_embeddings", 14)
+        generate(model, tokenizer, prompts, stop_ids=[], max_new_tokens=1)

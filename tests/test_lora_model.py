@@ -17,18 +17,23 @@ import tiny_models  # noqa: E402
 from tiny_models import max_diff, randomize_b  # noqa: E402
 from minifc.checkpoint import load_pretrained  # noqa: E402
 from minifc.adapters import load_adapter, save_adapter  # noqa: E402
-from minifc.lora import apply_lora, mark_only_lora_trainable  # noqa: E402
+from minifc.lora import apply_lora, lora_layers, mark_only_lora_trainable  # noqa: E402
 from minifc.loss import trained_token_loss  # noqa: E402
 
 TOL = 1e-5
 VOCAB = tiny_models.VOCAB
 
 
-@pytest.fixture(params=["llama", "gemma3"], scope="module")
+CONFIGS = {"llama": tiny_models.llama_config, "gemma3": tiny_models.gemma_config,
+           # real widths, 2 layers; qwen2.5's q/k/v biases stay in the base layer under LoRA
+           "qwen3": lambda: tiny_models.qwen_config("qwen3-0.6b"),
+           "qwen2.5": lambda: tiny_models.qwen_config("qwen2.5-0.5b", tie_word_embeddings=False)}
+
+
+@pytest.fixture(params=list(CONFIGS), scope="module")
 def pair(request, tmp_path_factory):
     """(HF model with every weight random, directory it was saved to); see tests/tiny_models.py."""
-    config = tiny_models.llama_config() if request.param == "llama" else tiny_models.gemma_config()
-    hf = tiny_models.hf_model(config)
+    hf = tiny_models.hf_model(CONFIGS[request.param]())
     return hf, tiny_models.save(hf, tmp_path_factory.mktemp(request.param))
 
 
@@ -62,6 +67,9 @@ def test_peft_adapter_loads_into_minifc_model(pair, input_ids, tmp_path):
 
     model = load_pretrained(directory)
     load_adapter(model, tmp_path / "peft")
+    # minifc's default targets are peft's "all-linear": q, k, v, o, gate, up, down of every block
+    assert set(apply_lora(load_pretrained(directory), r=4, alpha=8)) == set(lora_layers(model))
+    assert len(lora_layers(model)) == 7 * len(hf.model.layers)
     expected = hf_logits(peft_model, input_ids)
     assert max_diff(expected, hf_logits(hf, input_ids)) > 1e-2  # the adapter does something
     assert max_diff(our_logits(model, input_ids), expected) <= TOL

@@ -23,11 +23,14 @@ from minifc.masking import IGNORE_INDEX, TrainOn
 from minifc.data import Example
 from minifc.tokenizer import Tokenizer
 
-FORMAT_NAMES = ["functiongemma", "gemma3", "llama3.1", "llama3.2"]
-REAL_TOKENIZER = {"functiongemma": "functiongemma", "gemma3": "gemma-3", "llama3.1": "llama-3.2",
+FORMAT_NAMES = ["functiongemma", "gemma3", "gemma4", "llama3.1", "llama3.2"]
+REAL_TOKENIZER = {"functiongemma": "functiongemma", "gemma3": "gemma-3", "gemma4": "gemma-4", "llama3.1": "llama-3.2",
                   "llama3.2": "llama-3.2"}
-BOS = {"functiongemma": "<bos>", "gemma3": "<bos>", "llama3.1": "<|begin_of_text|>", "llama3.2": "<|begin_of_text|>"}
-ASSISTANT_HEADER = {"functiongemma": "<start_of_turn>model\n", "gemma3": "<start_of_turn>model\n",
+BOS = {"functiongemma": "<bos>", "gemma3": "<bos>", "gemma4": "<bos>", "llama3.1": "<|begin_of_text|>",
+       "llama3.2": "<|begin_of_text|>"}
+END = {"functiongemma": "<end_of_turn>", "gemma3": "<end_of_turn>", "gemma4": "<turn|>", "llama3.1": "<|eot_id|>",
+       "llama3.2": "<|eot_id|>"}
+ASSISTANT_HEADER = {"functiongemma": "<start_of_turn>model\n", "gemma3": "<start_of_turn>model\n", "gemma4": "<|turn>model\n",
                     "llama3.1": "<|start_header_id|>assistant<|end_header_id|>\n\n",
                     "llama3.2": "<|start_header_id|>assistant<|end_header_id|>\n\n"}
 
@@ -82,6 +85,8 @@ CONVERSATIONS = {
 FG_WEATHER = "<start_function_call>call:get_weather{city:<escape>Paris<escape>,unit:<escape>celsius<escape>}<end_function_call>"
 FG_TIME = "<start_function_call>call:get_time{timezone:<escape>Europe/Paris<escape>}<end_function_call>"
 G3_WEATHER = '[get_weather(city="Paris", unit="celsius")]'
+G4_WEATHER = '<|tool_call>call:get_weather{city:<|"|>Paris<|"|>,unit:<|"|>celsius<|"|>}<tool_call|>'
+G4_TIME = '<|tool_call>call:get_time{timezone:<|"|>Europe/Paris<|"|>}<tool_call|>'
 L3_WEATHER = '{"name": "get_weather", "parameters": {"city": "Paris", "unit": "celsius"}}'
 L3_TIME = '{"name": "get_time", "parameters": {"timezone": "Europe/Paris"}}'
 EXPECTED = {
@@ -111,6 +116,18 @@ EXPECTED = {
             "Sunny, 21 °C; it is 14:05.<end_of_turn>"],
         "clarifying question": ["Which city?<end_of_turn>", G3_WEATHER + "<end_of_turn>"],
         "train overrides": ["What's the weather in Paris?", "It is 21 °C and sunny in Paris.<end_of_turn>"],
+    },
+    "gemma4": {  # results sit in the model turn (untrained); <|tool_response> is the stop token after calls
+        "text answer": ["Hello! How can I help?<turn|>"],
+        "one call, system": [G4_WEATHER + "<|tool_response>"],
+        "one call, no system": [G4_WEATHER + "<|tool_response>"],
+        "parallel calls": [G4_WEATHER + G4_TIME + "<|tool_response>"],
+        "call, result, answer": [G4_WEATHER + "<|tool_response>", "It is 21 °C and sunny in Paris.<turn|>"],
+        "two rounds of calls": [G4_WEATHER + "<|tool_response>", G4_TIME + "<|tool_response>",
+                                "Sunny, 21 °C; it is 14:05.<turn|>"],
+        "parallel calls, results, answer": [G4_WEATHER + G4_TIME + "<|tool_response>", "Sunny, 21 °C; it is 14:05.<turn|>"],
+        "clarifying question": ["Which city?<turn|>", G4_WEATHER + "<|tool_response>"],
+        "train overrides": ["What's the weather in Paris?", "It is 21 °C and sunny in Paris.<turn|>"],
     },
     "llama3.2": {
         "text answer": ["Hello! How can I help?<|eot_id|>"],
@@ -263,6 +280,7 @@ FOLLOW_UP = [SYSTEM, ASK, calls(WEATHER), WEATHER_RESULT, ANSWER, {"role": "user
              {"role": "assistant", "content": "You're welcome."}]
 FG_CALL = "<start_function_call>call:get_weather{city:<escape>Paris<escape>,unit:<escape>celsius<escape>}<end_function_call>"
 FG_RESULT = "response:get_weather{condition:<escape>sunny skies<escape>,temperature:21}<end_function_response>"
+G4_RESULT = 'response:get_weather{condition:<|"|>sunny skies<|"|>,temperature:21}'
 G3_CALL, G3_RESULT = '[get_weather(city="Paris", unit="celsius")]', '{"temperature": 21, "condition": "sunny skies"}'
 L3_CALL = '{"name": "get_weather", "parameters": {"city": "Paris", "unit": "celsius"}}'
 TRAIN_ON = {  # option -> format -> trained spans; a role's text and the token ending its turn, never headers
@@ -270,6 +288,7 @@ TRAIN_ON = {  # option -> format -> trained spans; a role's text and the token e
         "functiongemma": [FG_CALL + "<start_function_response>", "It is 21 °C and sunny in Paris.<end_of_turn>",
                           "You're welcome.<end_of_turn>"],
         "gemma3": [G3_CALL + "<end_of_turn>", "It is 21 °C and sunny in Paris.<end_of_turn>", "You're welcome.<end_of_turn>"],
+        "gemma4": [G4_WEATHER + "<|tool_response>", "It is 21 °C and sunny in Paris.<turn|>", "You're welcome.<turn|>"],
         "llama3.2": [L3_CALL + "<|eot_id|>", "It is 21 °C and sunny in Paris.<|eot_id|>", "You're welcome.<|eot_id|>"]},
     "assistant,tool": {  # FunctionGemma: the result sits in the model turn, right after the call's stop token
         "functiongemma": [FG_CALL + "<start_function_response>" + FG_RESULT + "It is 21 °C and sunny in Paris.<end_of_turn>",
@@ -277,17 +296,23 @@ TRAIN_ON = {  # option -> format -> trained spans; a role's text and the token e
         # Gemma 3: the result's body without its fence, and the end of the user turn that holds only results
         "gemma3": [G3_CALL + "<end_of_turn>", G3_RESULT, "<end_of_turn>", "It is 21 °C and sunny in Paris.<end_of_turn>",
                    "You're welcome.<end_of_turn>"],
+        # Gemma 4: the result's body in the model turn, without its <tool_response|> wrapper
+        "gemma4": [G4_WEATHER + "<|tool_response>" + G4_RESULT, "It is 21 °C and sunny in Paris.<turn|>",
+                   "You're welcome.<turn|>"],
         "llama3.2": [L3_CALL + "<|eot_id|>", G3_RESULT + "<|eot_id|>", "It is 21 °C and sunny in Paris.<|eot_id|>",
                      "You're welcome.<|eot_id|>"]},
     "tool": {
         "functiongemma": ["<start_function_response>" + FG_RESULT],
         "gemma3": [G3_RESULT, "<end_of_turn>"],
+        "gemma4": [G4_RESULT],
         "llama3.2": [G3_RESULT + "<|eot_id|>"]},
     "assistant,user": {
         "functiongemma": ["What's the weather in Paris?<end_of_turn>", FG_CALL + "<start_function_response>",
                           "It is 21 °C and sunny in Paris.<end_of_turn>", "Thanks!<end_of_turn>", "You're welcome.<end_of_turn>"],
         "gemma3": ["What's the weather in Paris?<end_of_turn>", G3_CALL + "<end_of_turn>",
                    "It is 21 °C and sunny in Paris.<end_of_turn>", "Thanks!<end_of_turn>", "You're welcome.<end_of_turn>"],
+        "gemma4": ["What's the weather in Paris?<turn|>", G4_WEATHER + "<|tool_response>",
+                   "It is 21 °C and sunny in Paris.<turn|>", "Thanks!<turn|>", "You're welcome.<turn|>"],
         "llama3.2": ["What's the weather in Paris?<|eot_id|>", L3_CALL + "<|eot_id|>",
                      "It is 21 °C and sunny in Paris.<|eot_id|>", "Thanks!<|eot_id|>", "You're welcome.<|eot_id|>"]},
     "assistant,system": {  # the system text; its turn's end where the system message has a turn of its own
@@ -295,11 +320,13 @@ TRAIN_ON = {  # option -> format -> trained spans; a role's text and the token e
                           "It is 21 °C and sunny in Paris.<end_of_turn>", "You're welcome.<end_of_turn>"],
         "gemma3": ["You are a concise assistant.", G3_CALL + "<end_of_turn>", "It is 21 °C and sunny in Paris.<end_of_turn>",
                    "You're welcome.<end_of_turn>"],
+        "gemma4": ["You are a concise assistant.", "<turn|>", G4_WEATHER + "<|tool_response>",
+                   "It is 21 °C and sunny in Paris.<turn|>", "You're welcome.<turn|>"],
         "llama3.2": ["You are a concise assistant.<|eot_id|>", L3_CALL + "<|eot_id|>",
                      "It is 21 °C and sunny in Paris.<|eot_id|>", "You're welcome.<|eot_id|>"]},
     "last turn only": {
         "functiongemma": ["You're welcome.<end_of_turn>"], "gemma3": ["You're welcome.<end_of_turn>"],
-        "llama3.2": ["You're welcome.<|eot_id|>"]},
+        "gemma4": ["You're welcome.<turn|>"], "llama3.2": ["You're welcome.<|eot_id|>"]},
 }
 for option in TRAIN_ON.values():
     option["llama3.1"] = option["llama3.2"]
@@ -325,7 +352,7 @@ def test_message_flags_win_over_train_on(setup):
     messages[4]["train"] = True                   # the first answer, although only the last turn is trained
     train_on = TrainOn(("assistant", "tool"), last_turn_only=True)
     rendered = fmt.render(messages, tools=TOOLS)
-    end = "<|eot_id|>" if name.startswith("llama") else "<end_of_turn>"
+    end = END[name]
     assert [rendered.text[a:b] for a, b in rendered.trained_spans(train_on)] == [
         "It is 21 °C and sunny in Paris." + end, "Thanks!", "You're welcome." + end]
 

@@ -5,7 +5,10 @@ import torch
 
 from minifc import attention
 from minifc.checkpoint import load_pretrained
-from tiny_models import VOCAB, gemma_config, hf_model, llama_config, save
+from safetensors.torch import load_file, save_file
+
+from tiny_models import (QWEN_VOCAB, VOCAB, gemma_config, hf_model, llama_config, qwen_config, qwen_hub_config,
+                         save, write_hub_style_config)
 
 TOL = 1e-4
 
@@ -22,9 +25,21 @@ def llama(tmp_path_factory):
     return ref, load_pretrained(save(ref, tmp_path_factory.mktemp("llama")))
 
 
-@pytest.fixture(params=["gemma", "llama"])
-def pair(request, gemma, llama):
-    return {"gemma": gemma, "llama": llama}[request.param]
+@pytest.fixture(scope="module")
+def qwen3(tmp_path_factory):  # real widths of qwen3-0.6b (head_dim 128 != 1024 / 16), 2 layers, tied
+    ref = hf_model(qwen_config("qwen3-0.6b"))
+    return ref, load_pretrained(save(ref, tmp_path_factory.mktemp("qwen3")))
+
+
+@pytest.fixture(scope="module")
+def qwen2(tmp_path_factory):  # real widths of qwen2.5-0.5b, 2 layers, tied
+    ref = hf_model(qwen_config("qwen2.5-0.5b"))
+    return ref, load_pretrained(save(ref, tmp_path_factory.mktemp("qwen2")))
+
+
+@pytest.fixture(params=["gemma", "llama", "qwen3", "qwen2.5"])
+def pair(request):
+    return request.getfixturevalue({"qwen2.5": "qwen2"}.get(request.param, request.param))
 
 
 def max_diff(a, b):
@@ -48,6 +63,34 @@ def test_llama_logits_match_transformers(tmp_path, tied):
     ours = load_pretrained(save(ref, tmp_path))
     assert (ours.lm_head.weight is ours.model.embed_tokens.weight) == tied
     ids = torch.randint(0, VOCAB, (2, 80), generator=torch.Generator().manual_seed(2))  # past 64
+    expected = ref(ids).logits
+    assert expected.abs().max() > 1.0
+    assert max_diff(ours(ids), expected) <= TOL
+
+
+# Each Qwen model tied and untied, single-file and sharded, read from the keys transformers writes now
+# (rope_parameters, layer_types) and from the hub's (rope_theta, rope_scaling null, use_sliding_window false).
+QWEN_CHECKPOINTS = [("qwen3-0.6b", True, "single", "hub"), ("qwen3-0.6b", False, "sharded", "newer"),
+                    ("qwen2.5-0.5b", True, "sharded", "newer"), ("qwen2.5-0.5b", False, "single", "hub")]
+
+
+@pytest.mark.parametrize("name,tied,files,keys", QWEN_CHECKPOINTS)
+@torch.no_grad()
+def test_qwen_logits_match_transformers(tmp_path, name, tied, files, keys):
+    ref = hf_model(qwen_config(name, tie_word_embeddings=tied))
+    save(ref, tmp_path, max_shard_size="20MB" if files == "sharded" else "10GB")
+    assert (tmp_path / "model.safetensors.index.json").is_file() == (files == "sharded")
+    if keys == "hub":
+        write_hub_style_config(tmp_path, qwen_hub_config(name, tie_word_embeddings=tied))
+    if tied and files == "single":
+        # Qwen3-0.6B/1.7B files also store the tied lm_head.weight (a copy of the embedding): read once
+        state = load_file(tmp_path / "model.safetensors")
+        save_file({**state, "lm_head.weight": state["model.embed_tokens.weight"].clone()},
+                  tmp_path / "model.safetensors", metadata={"format": "pt"})
+    ours = load_pretrained(str(tmp_path))
+    assert (ours.lm_head.weight is ours.model.embed_tokens.weight) == tied
+    assert ours.config.rope_parameters == {"full_attention": {"rope_type": "default", "rope_theta": 1e6}}
+    ids = torch.randint(0, QWEN_VOCAB, (2, 40), generator=torch.Generator().manual_seed(2))
     expected = ref(ids).logits
     assert expected.abs().max() > 1.0
     assert max_diff(ours(ids), expected) <= TOL

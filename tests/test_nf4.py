@@ -24,7 +24,7 @@ from minifc.nf4 import (DYNAMIC, HALF_GAP_DYNAMIC, HALF_GAP_NF4, NF4, NF4Linear,
                         quantize_model)
 from test_train import args_for, base_dir, data, losses, one_thread  # noqa: F401 (fixtures)
 from tiny_checkpoint import gemma_hf_config, random_model
-from tiny_models import VOCAB, gemma_config, llama_config, max_diff, randomize_b
+from tiny_models import VOCAB, gemma_config, llama_config, max_diff, qwen_config, randomize_b
 
 # The NF4 values as printed in the QLoRA paper (Dettmers et al. 2023, Appendix E).
 PAPER_NF4 = [-1.0, -0.6961928009986877, -0.5250730514526367, -0.39491748809814453, -0.28444138169288635,
@@ -294,13 +294,15 @@ def test_nf4_with_gradient_checkpointing_eager_and_compiled():
     assert max(max_diff(a, b) for a, b in zip(recomputed + compiled, plain + plain)) <= 1e-6
 
 
-@pytest.mark.parametrize("family", ["llama", "gemma"])
+@pytest.mark.parametrize("family", ["llama", "gemma", "qwen2.5"])  # qwen2.5: q, k, v biases kept unquantized
 def test_nf4_model_logits_close_to_plain(family):
     """The same random model (weights N(0, 0.02), as models are initialised) with its block linears in NF4:
     embeddings, norms and lm_head unchanged, and logits as close to the plain model's as those of a model
     whose block weights get random noise of the same size as the quantization error (errors printed).
     A wrong scale, block or layout would be far larger than noise."""
-    hf_config = llama_config(num_hidden_layers=3) if family == "llama" else gemma_config()
+    hf_config = {"llama": lambda: llama_config(num_hidden_layers=3), "gemma": gemma_config,
+                 "qwen2.5": lambda: qwen_config("qwen2.5-0.5b", hidden_size=128, intermediate_size=384,
+                                                num_attention_heads=4, vocab_size=VOCAB)}[family]()
     config = ModelConfig.from_hf(hf_config.to_dict())
     torch.manual_seed(0)
     plain = Transformer(config).eval()

@@ -111,8 +111,9 @@ def test_ctrl_c_saves_then_resume_continues(data, tmp_path, small, monkeypatch):
             signal.raise_signal(signal.SIGINT)
         return lr_at(step, total, args)
     monkeypatch.setattr(train, "lr_at", interrupt_at_step_3)
-    with pytest.raises(SystemExit, match="stopped at step 3"):
+    with pytest.raises(SystemExit) as stop:
         train.main(args_for(data, tmp_path / "split", *common, "--overwrite"))  # not reused by --resume
+    assert stop.value.code == 130  # interrupted (README: exit codes)
     assert [p.name for p in trainstate.checkpoints(tmp_path / "split")] == ["step-3"]
     monkeypatch.setattr(train, "lr_at", lr_at)
     train.main(["--resume", str(tmp_path / "split")])
@@ -141,20 +142,23 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(data, tmp_path, small, mo
     assert trainstate.load_trainer_state(out / "step-2")["step"] == 2
 
 
-@pytest.mark.parametrize("fmt_name", ["gemma3", "llama3.2"])
+@pytest.mark.parametrize("fmt_name", ["gemma3", "gemma4", "llama3.2", "qwen3"])
 def test_tiny_final_is_a_model_directory(data, tmp_path, small, fmt_name):
     """OUT/final of the demo loads like any checkpoint: same logits as the trained model, its tokenizer,
     and the chat format it was trained with."""
     out = tmp_path / "run"
     model = train.main(args_for(data, out, "--model", "tiny", "--format", fmt_name, "--max-steps", 2))
     loaded = load_pretrained(str(out / "final"))
-    assert loaded.config.model_type == ("llama" if fmt_name == "llama3.2" else "gemma3_text")
+    assert loaded.config.model_type == ("gemma3_text" if fmt_name == "gemma3" else "llama")
     ids = torch.arange(40)[None]
     with torch.no_grad():
         assert torch.equal(loaded(ids), model.eval()(ids))
     assert read_chat_format(out / "final") == fmt_name
     tokenizer = Tokenizer.from_dir(out / "final")
     assert tokenizer.stop_ids(get_format(fmt_name)) and tokenizer.pad_token == "<pad>"
+    assert tokenizer.bos_token == {"gemma3": "<bos>", "llama3.2": "<|begin_of_text|>", "qwen3": None}[fmt_name]
+    for token in get_format(fmt_name).control_tokens:  # the format's control strings are single tokens
+        assert len(tokenizer.encode(token)) == 1
 
 
 def test_export_flag_and_command_merge_the_adapter(data, base_dir, tmp_path):
@@ -269,6 +273,17 @@ def test_bad_data_stops_before_any_model_is_loaded(data, base_dir, tmp_path, no_
     with pytest.raises(SystemExit, match="no trained tokens left after encoding"):
         train.main(args_for(data, tmp_path / "c", "--model", str(base_dir), "--max-len", 16))
     assert "dropped 40 (longer than max_len=16)" in capsys.readouterr().out
+
+
+def test_reasoning_the_format_cannot_show_is_counted_or_refused_with_strict(data, base_dir, tmp_path, capsys):
+    thinking = tmp_path / "thinking.jsonl"
+    thinking.write_text(json.dumps({"messages": [{"role": "user", "content": "hi"},
+                                                 {"role": "assistant", "reasoning": "Greet back.", "content": "Hello!"}]}) + "\n")
+    with pytest.raises(SystemExit, match=r"thinking.jsonl:1: an assistant message has reasoning, which the gemma3 format"):
+        train.main(args_for(data, tmp_path / "a", "--model", str(base_dir), "--data", thinking, "--strict"))
+    train.main(args_for(data, tmp_path / "b", "--model", str(base_dir), "--data", thinking, "--max-steps", 1))
+    assert "1 assistant turns carry reasoning this format has no place for: trained without it (first at " \
+        f"{thinking}:1)" in capsys.readouterr().out
 
 
 @pytest.mark.slow

@@ -1,8 +1,12 @@
-"""Tiny random Gemma 3 / Llama 3 models built with transformers (the oracle) and saved to disk."""
+"""Tiny random Gemma 3 / Llama 3 models, and Qwen3 / Qwen2.5 at their real widths cut to 2 layers, built
+with transformers (the oracle) and saved to disk."""
+
+import json
 
 import torch
 
 VOCAB = 128
+QWEN_VOCAB = 4096  # the real 151936 would be 0.6 GB of fp32 embedding per model
 
 
 def gemma_config(**overrides):
@@ -26,6 +30,30 @@ def llama_config(**overrides):
                                 "high_freq_factor": 4.0, "original_max_position_embeddings": 64},
                   max_position_embeddings=256, tie_word_embeddings=True, attn_implementation="eager")
     return LlamaConfig(**{**kwargs, **overrides})
+
+
+def qwen_hub_config(short_name, **overrides) -> dict:
+    """A Qwen registry entry's config.json keys (the hub's: rope_theta, rope_scaling null,
+    use_sliding_window false), at its real widths but 2 layers and a QWEN_VOCAB vocabulary."""
+    from minifc.config import MODELS
+    hub = {**MODELS[short_name].hf_config, "num_hidden_layers": 2, "vocab_size": QWEN_VOCAB, **overrides}
+    hub.pop("bos_token_id"), hub.pop("eos_token_id")  # beyond the cut vocabulary (transformers warns)
+    return hub
+
+
+def qwen_config(short_name, **overrides):
+    """transformers' config (Qwen3Config / Qwen2Config) built from qwen_hub_config's keys."""
+    from transformers import AutoConfig
+    return AutoConfig.for_model(**qwen_hub_config(short_name, **overrides), attn_implementation="eager")
+
+
+def write_hub_style_config(directory, hub: dict):
+    """Replace the config.json save_pretrained wrote (newer keys: rope_parameters, layer_types) with the
+    hub's layout, so that loading from the keys of the published files is tested."""
+    (directory / "config.json").write_text(json.dumps({**hub, "architectures": [_ARCHITECTURES[hub["model_type"]]]}))
+
+
+_ARCHITECTURES = {"qwen3": "Qwen3ForCausalLM", "qwen2": "Qwen2ForCausalLM"}
 
 
 def hf_model(config, seed=0, std=0.2):

@@ -3,7 +3,7 @@
     fmt = get_format("llama3.2")
     fmt.render(messages, tools=None, add_generation_prompt=False) -> Rendered(text, pieces, messages)
     fmt.parse(generated_text) -> {"role": "assistant", "content": str | None, "tool_calls": [...],
-                                  "parse_error": str | None}
+                                  "parse_error": str | None, "reasoning": str | None}
 
 A renderer writes the exact text of the format through `kit.SpanWriter`, labelling every piece with
 what it is (role header, a message's text, its calls, the token that ends its turn, the template's own
@@ -34,9 +34,14 @@ class ChatFormat:
 FORMATS = {
     "functiongemma": ("functiongemma", "FORMAT"),
     "gemma3": ("gemma3", "FORMAT"),
+    "gemma4": ("gemma4", "FORMAT"),
+    "gemma4-31b": ("gemma4", "FORMAT_31B"),
     "llama3.1": ("llama3", "LLAMA31"),
     "llama3.2": ("llama3", "LLAMA32"),
     "llama3": ("llama3", "LLAMA32"),
+    "qwen3": ("qwen", "FORMAT_QWEN3"),
+    "qwen3-2507": ("qwen", "FORMAT_QWEN3_2507"),
+    "qwen2.5": ("qwen", "FORMAT_QWEN25"),
 }
 
 

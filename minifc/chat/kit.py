@@ -5,7 +5,7 @@
     out.rendered() -> Rendered                   text + labelled pieces; .spans: the trained ranges
     tool_call(name, arguments)                   the canonical call {"type": "function", "function": {...}}
     function_tool(function)                      the canonical tool {"type": "function", "function": {...}}
-    parse_result(content, calls, error)          what every parse() returns
+    parse_result(content, calls, error, reasoning=None)   what every parse() returns
     until_stop(text, stops)                      generated text cut at the first stop string
 
 A renderer labels each piece with what it is and which message it came from; it never decides what
@@ -34,9 +34,10 @@ class Rendered:
     # the messages rendered: the masking rule reads their roles and "train" flags (not part of equality)
     messages: list[dict] = field(compare=False, repr=False)
 
-    def trained_spans(self, train_on: TrainOn = DEFAULT) -> list[tuple[int, int]]:
-        """The character ranges [start, end) of `text` that are trained under `train_on`."""
-        return trained_spans(self.pieces, self.messages, train_on)
+    def trained_spans(self, train_on: TrainOn = DEFAULT, only: set[int] | None = None) -> list[tuple[int, int]]:
+        """The character ranges [start, end) of `text` trained under `train_on`, for the messages in
+        `only` (None: all)."""
+        return trained_spans(self.pieces, self.messages, train_on, only)
 
     @property
     def spans(self) -> list[tuple[int, int]]:
@@ -96,9 +97,11 @@ def function_tool(function: dict) -> dict:
     return {"type": "function", "function": function}
 
 
-def parse_result(content: str | None, calls: list[dict], error: str | None) -> dict:
-    """What parse() returns: the assistant message it read, and a parse error (None when well formed)."""
-    return {"role": "assistant", "content": content, "tool_calls": calls, "parse_error": error}
+def parse_result(content: str | None, calls: list[dict], error: str | None, reasoning: str | None = None) -> dict:
+    """What parse() returns: the assistant message it read (with its reasoning, None where the format has
+    none or the model gave none), and a parse error (None when well formed)."""
+    return {"role": "assistant", "content": content, "tool_calls": calls, "parse_error": error,
+            "reasoning": reasoning}
 
 
 def until_stop(text: str, stops) -> str:

@@ -2,6 +2,7 @@
 
     write_chat_format(directory, fmt)         # train.py (adapters, checkpoints) and export.save_hf_model
     read_chat_format(directory) -> "gemma3"   # or None when the directory has no minifc.json
+    read_record(directory) -> dict            # all of minifc.json ({} without one): an adapter's base model too
     fmt = resolve_chat_format(args.model, args.format, [model_dir, adapter_dir])
 
 A local directory cannot otherwise tell the prompt format it was trained with. `resolve_chat_format` (for
@@ -23,16 +24,25 @@ def write_chat_format(directory, fmt, **extra):
     (Path(directory) / _FILE).write_text(text, encoding="utf-8")
 
 
-def read_chat_format(directory) -> str | None:
-    """The chat format recorded by write_chat_format in a local directory, or None."""
+def read_record(directory) -> dict:
+    """What write_chat_format recorded in a local directory ({} when it has no minifc.json)."""
     path = Path(directory) / _FILE
     if not path.is_file():
-        return None
+        return {}
     try:
-        return json.loads(path.read_text(encoding="utf-8"))["chat_format"]
-    except (ValueError, KeyError, TypeError) as error:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as error:
         raise ValueError(f"{path}: expected a JSON object with a \"chat_format\" field, like "
                          f"{{\"chat_format\": \"gemma3\"}} ({type(error).__name__}: {error})") from error
+    if not isinstance(record, dict) or "chat_format" not in record:
+        raise ValueError(f"{path}: expected a JSON object with a \"chat_format\" field, like "
+                         f"{{\"chat_format\": \"gemma3\"}}, got {json.dumps(record)[:80]}")
+    return record
+
+
+def read_chat_format(directory) -> str | None:
+    """The chat format recorded by write_chat_format in a local directory, or None."""
+    return read_record(directory).get("chat_format")
 
 
 def resolve_chat_format(model: str, format_name: str | None = None, directories=()):
