@@ -64,26 +64,32 @@ def without_unknown_gqa_flag(function):
 class KVCache:
     """Preallocated keys and values of every layer, for batched decoding.
 
-    k, v: [num_layers, B, Hkv, max_len, D]. `valid` [B, max_len] marks slots that hold a real token
+    k[layer], v[layer]: [B, Hkv, max_len, D], with each layer's own Hkv and D (Gemma 4's global layers
+    differ from its sliding ones), or None for a layer that reuses another layer's keys and values (Gemma
+    4's KV sharing: it reads them with `read`). `valid` [B, max_len] marks slots that hold a real token
     (False for left padding and for slots not filled yet). `length` is how many slots every row has
     filled: all rows advance together, so prompts of different lengths are left-padded.
     Sliding-window layers keep all slots too; the mask limits what they see to the window.
     """
 
-    def __init__(self, num_layers: int, batch_size: int, max_len: int, num_kv_heads: int, head_dim: int,
-                 device, dtype):
-        shape = (num_layers, batch_size, num_kv_heads, max_len, head_dim)
-        self.k = torch.zeros(shape, device=device, dtype=dtype)
-        self.v = torch.zeros(shape, device=device, dtype=dtype)
+    def __init__(self, shapes: list, batch_size: int, max_len: int, device, dtype):
+        """shapes: per layer, (Hkv, D) or None (a layer that stores nothing)."""
+        new = lambda shape: None if shape is None else torch.zeros(
+            (batch_size, shape[0], max_len, shape[1]), device=device, dtype=dtype)
+        self.k, self.v = [new(shape) for shape in shapes], [new(shape) for shape in shapes]
         self.valid = torch.zeros(batch_size, max_len, dtype=torch.bool, device=device)
         self.max_len, self.length = max_len, 0
 
     def update(self, layer: int, k: torch.Tensor, v: torch.Tensor, start: int):
         """Write k, v [B, Hkv, T, D] into slots start..start+T; return all keys/values up to there."""
         end = start + k.shape[2]
-        self.k[layer, :, :, start:end] = k
-        self.v[layer, :, :, start:end] = v
-        return self.k[layer, :, :, :end], self.v[layer, :, :, :end]
+        self.k[layer][:, :, start:end] = k
+        self.v[layer][:, :, start:end] = v
+        return self.read(layer, end)
+
+    def read(self, layer: int, end: int):
+        """The keys and values of slots 0..end of `layer`."""
+        return self.k[layer][:, :, :end], self.v[layer][:, :, :end]
 
 
 @dataclass
@@ -159,7 +165,8 @@ def plan_attention(batch_size: int, seqlen: int, device: torch.device, dtype: to
                          "left-padded rows with attention_mask instead")
     window, layer_types = config.sliding_window, set(config.layer_types)
     simple = kv_cache is None and attention_mask is None
-    if simple and varlen_usable(device, dtype, config.head_dim):
+    head_dim = max(config.head_dim_of(kind) for kind in layer_types)  # Gemma 4's global 512: no flash kernel
+    if simple and varlen_usable(device, dtype, head_dim):
         cu_seqlens, max_seqlen = _varlen_bounds(batch_size, seqlen, device, cu_seqlens, max_seqlen)
         return AttentionPlan(True, cu_seqlens, max_seqlen, window, {t: None for t in layer_types},
                              kernel=varlen_attn())
@@ -255,8 +262,10 @@ def build_mask(seqlen: int, start: int, device, window: int | None = None,
 
 
 def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, plan: AttentionPlan, layer_idx: int,
-           layer_type: str, scale: float) -> torch.Tensor:
-    """Attention of one layer: q [B, T, Hq, D], k, v [B, T, Hkv, D] -> [B, T, Hq*D]."""
+           layer_type: str, scale: float, shared: bool = False) -> torch.Tensor:
+    """Attention of one layer: q [B, T, Hq, D], k, v [B, T, Hkv, D] -> [B, T, Hq*D]. layer_idx: the
+    layer whose keys and values these are; shared: they are another layer's (Gemma 4's KV sharing),
+    which a KV cache already holds, so they are read from it, not written again."""
     batch, seqlen, heads, head_dim = q.shape
     gqa = heads != k.shape[2]
     if plan.varlen:
@@ -273,7 +282,9 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, plan: AttentionPla
     if plan.segments is not None:
         return _attend_per_segment(q, k, v, plan, layer_type, scale, gqa)
     q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # [B, H, T, D]
-    if plan.cache is not None:
+    if plan.cache is not None and shared:
+        k, v = plan.cache.read(layer_idx, plan.start + seqlen)
+    elif plan.cache is not None:
         k, v = plan.cache.update(layer_idx, k, v, plan.start)
     mask = plan.masks[layer_type]
     out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None, scale=scale,

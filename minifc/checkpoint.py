@@ -7,20 +7,26 @@ limited to the files minifc needs (config, weights, tokenizer); a local director
 the network is never touched for it (nor with HF_HUB_OFFLINE=1 and a filled cache).
 
 Loading: the model is built on the meta device (no memory), then each tensor is read from its
-safetensors file straight into a fresh CPU tensor (our own reader: no mmap, so the page cache never
-counts towards the process's memory), converted to the target dtype/device and installed as the
-parameter. Peak host memory is therefore about the model's size plus one tensor when converting.
+safetensors file straight into a fresh tensor (our own reader: no mmap, so the page cache never
+counts towards the process's memory) and installed as the parameter. A tensor that needs another dtype
+or device is read in slices of at most 256 MB, each converted into its place in the result, so no
+second copy of a whole tensor is ever held (Gemma 4 E2B's per-layer table is 4.7 GB in bf16): peak
+memory is the model's size plus one slice.
 With quantize="nf4" (train.py --quantize nf4) each linear weight of the blocks is quantized as soon as it
 is read and its layer replaced by an nf4.NF4Linear, so no full-precision copy of those weights is ever
 held: peak memory is the quantized model plus the scratch of quantizing one tensor (at most 16 bytes per
 weight of the largest; nf4.py has the rule and the format).
-Tensor names are HF's (model.py mirrors them); multimodal Gemma 3 checkpoints prefix the decoder with
-`language_model.model.` (hub files) or `model.language_model.` (newer transformers), and their vision
-tower and projector are skipped by design.
+Tensor names are HF's (model.py mirrors them); multimodal Gemma 3 / Gemma 4 checkpoints prefix the
+decoder with `language_model.model.` (Gemma 3's hub files) or `model.language_model.` (newer
+transformers), and their vision / audio towers and projectors are skipped by design (with a warning that
+counts them). So are k/v weights that a checkpoint holds for Gemma 4's KV-shared layers (transformers
+ignores them too: those layers use another layer's keys and values).
 """
 
 import json
+import re
 import shutil
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -44,7 +50,9 @@ _DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF
 _RENAMES = (("model.language_model.", "model."), ("language_model.model.", "model."),
             ("language_model.lm_head.", "lm_head."))
 # tensors of a multimodal checkpoint that are not part of the text decoder
-_NOT_TEXT = ("vision_tower.", "model.vision_tower.", "multi_modal_projector.", "model.multi_modal_projector.")
+_NOT_TEXT = ("vision_tower.", "model.vision_tower.", "multi_modal_projector.", "model.multi_modal_projector.",
+             "model.audio_tower.", "model.embed_vision.", "model.embed_audio.")
+_CHUNK_BYTES = 256 << 20  # the slice in which a tensor that needs converting is read
 
 
 class CheckpointError(RuntimeError):
@@ -135,18 +143,38 @@ def _read_header(f, path) -> tuple[int, dict]:
     return size, header
 
 
-def _read_tensor(f, entry: dict, data_start: int) -> torch.Tensor:
-    """Read one tensor from an open safetensors file straight into a new CPU tensor (no extra copy)."""
+def _read_tensor(f, entry: dict, data_start: int, device="cpu", dtype: torch.dtype | None = None) -> torch.Tensor:
+    """Read one tensor from an open safetensors file into a new tensor of `dtype` (default: the file's) on
+    `device`: straight into it when nothing changes, else slice by slice (no second whole copy)."""
+    file_dtype, shape = _DTYPES[entry["dtype"]], entry["shape"]
+    dtype = dtype or file_dtype
     begin, end = entry["data_offsets"]
-    raw = torch.empty(end - begin, dtype=torch.uint8)
+    if end - begin != file_dtype.itemsize * torch.Size(shape).numel():
+        raise CheckpointError(f"{f.name}: tensor of shape {shape} in {end - begin} bytes: the file is damaged "
+                              "(download it again)")
     f.seek(data_start + begin)
-    if f.readinto(raw.numpy()) != end - begin:
+    if torch.device(device).type == "cpu" and dtype == file_dtype:
+        return _read_bytes(f, end - begin).view(file_dtype).reshape(shape)
+    out = torch.empty(shape, dtype=dtype, device=device)
+    flat, step = out.view(-1), _CHUNK_BYTES // file_dtype.itemsize
+    for first in range(0, flat.numel(), step):
+        count = min(step, flat.numel() - first)
+        flat[first:first + count].copy_(_read_bytes(f, count * file_dtype.itemsize).view(file_dtype))
+    return out
+
+
+def _read_bytes(f, size: int) -> torch.Tensor:
+    raw = torch.empty(size, dtype=torch.uint8)
+    if f.readinto(raw.numpy()) != size:
         raise CheckpointError(f"{f.name}: file is truncated (download it again)")
-    dtype = _DTYPES[entry["dtype"]]
-    if (end - begin) != dtype.itemsize * torch.Size(entry["shape"]).numel():
-        raise CheckpointError(f"{f.name}: tensor of shape {entry['shape']} in {end - begin} bytes: the file is "
-                              "damaged (download it again)")
-    return raw.view(dtype).reshape(entry["shape"])
+    return raw
+
+
+def _unused_kv_weight(config: ModelConfig, name: str) -> bool:
+    """A k/v projection or norm of a Gemma 4 KV-shared layer: such a layer has none (checkpoint may)."""
+    match = re.fullmatch(r"model\.layers\.(\d+)\.self_attn\.[kv]_(proj|norm)\.\w+", name)
+    return match is not None and int(match[1]) < config.num_hidden_layers and \
+        config.kv_source(int(match[1])) != int(match[1])
 
 
 def minifc_name(hf_name: str) -> str | None:
@@ -174,15 +202,20 @@ def load_pretrained(name_or_path: str, device="cpu", dtype: torch.dtype = torch.
     config = load_config(directory)
     with torch.device("meta"):
         model = Transformer(config)
-    expected = {name: tuple(p.shape) for name, p in model.named_parameters()}  # tied lm_head listed once
-    loaded = set()
+    # parameters and saved buffers (Gemma 4's layer_scalar); a tied lm_head is the embedding
+    expected = {name: tuple(t.shape) for name, t in model.state_dict().items()
+                if not (name == "lm_head.weight" and config.tie_word_embeddings)}
+    loaded, skipped = set(), 0
     for path in _safetensors_files(directory):
         with open(path, "rb") as f:
             header_size, header = _read_header(f, path)
             for hf_name, entry in header.items():
                 name = minifc_name(hf_name)
-                if name is None or (name == "lm_head.weight" and config.tie_word_embeddings):
-                    continue  # vision tower / projector, or a copy of the tied embedding
+                if name is None or _unused_kv_weight(config, name):
+                    skipped += 1  # vision / audio tower, projector; k/v weights of a KV-shared layer
+                    continue
+                if name == "lm_head.weight" and config.tie_word_embeddings:
+                    continue  # a copy of the tied embedding
                 if name not in expected:
                     raise CheckpointError(f"{path}: unexpected tensor {hf_name!r}: it is not part of a "
                                           f"{config.model_type} model as described by config.json")
@@ -190,22 +223,25 @@ def load_pretrained(name_or_path: str, device="cpu", dtype: torch.dtype = torch.
                     raise CheckpointError(
                         f"{path}: tensor {hf_name!r} has shape {tuple(entry['shape'])} but config.json "
                         f"implies {expected[name]}: config.json and the weights do not match")
-                tensor = _read_tensor(f, entry, 8 + header_size)
                 module_name, _, leaf = name.rpartition(".")
                 module = model.get_submodule(module_name)
                 if quantize and leaf == "weight" and quantizes(module_name, module):
-                    try:
-                        replace_linear(model, module_name, tensor.to(device))  # quantized from the file's dtype
+                    try:  # quantized from the file's dtype
+                        replace_linear(model, module_name, _read_tensor(f, entry, 8 + header_size, device))
                     except ValueError as error:  # inf or NaN in the weight
                         raise CheckpointError(f"{path}: tensor {hf_name!r}: {error}") from None
                 else:
-                    setattr(module, leaf, nn.Parameter(tensor.to(device=device, dtype=dtype)))
+                    tensor = _read_tensor(f, entry, 8 + header_size, device, dtype)
+                    setattr(module, leaf, tensor if leaf in module._buffers else nn.Parameter(tensor))
                 loaded.add(name)
     missing = [name for name in expected if name not in loaded]
     if missing:
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
         raise CheckpointError(f"{directory}: tensor {missing[0]!r} (shape {expected[missing[0]]}) is missing "
                               f"from the safetensors files{more}: config.json and the weights do not match")
+    if skipped:
+        warnings.warn(f"{directory}: {skipped} tensors not loaded: vision / audio towers and projectors (minifc "
+                      "runs the text decoder only) or k/v weights of KV-shared layers (they use another layer's)")
     model.tie_weights()
     model.checkpoint_dir = directory
     return model.eval()

@@ -19,9 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 # rope types model.py implements (see model.rope_inv_freq)
-_ROPE_TYPES = ("default", "linear", "llama3")
+_ROPE_TYPES = ("default", "linear", "llama3", "proportional")
 _MODEL_TYPES = ("llama (Llama 3.x)", "gemma3_text (Gemma 3 1B/270M, FunctionGemma)",
-                "gemma3 (Gemma 3 4B/12B/27B, text part only)", "qwen3 (Qwen3 dense)", "qwen2 (Qwen2.5)")
+                "gemma3 (Gemma 3 4B/12B/27B, text part only)",
+                "gemma4_text / gemma4 (Gemma 4 E2B/E4B/31B, text part only)", "qwen3 (Qwen3 dense)",
+                "qwen2 (Qwen2.5)")
 
 
 @dataclass
@@ -53,6 +55,17 @@ class ModelConfig:
     scale_embeddings: bool = False      # Gemma: embeddings * sqrt(hidden_size), scale cast to compute dtype
     qk_norm: bool = False               # Gemma 3, Qwen3: RMSNorm on each query and key head, before RoPE
     sandwich_norm: bool = False         # Gemma: post-attention and pre/post-feedforward norms too
+    # --- Gemma 4 (set by _gemma4_from_hf; off for the other families) ---
+    norm_fp32_weight: bool = False      # RMSNorm: normed * weight in fp32, then cast (Llama casts first)
+    global_head_dim: int | None = None  # head size of full-attention layers (None: head_dim)
+    num_global_key_value_heads: int | None = None  # K/V heads of full-attention layers (None: as sliding)
+    attention_k_eq_v: bool = False      # full-attention layers have no v_proj: values come from k_proj
+    v_norm: bool = False                # a scale-free RMSNorm on each value head
+    num_kv_shared_layers: int = 0       # the last N layers attend with the K/V of an earlier layer (kv_source)
+    double_wide_mlp: bool = False       # KV-shared layers have 2 * intermediate_size
+    hidden_size_per_layer_input: int = 0  # width of the per-layer embeddings (PLE) per layer; 0: none
+    vocab_size_per_layer_input: int = 0   # rows of the per-layer embedding table
+    layer_scalar: bool = False          # each layer's output times a stored scalar (a buffer, as in HF)
 
     def architecture(self) -> dict:
         """The numbers that make two models interchangeable for an adapter (its shapes, the vocabulary):
@@ -64,13 +77,29 @@ class ModelConfig:
         scalar = self.query_pre_attn_scalar if self.query_pre_attn_scalar is not None else self.head_dim
         return scalar ** -0.5
 
+    def head_dim_of(self, layer_type: str) -> int:
+        return self.global_head_dim or self.head_dim if layer_type == "full_attention" else self.head_dim
+
+    def kv_heads_of(self, layer_type: str) -> int:
+        return self.num_global_key_value_heads or self.num_key_value_heads if layer_type == "full_attention" \
+            else self.num_key_value_heads
+
+    def kv_source(self, layer_idx: int) -> int:
+        """The layer whose keys and values layer `layer_idx` attends with: itself, or for one of the last
+        num_kv_shared_layers layers (Gemma 4), the last layer of its type before them."""
+        first_shared = self.num_hidden_layers - self.num_kv_shared_layers
+        if layer_idx < first_shared:
+            return layer_idx
+        kind = self.layer_types[layer_idx]
+        return max(i for i in range(first_shared) if self.layer_types[i] == kind)
+
     @classmethod
     def from_hf(cls, hf: dict, source: str = "config.json") -> "ModelConfig":
         """Build from a Hugging Face config.json dict. `source` names the file in error messages."""
         hf = text_config(hf)
         model_type = hf.get("model_type")
         readers = {"gemma3_text": _gemma3_from_hf, "llama": _llama_from_hf, "qwen3": _qwen_from_hf,
-                   "qwen2": _qwen_from_hf}
+                   "qwen2": _qwen_from_hf, "gemma4_text": _gemma4_from_hf}
         if model_type not in readers:
             raise ValueError(
                 f"{source}: unsupported architecture model_type={model_type!r} "
@@ -87,14 +116,19 @@ _SIZES = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
           "num_key_value_heads", "head_dim", "max_position_embeddings", "sliding_window")
 
 
+# multimodal model_type -> (its text decoder's model_type, the transformers class that runs it alone)
+_MULTIMODAL = {"gemma3": ("gemma3_text", "Gemma3ForCausalLM"), "gemma4": ("gemma4_text", "Gemma4ForCausalLM")}
+
+
 def text_config(hf: dict) -> dict:
-    """A multimodal Gemma 3 config.json (4B/12B/27B) -> the config of its text decoder, as transformers'
-    Gemma3ForCausalLM writes it; any other config unchanged (a copy)."""
-    if hf.get("model_type") != "gemma3":
+    """A multimodal Gemma 3 / Gemma 4 config.json -> the config of its text decoder, as transformers'
+    Gemma3ForCausalLM / Gemma4ForCausalLM writes it; any other config unchanged (a copy)."""
+    if hf.get("model_type") not in _MULTIMODAL:
         return dict(hf)
+    model_type, architecture = _MULTIMODAL[hf["model_type"]]
     text = dict(hf.get("text_config") or {})
     text.setdefault("tie_word_embeddings", hf.get("tie_word_embeddings", True))
-    return {**text, "model_type": "gemma3_text", "architectures": ["Gemma3ForCausalLM"]}
+    return {**text, "model_type": model_type, "architectures": [architecture]}
 
 
 def _rope_entry(params: dict | None, theta: float, source: str) -> dict:
@@ -182,6 +216,69 @@ def _gemma3_from_hf(hf: dict, source: str) -> ModelConfig:
         sandwich_norm=True)
 
 
+# transformers' Gemma4TextConfig defaults (global_head_dim: the default its __post_init__ pops)
+_GEMMA4_DEFAULTS = dict(vocab_size=262_144, hidden_size=2304, intermediate_size=9216, num_hidden_layers=30,
+                        num_attention_heads=8, num_key_value_heads=4, head_dim=256, rms_norm_eps=1e-6,
+                        max_position_embeddings=131_072, tie_word_embeddings=True, sliding_window=512,
+                        global_head_dim=512, vocab_size_per_layer_input=262_144, hidden_size_per_layer_input=256)
+_GEMMA4_ROPE = {"sliding_attention": {"rope_type": "default", "rope_theta": 10_000.0},
+                "full_attention": {"rope_type": "proportional", "partial_rotary_factor": 0.25, "rope_theta": 1e6}}
+
+
+def _global_layer_overrides(per_layer: dict, layer_types: list, source: str) -> tuple[int | None, int | None]:
+    """per_layer_config {"5": {"head_dim": 512, ...}, ...} -> (head_dim, num_key_value_heads) of the
+    full-attention layers; minifc supports only the same overrides on every one of them, none elsewhere."""
+    overrides = {int(i): dict(values) for i, values in per_layer.items()}
+    full = [i for i, kind in enumerate(layer_types) if kind == "full_attention"]
+    first = overrides.get(full[0], {})
+    if (set(overrides) - set(full) or any(overrides.get(i, {}) != first for i in full)
+            or set(first) - {"head_dim", "num_key_value_heads"}):
+        raise ValueError(f"{source}: per_layer_config {per_layer} is not supported: minifc reads only the same "
+                         "head_dim / num_key_value_heads on every full-attention layer (as Gemma 4 has)")
+    return first.get("head_dim"), first.get("num_key_value_heads")
+
+
+def _gemma4_from_hf(hf: dict, source: str) -> ModelConfig:
+    if hf.get("enable_moe_block") or hf.get("num_experts"):
+        raise ValueError(f"{source}: Gemma 4 with mixture-of-experts blocks (enable_moe_block, num_experts="
+                         f"{hf.get('num_experts')}: gemma-4-26B-A4B) is not supported yet; the dense Gemma 4 "
+                         "models are (gemma-4-e2b, gemma-4-e4b, gemma-4-31b)")
+    if hf.get("use_bidirectional_attention") == "all":
+        raise ValueError(f"{source}: use_bidirectional_attention='all' (an encoder) is not supported")
+    if hf.get("hidden_activation", "gelu_pytorch_tanh") != "gelu_pytorch_tanh":
+        raise ValueError(f"{source}: hidden_activation {hf['hidden_activation']!r} is not supported "
+                         "(Gemma 4 uses gelu_pytorch_tanh)")
+    common = _common(hf, _GEMMA4_DEFAULTS)
+    get = lambda key: hf[key] if hf.get(key) is not None else _GEMMA4_DEFAULTS[key]
+    n = common["num_hidden_layers"]
+    layer_types = list(hf.get("layer_types") or
+                       ["sliding_attention" if (i + 1) % 6 else "full_attention" for i in range(n)])
+    if len(layer_types) != n or set(layer_types) - {"sliding_attention", "full_attention"}:
+        raise ValueError(f"{source}: layer_types must list {n} entries of 'sliding_attention'/'full_attention'")
+    layer_types[-1] = "full_attention"  # as transformers forces it
+    shared = hf.get("num_kv_shared_layers") or 0
+    if not 0 <= shared < n or set(layer_types[n - shared:]) - set(layer_types[:n - shared]):
+        raise ValueError(f"{source}: num_kv_shared_layers={shared}: each of the last {shared} layers needs an "
+                         f"earlier layer of its type to share keys and values with (of {n} layers)")
+    params = hf.get("rope_parameters") or _GEMMA4_ROPE
+    rope = {kind: _rope_entry(params.get(kind), _GEMMA4_ROPE[kind]["rope_theta"], source) for kind in _GEMMA4_ROPE}
+    k_eq_v = bool(hf.get("attention_k_eq_v"))
+    # transformers gives full-attention layers their own K/V head count only with attention_k_eq_v
+    global_head_dim, global_kv_heads = get("global_head_dim"), hf.get("num_global_key_value_heads") if k_eq_v else None
+    if hf.get("per_layer_config"):  # what transformers 5.2x writes instead: overrides per layer index
+        global_head_dim, global_kv_heads = _global_layer_overrides(hf["per_layer_config"], layer_types, source)
+        global_head_dim = global_head_dim or common["head_dim"]
+    return ModelConfig(
+        model_type="gemma4_text", **common, rope_parameters=rope, layer_types=tuple(layer_types),
+        sliding_window=get("sliding_window"), query_pre_attn_scalar=1.0,  # attention scale 1: q/k are normed
+        hidden_act="gelu_pytorch_tanh", norm_fp32_weight=True, scale_embeddings=True, qk_norm=True,
+        sandwich_norm=True, global_head_dim=global_head_dim, num_global_key_value_heads=global_kv_heads,
+        attention_k_eq_v=k_eq_v, v_norm=True, num_kv_shared_layers=shared,
+        double_wide_mlp=bool(hf.get("use_double_wide_mlp")),
+        hidden_size_per_layer_input=get("hidden_size_per_layer_input"),
+        vocab_size_per_layer_input=get("vocab_size_per_layer_input"), layer_scalar=True)
+
+
 # transformers' Qwen3Config / Qwen2Config defaults (they differ only in head_dim: Qwen3Config has its own
 # field, 128; Qwen2 divides hidden_size by the heads)
 _QWEN_DEFAULTS = dict(vocab_size=151_936, hidden_size=4096, intermediate_size=22016, num_hidden_layers=32,
@@ -247,6 +344,18 @@ def _gemma3_multimodal(**text) -> dict:
     return {"model_type": "gemma3", "text_config": _gemma3_text(**text)}
 
 
+def _gemma4(every: int, **text) -> dict:
+    # Gemma4ForConditionalGeneration (text, vision, and audio on E2B/E4B); only the text decoder is used.
+    # Every `every`-th layer is global (head size 512, proportional RoPE on a quarter of it), the rest slide.
+    layers = text["num_hidden_layers"]
+    layer_types = ["sliding_attention" if (i + 1) % every else "full_attention" for i in range(layers)]
+    text = dict(model_type="gemma4_text", vocab_size=262_144, head_dim=256, global_head_dim=512, rms_norm_eps=1e-6,
+                final_logit_softcapping=30.0, hidden_activation="gelu_pytorch_tanh", tie_word_embeddings=True,
+                vocab_size_per_layer_input=262_144, layer_types=layer_types, rope_parameters=_GEMMA4_ROPE,
+                bos_token_id=2, eos_token_id=1, pad_token_id=0, **text)
+    return {"model_type": "gemma4", "text_config": text, "tie_word_embeddings": True, "eos_token_id": [1, 106]}
+
+
 def _llama3(**kw) -> dict:
     base = dict(model_type="llama", vocab_size=128_256, rms_norm_eps=1e-5, rope_theta=500_000.0,
                 max_position_embeddings=131_072, num_key_value_heads=8, bos_token_id=128_000,
@@ -300,6 +409,24 @@ MODELS: dict[str, _ModelInfo] = {
     "gemma-3-27b": _ModelInfo("google/gemma-3-27b-it", "gemma3", _gemma3_multimodal(
         hidden_size=5376, intermediate_size=21504, num_hidden_layers=62, num_attention_heads=32,
         num_key_value_heads=16, head_dim=128, query_pre_attn_scalar=168)),
+    # https://huggingface.co/google/gemma-4-E2B-it/blob/main/config.json (text_config): the last 20 layers
+    # reuse the K/V of earlier ones and have double-wide MLPs; per-layer embeddings of 256 per layer
+    "gemma-4-e2b": _ModelInfo("google/gemma-4-E2B-it", "gemma4", _gemma4(
+        5, hidden_size=1536, intermediate_size=6144, num_hidden_layers=35, num_attention_heads=8,
+        num_key_value_heads=1, num_kv_shared_layers=20, use_double_wide_mlp=True, hidden_size_per_layer_input=256,
+        sliding_window=512, max_position_embeddings=131_072, attention_k_eq_v=False)),
+    # https://huggingface.co/google/gemma-4-E4B-it/blob/main/config.json (text_config)
+    "gemma-4-e4b": _ModelInfo("google/gemma-4-E4B-it", "gemma4", _gemma4(
+        6, hidden_size=2560, intermediate_size=10240, num_hidden_layers=42, num_attention_heads=8,
+        num_key_value_heads=2, num_kv_shared_layers=18, use_double_wide_mlp=False, hidden_size_per_layer_input=256,
+        sliding_window=512, max_position_embeddings=131_072, attention_k_eq_v=False)),
+    # https://huggingface.co/google/gemma-4-31B-it/blob/main/config.json (text_config): global layers have
+    # 4 K/V heads and no v_proj (values = keys' projection); no KV sharing, no per-layer embeddings
+    "gemma-4-31b": _ModelInfo("google/gemma-4-31B-it", "gemma4", _gemma4(
+        6, hidden_size=5376, intermediate_size=21504, num_hidden_layers=60, num_attention_heads=32,
+        num_key_value_heads=16, num_global_key_value_heads=4, attention_k_eq_v=True, num_kv_shared_layers=0,
+        use_double_wide_mlp=False, hidden_size_per_layer_input=0, sliding_window=1024,
+        max_position_embeddings=262_144)),
     # https://huggingface.co/meta-llama/Llama-3.2-1B-Instruct/blob/main/config.json
     "llama-3.2-1b": _ModelInfo("meta-llama/Llama-3.2-1B-Instruct", "llama3.2", _llama3(
         hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, num_attention_heads=32, head_dim=64,

@@ -3,7 +3,7 @@
 LoRA (Hu et al. 2021, https://arxiv.org/abs/2106.09685) freezes a pretrained weight W and learns a
 low-rank update:  y = x W^T + b + scale * B(A(dropout(x))),  A: [r, in], B: [out, r], r << in, out.
 
-    apply_lora(model, r=16, alpha=32, targets=("all",))   # wrap q/k/v/o/gate/up/down in LoRALinear
+    apply_lora(model, r=16, alpha=32, targets=("all",))   # wrap every linear layer but lm_head in LoRALinear
     mark_only_lora_trainable(model)                       # everything else frozen
     optimizer = AdamW(lora_parameters(model))
 
@@ -121,20 +121,22 @@ def apply_lora(model: nn.Module, r: int = 16, alpha: float = 32, dropout: float 
                targets=("all",), rslora: bool = False) -> list[str]:
     """Wrap every linear layer (LINEAR) whose name ends in a target (e.g. `.q_proj`) in a LoRALinear, in place.
 
-    Matches names the way peft does with a list of target_modules (lm_head is never a target).
-    Returns the names of the wrapped modules.
+    Matches names the way peft does with a list of target_modules (lm_head is never a target); "all" is
+    peft's "all-linear": every linear layer but lm_head (q/k/v/o/gate/up/down, and on Gemma 4's E models
+    its per-layer-embedding projections too). Returns the names of the wrapped modules.
     """
-    leaves = []
-    for t in (targets,) if isinstance(targets, str) else targets:
-        if t != "all" and t not in _TARGETS:
-            raise ValueError(f"unknown LoRA target {t!r}: valid targets are {', '.join(_TARGETS)} or all")
-        leaves += _TARGETS.values() if t == "all" else [_TARGETS[t]]
-    leaves = list(dict.fromkeys(leaves))  # dedupe, keep order
-    names = [name for name, m in model.named_modules()
-             if isinstance(m, LINEAR) and name.rsplit(".", 1)[-1] in leaves]
+    targets = (targets,) if isinstance(targets, str) else targets
+    unknown = [t for t in targets if t != "all" and t not in _TARGETS]
+    if unknown:
+        raise ValueError(f"unknown LoRA target {unknown[0]!r}: valid targets are {', '.join(_TARGETS)} or all")
+    wrapped = lora_layers(model)  # their lora_A / lora_B are linear layers too, never targets
+    linear = [name for name, m in model.named_modules()
+              if isinstance(m, LINEAR) and name != "lm_head" and name.rpartition(".")[0] not in wrapped]
+    leaves = list(dict.fromkeys(_TARGETS[t] for t in targets if t != "all"))  # dedupe, keep order
+    names = linear if "all" in targets else [name for name in linear if name.rsplit(".", 1)[-1] in leaves]
     missing = [leaf for leaf in leaves if not any(n.rsplit(".", 1)[-1] == leaf for n in names)]
     if missing or not names:
-        raise ValueError(f"LoRA targets {missing or leaves} match no nn.Linear in the model "
+        raise ValueError(f"LoRA targets {missing or leaves or ['all']} match no nn.Linear in the model "
                          f"(already wrapped layers are not wrapped twice)")
     wrap_layers(model, names, r, alpha, dropout, rslora)
     return names

@@ -1,5 +1,5 @@
-"""The decoder: Llama 3.x, Gemma 3 (text), Qwen3 and Qwen2.5 in one implementation; the differences are
-config flags.
+"""The decoder: Llama 3.x, Gemma 3 and Gemma 4 (text), Qwen3 and Qwen2.5 in one implementation; the
+differences are config flags.
 
 Module names mirror Hugging Face's *ForCausalLM exactly, so `Transformer.state_dict()` keys equal
 HF's keys and checkpoints load without renaming:
@@ -7,11 +7,15 @@ HF's keys and checkpoints load without renaming:
     model.embed_tokens                          nn.Embedding
     model.layers.{i}.input_layernorm            RMSNorm
     model.layers.{i}.self_attn.{q,k,v,o}_proj   nn.Linear (LoRA wraps these by name; Qwen2.5: q,k,v biased)
-    model.layers.{i}.self_attn.{q,k}_norm       RMSNorm per head (Gemma 3 and Qwen3 only)
+    model.layers.{i}.self_attn.{q,k}_norm       RMSNorm per head (Gemma and Qwen3 only)
     model.layers.{i}.post_attention_layernorm   RMSNorm
     model.layers.{i}.pre_feedforward_layernorm  RMSNorm (Gemma only)
     model.layers.{i}.post_feedforward_layernorm RMSNorm (Gemma only)
     model.layers.{i}.mlp.{gate,up,down}_proj    nn.Linear
+    model.layers.{i}.per_layer_input_gate, .per_layer_projection, .post_per_layer_input_norm,
+    model.embed_tokens_per_layer, model.per_layer_model_projection, model.per_layer_projection_norm
+                                                Gemma 4's per-layer embeddings (gemma4.py)
+    model.layers.{i}.layer_scalar               Gemma 4: a buffer [1] scaling the layer's output
     model.norm                                  RMSNorm
     lm_head                                     nn.Linear; its weight IS model.embed_tokens.weight if tied
 
@@ -45,22 +49,30 @@ from torch.utils.checkpoint import checkpoint
 
 from .attention import KVCache, attend, plan_attention
 from .config import ModelConfig
+from .gemma4 import per_layer_inputs, per_layer_residual
 
 
 class RMSNorm(nn.Module):
-    """RMSNorm in fp32. Llama: weight * normed.to(dtype). Gemma (plus_one): (normed * (1 + weight))
-    in fp32, then cast; Gemma stores the weight as an offset from 1, so it is initialised to zeros."""
+    """RMSNorm in fp32. Llama: weight * normed.to(dtype). Gemma 3 (plus_one): (normed * (1 + weight))
+    in fp32, then cast; Gemma 3 stores the weight as an offset from 1, so it is initialised to zeros.
+    Gemma 4 (fp32_weight): (normed * weight) in fp32, then cast; without a weight (its value norm): normed."""
 
-    def __init__(self, dim: int, eps: float, plus_one: bool):
+    def __init__(self, dim: int, eps: float, plus_one: bool, fp32_weight: bool = False, weight: bool = True):
         super().__init__()
-        self.eps, self.plus_one = eps, plus_one
-        self.weight = nn.Parameter(torch.zeros(dim) if plus_one else torch.ones(dim))
+        self.eps, self.plus_one, self.fp32_weight = eps, plus_one, fp32_weight
+        self.weight = nn.Parameter(torch.zeros(dim) if plus_one else torch.ones(dim)) if weight else None
+
+    @classmethod
+    def of(cls, config: ModelConfig, dim: int) -> "RMSNorm":
+        return cls(dim, config.rms_norm_eps, config.norm_plus_one, config.norm_fp32_weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x32 = x.float()
         normed = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
-        if self.plus_one:
-            return (normed * (1.0 + self.weight.float())).type_as(x)
+        if self.weight is None:
+            return normed.type_as(x)
+        if self.plus_one or self.fp32_weight:
+            return (normed * ((1.0 if self.plus_one else 0.0) + self.weight.float())).type_as(x)
         return self.weight * normed.type_as(x)
 
 
@@ -68,6 +80,12 @@ def rope_inv_freq(head_dim: int, params: dict) -> torch.Tensor:
     """RoPE inverse frequencies (fp32, CPU) for one rope dict: default, linear or llama3 scaling."""
     inv_freq = 1.0 / (params["rope_theta"] ** (torch.arange(0, head_dim, 2, dtype=torch.int64).float() / head_dim))
     kind = params["rope_type"]
+    if kind == "proportional":
+        # Gemma 4 global layers: frequencies of the full head size on the first partial_rotary_factor of
+        # the pairs; the other pairs get frequency 0 (cos 1, sin 0): those dimensions are not rotated
+        rotated = int(params.get("partial_rotary_factor", 1.0) * head_dim // 2)
+        inv_freq[rotated:] = 0.0
+        return inv_freq / params.get("factor", 1.0)
     if kind == "linear":  # Gemma 3 4B+ global layers: positions divided by `factor`
         return inv_freq / params["factor"]
     if kind == "llama3":
@@ -103,35 +121,56 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
 class Attention(nn.Module):
     def __init__(self, config: ModelConfig, layer_idx: int):
         super().__init__()
-        hidden, heads, kv_heads, hd = (config.hidden_size, config.num_attention_heads,
-                                       config.num_key_value_heads, config.head_dim)
         self.layer_idx, self.layer_type = layer_idx, config.layer_types[layer_idx]
+        hidden, heads = config.hidden_size, config.num_attention_heads
+        hd, kv_heads = config.head_dim_of(self.layer_type), config.kv_heads_of(self.layer_type)
         self.head_dim, self.scale = hd, config.attention_scale
+        # Gemma 4's KV sharing: a shared layer attends with the keys and values of layer kv_layer and has
+        # no k/v projections or norms of its own (nor in the checkpoint)
+        self.kv_layer = config.kv_source(layer_idx)
         qkv_bias = config.attention_bias or config.qkv_bias  # Qwen2.5: q, k, v have a bias, o_proj none
         self.q_proj = nn.Linear(hidden, heads * hd, bias=qkv_bias)
-        self.k_proj = nn.Linear(hidden, kv_heads * hd, bias=qkv_bias)
-        self.v_proj = nn.Linear(hidden, kv_heads * hd, bias=qkv_bias)
+        self.k_proj = self.v_proj = self.q_norm = self.k_norm = self.v_norm = None
+        if self.kv_layer == layer_idx:
+            self.k_proj = nn.Linear(hidden, kv_heads * hd, bias=qkv_bias)
+            if not (config.attention_k_eq_v and self.layer_type == "full_attention"):
+                self.v_proj = nn.Linear(hidden, kv_heads * hd, bias=qkv_bias)  # else values = k_proj's output
+            if config.v_norm:  # Gemma 4: values normalised too, without a weight
+                self.v_norm = RMSNorm(hd, config.rms_norm_eps, plus_one=False, weight=False)
         self.o_proj = nn.Linear(heads * hd, hidden, bias=config.attention_bias)
-        if config.qk_norm:  # Gemma 3, Qwen3: normalise each query/key head before RoPE
-            self.q_norm, self.k_norm = (RMSNorm(hd, config.rms_norm_eps, config.norm_plus_one) for _ in range(2))
-        else:
-            self.q_norm = self.k_norm = None
+        if config.qk_norm:  # Gemma, Qwen3: normalise each query/key head before RoPE
+            self.q_norm = RMSNorm.of(config, hd)
+            self.k_norm = RMSNorm.of(config, hd) if self.k_proj is not None else None
 
-    def forward(self, x: torch.Tensor, rope, plan) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, rope, plan, shared_kv=None):
+        """-> (output, (k, v)): k, v [B, T, Hkv, D] after norms and RoPE, for the layers that share them.
+        shared_kv: layer kv_layer's (k, v) when this layer shares them."""
         batch, seqlen, _ = x.shape
-        q, k, v = (proj(x).view(batch, seqlen, -1, self.head_dim) for proj in (self.q_proj, self.k_proj, self.v_proj))
+        heads = lambda t: t.view(batch, seqlen, -1, self.head_dim)
+        q = heads(self.q_proj(x))
         if self.q_norm is not None:
-            q, k = self.q_norm(q), self.k_norm(k)
-        q, k = apply_rope(q, *rope), apply_rope(k, *rope)  # rope: (cos, sin)
-        return self.o_proj(attend(q, k, v, plan, self.layer_idx, self.layer_type, self.scale))
+            q = self.q_norm(q)
+        q = apply_rope(q, *rope)  # rope: (cos, sin)
+        if self.k_proj is None:
+            k, v = shared_kv
+        else:
+            k = heads(self.k_proj(x))
+            v = heads(self.v_proj(x)) if self.v_proj is not None else k
+            if self.k_norm is not None:
+                k = self.k_norm(k)
+            k = apply_rope(k, *rope)
+            if self.v_norm is not None:
+                v = self.v_norm(v)
+        out = attend(q, k, v, plan, self.kv_layer, self.layer_type, self.scale, shared=self.k_proj is None)
+        return self.o_proj(out), (k, v)
 
 
 class MLP(nn.Module):
     """Gated MLP: down(act(gate(x)) * up(x)); SiLU for Llama (SwiGLU), tanh-GELU for Gemma (GeGLU)."""
 
-    def __init__(self, config: ModelConfig):
+    def __init__(self, config: ModelConfig, inner: int):
         super().__init__()
-        hidden, inner, bias = config.hidden_size, config.intermediate_size, config.mlp_bias
+        hidden, bias = config.hidden_size, config.mlp_bias
         self.gate_proj = nn.Linear(hidden, inner, bias=bias)
         self.up_proj = nn.Linear(hidden, inner, bias=bias)
         self.down_proj = nn.Linear(inner, hidden, bias=bias)
@@ -146,24 +185,38 @@ class MLP(nn.Module):
 class Block(nn.Module):
     def __init__(self, config: ModelConfig, layer_idx: int):
         super().__init__()
-        norm = lambda: RMSNorm(config.hidden_size, config.rms_norm_eps, config.norm_plus_one)
+        norm = lambda: RMSNorm.of(config, config.hidden_size)
         self.layer_type = config.layer_types[layer_idx]
         self.self_attn = Attention(config, layer_idx)
-        self.mlp = MLP(config)
+        wide = config.double_wide_mlp and self.self_attn.kv_layer != layer_idx  # Gemma 4 E2B's shared layers
+        self.mlp = MLP(config, config.intermediate_size * (2 if wide else 1))
         self.input_layernorm = norm()
         self.post_attention_layernorm = norm()
         self.sandwich = config.sandwich_norm
         if self.sandwich:
             self.pre_feedforward_layernorm = norm()
             self.post_feedforward_layernorm = norm()
+        if config.hidden_size_per_layer_input:  # Gemma 4 E models: the per-layer residual (gemma4.py)
+            self.per_layer_input_gate = nn.Linear(config.hidden_size, config.hidden_size_per_layer_input, bias=False)
+            self.per_layer_projection = nn.Linear(config.hidden_size_per_layer_input, config.hidden_size, bias=False)
+            self.post_per_layer_input_norm = norm()
+        # Gemma 4: a buffer as in transformers (saved, loaded, never trained); None: no buffer
+        self.register_buffer("layer_scalar", torch.ones(1) if config.layer_scalar else None)
 
-    def forward(self, x: torch.Tensor, rope, plan) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, rope, plan, shared_kv=None, per_layer_input=None):
+        """-> (x, (k, v)); shared_kv and per_layer_input: Gemma 4's, see Attention and gemma4.py."""
+        attn, kv = self.self_attn(self.input_layernorm(x), rope, plan, shared_kv)
         if self.sandwich:  # Gemma: norms before AND after attention and MLP, inside the residual branch
-            x = x + self.post_attention_layernorm(self.self_attn(self.input_layernorm(x), rope, plan))
-            return x + self.post_feedforward_layernorm(self.mlp(self.pre_feedforward_layernorm(x)))
-        # Llama: the norm HF calls post_attention_layernorm is the one *before* the MLP
-        x = x + self.self_attn(self.input_layernorm(x), rope, plan)
-        return x + self.mlp(self.post_attention_layernorm(x))
+            x = x + self.post_attention_layernorm(attn)
+            x = x + self.post_feedforward_layernorm(self.mlp(self.pre_feedforward_layernorm(x)))
+        else:  # Llama: the norm HF calls post_attention_layernorm is the one *before* the MLP
+            x = x + attn
+            x = x + self.mlp(self.post_attention_layernorm(x))
+        if per_layer_input is not None:
+            x = per_layer_residual(self, x, per_layer_input)
+        if self.layer_scalar is not None:
+            x = x * self.layer_scalar
+        return x, kv
 
 
 class Decoder(nn.Module):
@@ -173,7 +226,12 @@ class Decoder(nn.Module):
         super().__init__()
         self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size)
         self.layers = nn.ModuleList(Block(config, i) for i in range(config.num_hidden_layers))
-        self.norm = RMSNorm(config.hidden_size, config.rms_norm_eps, config.norm_plus_one)
+        self.norm = RMSNorm.of(config, config.hidden_size)
+        if config.hidden_size_per_layer_input:  # Gemma 4 E models: per-layer embeddings (gemma4.py)
+            width = config.num_hidden_layers * config.hidden_size_per_layer_input
+            self.embed_tokens_per_layer = nn.Embedding(config.vocab_size_per_layer_input, width)
+            self.per_layer_model_projection = nn.Linear(config.hidden_size, width, bias=False)
+            self.per_layer_projection_norm = RMSNorm.of(config, config.hidden_size_per_layer_input)
 
 
 class Transformer(nn.Module):
@@ -187,6 +245,9 @@ class Transformer(nn.Module):
         # [vocab, hidden] matrix built only to be dropped: 1.1 GiB for Gemma 3 in fp32, the peak of building.
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False,
                                  device="meta" if config.tie_word_embeddings else None)
+        # layers whose keys and values later layers reuse (Gemma 4's KV sharing): kept during a forward
+        sources = [config.kv_source(i) for i in range(config.num_hidden_layers)]
+        self.kv_shared_from = {source for i, source in enumerate(sources) if source != i}
         self.gradient_checkpointing = False
         self.blocks_compiled = False  # set by compile_blocks
         self._inv_freq = {}  # (layer type, device) -> fp32 tensor; see inv_freq()
@@ -207,7 +268,7 @@ class Transformer(nn.Module):
                 module.weight.normal_(0.0, 0.02)
                 if getattr(module, "bias", None) is not None:
                     module.bias.zero_()
-            elif isinstance(module, RMSNorm):
+            elif isinstance(module, RMSNorm) and module.weight is not None:
                 module.weight.fill_(0.0 if module.plus_one else 1.0)
 
     def inv_freq(self, kind: str, device: torch.device) -> torch.Tensor:
@@ -216,24 +277,32 @@ class Transformer(nn.Module):
         from host memory to a GPU makes the host wait for the GPU every step."""
         key = (kind, str(device))
         if key not in self._inv_freq:
-            self._inv_freq[key] = rope_inv_freq(self.config.head_dim, self.config.rope_parameters[kind]).to(device)
+            head_dim = self.config.head_dim_of(kind)
+            self._inv_freq[key] = rope_inv_freq(head_dim, self.config.rope_parameters[kind]).to(device)
         return self._inv_freq[key]
 
     def compile_blocks(self, **options):
         """torch.compile each block (train.py --compile); `options` go to torch.compile. All blocks run
         Block.forward, so they share a few compiled variants instead of one compile of the whole model:
         one per layer type and per whether the block's input needs a gradient (not the first block's under
-        LoRA), each recompiled once with dynamic shapes when the batch shape first changes. Dynamo allows 8
-        variants per code (torch._dynamo.config.recompile_limit) and runs any further one eagerly. Compiled
-        blocks attend to packed rows with one masked kernel, not per sequence (attention.py, path (a'))."""
+        LoRA), each recompiled once with dynamic shapes when the batch shape first changes; Gemma 4's
+        KV-shared layers (no k/v, wider MLP, other inputs) are variants of their own. Dynamo allows 8
+        variants per code (torch._dynamo.config.recompile_limit) and runs any further one eagerly, so the
+        limit is raised to what these blocks need (Gemma 4 E2B: 10). Compiled blocks attend to packed rows
+        with one masked kernel, not per sequence (attention.py, path (a'))."""
+        kinds = {(block.layer_type, block.self_attn.k_proj is None) for block in self.model.layers}
+        needed = 2 * (len(kinds) + 1)  # + the first block's; each once more with dynamic shapes
+        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, needed)
         for block in self.model.layers:
             block.compile(**options)
         self.blocks_compiled = True
 
     def new_kv_cache(self, batch_size: int, max_len: int) -> KVCache:
-        weight = self.model.embed_tokens.weight
-        return KVCache(self.config.num_hidden_layers, batch_size, max_len, self.config.num_key_value_heads,
-                       self.config.head_dim, weight.device, weight.dtype)
+        """Slots for every layer that computes its own keys and values (KV-shared layers read their source's)."""
+        weight, config = self.model.embed_tokens.weight, self.config
+        shapes = [(config.kv_heads_of(kind), config.head_dim_of(kind)) if config.kv_source(i) == i else None
+                  for i, kind in enumerate(config.layer_types)]
+        return KVCache(shapes, batch_size, max_len, weight.device, weight.dtype)
 
     def forward(self, input_ids, position_ids=None, cu_seqlens=None, attention_mask=None, kv_cache=None,
                 max_seqlen=None):
@@ -256,6 +325,9 @@ class Transformer(nn.Module):
             # Gemma: multiply by sqrt(hidden) rounded to the compute dtype first, as HF does (in bf16,
             # sqrt(640) = 25.30 becomes 25.25); a 0-dim CPU tensor is a GPU kernel's scalar argument: no host sync
             x = x * torch.tensor(config.hidden_size ** 0.5).to(x.dtype)
+        per_layer = None  # Gemma 4 E models: [B, T, layers, width] of per-layer inputs (gemma4.py)
+        if config.hidden_size_per_layer_input:
+            per_layer = per_layer_inputs(self.model, config, input_ids, x)
         plan = plan_attention(batch, seqlen, x.device, x.dtype, config, cu_seqlens, attention_mask, kv_cache,
                               max_seqlen, per_segment=not self.blocks_compiled)
         if position_ids is None:
@@ -264,9 +336,13 @@ class Transformer(nn.Module):
                 for kind in config.rope_parameters if kind in config.layer_types}
 
         recompute = self.gradient_checkpointing and torch.is_grad_enabled() and kv_cache is None
-        for layer in self.model.layers:
-            inputs = (x, rope[layer.layer_type], plan)
-            x = checkpoint(layer, *inputs, use_reentrant=False) if recompute else layer(*inputs)
+        shared_kv = {}  # layer index -> its (k, v), for the layers that reuse them (Gemma 4)
+        for i, layer in enumerate(self.model.layers):
+            inputs = (x, rope[layer.layer_type], plan, shared_kv.get(layer.self_attn.kv_layer),
+                      None if per_layer is None else per_layer[:, :, i])
+            x, kv = checkpoint(layer, *inputs, use_reentrant=False) if recompute else layer(*inputs)
+            if i in self.kv_shared_from:
+                shared_kv[i] = kv
         if kv_cache is not None:
             kv_cache.length += seqlen
         return self.model.norm(x)

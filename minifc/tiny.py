@@ -1,7 +1,7 @@
 """The offline demo model (`python train.py --model tiny`, README): a small, randomly initialised Gemma 3
-(or Llama 3, for the llama and qwen formats) and a tokenizer trained here, built from nothing on the training
-data itself, so that the whole pipeline runs without a download or a GPU. It only learns the shape of the
-training data.
+(or Llama 3 for the llama and qwen formats, or Gemma 4 for gemma4) and a tokenizer trained here, built from
+nothing on the training data itself, so that the whole pipeline runs without a download or a GPU. It only
+learns the shape of the training data.
 
     fmt = get_format("gemma3")
     directory = save_tiny("out/tiny/init", tokenizer_for_examples(examples, fmt), fmt)
@@ -41,6 +41,17 @@ def tiny_hf_config(family: str, vocab_size: int, tokenizer: Tokenizer) -> dict:
     # Gemma 3's mix of local (sliding-window) and global layers, with a window shorter than the
     # conversations so that both kinds of layer are exercised.
     layer_types = ["full_attention" if (i + 1) % 2 == 0 else "sliding_attention" for i in range(n)]
+    if family == "gemma4":  # and the last half of the layers reuse the K/V of the first, per-layer embeddings
+        return dict(architectures=["Gemma4ForCausalLM"], model_type="gemma4_text", vocab_size=vocab_size,
+                    rms_norm_eps=1e-6, sliding_window=128, layer_types=layer_types, tie_word_embeddings=True,
+                    hidden_activation="gelu_pytorch_tanh", final_logit_softcapping=30.0,
+                    global_head_dim=2 * SIZES["head_dim"], num_kv_shared_layers=n // 2 if n >= 4 else 0,
+                    use_double_wide_mlp=True,
+                    hidden_size_per_layer_input=16, vocab_size_per_layer_input=vocab_size, attention_k_eq_v=False,
+                    rope_parameters={"sliding_attention": {"rope_type": "default", "rope_theta": 10_000.0},
+                                     "full_attention": {"rope_type": "proportional", "rope_theta": 1_000_000.0,
+                                                        "partial_rotary_factor": 0.25}},
+                    **SIZES, **ids)
     return dict(architectures=["Gemma3ForCausalLM"], model_type="gemma3_text", vocab_size=vocab_size,
                 rms_norm_eps=1e-6, rope_theta=1_000_000.0, rope_local_base_freq=10_000.0, sliding_window=128,
                 layer_types=layer_types, query_pre_attn_scalar=SIZES["head_dim"], tie_word_embeddings=True,
@@ -71,7 +82,9 @@ def train_tokenizer(texts, fmt, vocab_size: int = 1024) -> Tokenizer:
 
 def family_of(fmt) -> str:
     # Qwen formats get the Llama architecture: the decoder closest to Qwen's among minifc's
-    return "llama" if fmt.name.startswith(("llama", "qwen")) else "gemma3"
+    if fmt.name.startswith(("llama", "qwen")):
+        return "llama"
+    return "gemma4" if fmt.name.startswith("gemma4") else "gemma3"
 
 
 def tokenizer_for_examples(examples, fmt) -> Tokenizer:

@@ -88,6 +88,31 @@ def test_multimodal_gemma_checkpoint_loads_its_text_decoder(gemma_ref, gemma_dir
     assert_same_logits(load_pretrained(tmp_path), gemma_ref)
 
 
+def test_multimodal_gemma4_checkpoint_loads_its_text_decoder(tmp_path):
+    # Gemma 4 as on the hub: Gemma4ForConditionalGeneration's config and tensors (decoder under
+    # model.language_model., vision and audio towers and their embedders beside it), and k/v weights for
+    # KV-shared layers, which transformers ignores as well
+    from tiny_models import gemma4_config
+    ref = hf_model(gemma4_config(), seed=12)
+    text_dir = save(ref, tmp_path / "text")
+    text_config = json.loads((text_dir / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({
+        "architectures": ["Gemma4ForConditionalGeneration"], "model_type": "gemma4", "text_config": text_config,
+        "vision_config": {"model_type": "gemma4_vision"}, "audio_config": {"model_type": "gemma4_audio"}}))
+    tensors = {"model.language_model." + name.removeprefix("model."): t
+               for name, t in load_file(text_dir / "model.safetensors").items()}
+    extra = ["model.vision_tower.encoder.layers.0.mlp.gate_proj.linear.weight", "model.audio_tower.conv.weight",
+             "model.embed_vision.embedding_projection.weight", "model.embed_audio.embedding_projection.weight",
+             "model.language_model.layers.3.self_attn.k_proj.weight",   # layer 3 reuses layer 2's K/V
+             "model.language_model.layers.4.self_attn.v_norm.weight"]
+    tensors.update({name: torch.ones(4, 4) for name in extra})
+    save_file(tensors, tmp_path / "model.safetensors")
+    with pytest.warns(UserWarning, match=r"6 tensors not loaded: vision / audio towers and projectors"):
+        ours = load_pretrained(tmp_path)
+    assert_same_logits(ours, ref)
+    assert ours.config.model_type == "gemma4_text" and ours.model.layers[3].self_attn.k_proj is None
+
+
 def test_load_in_bfloat16(gemma_dir):
     model = load_pretrained(gemma_dir, dtype=torch.bfloat16)
     assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
@@ -140,7 +165,8 @@ def test_unknown_architecture_error(gemma_dir, tmp_path):
     assert str(error.value) == (
         f"{tmp_path / 'config.json'}: unsupported architecture model_type='mistral' (architectures="
         "['MistralForCausalLM']). minifc supports: llama (Llama 3.x), gemma3_text (Gemma 3 1B/270M, "
-        "FunctionGemma), gemma3 (Gemma 3 4B/12B/27B, text part only), qwen3 (Qwen3 dense), qwen2 (Qwen2.5).")
+        "FunctionGemma), gemma3 (Gemma 3 4B/12B/27B, text part only), gemma4_text / gemma4 (Gemma 4 "
+        "E2B/E4B/31B, text part only), qwen3 (Qwen3 dense), qwen2 (Qwen2.5).")
 
 
 def test_local_directory_never_touches_the_hub(gemma_dir, monkeypatch):
@@ -252,3 +278,50 @@ def test_peak_memory_while_loading_stays_near_checkpoint_size(tmp_path):
     before, peak, numel = map(int, out)
     assert numel * 4 == pytest.approx(size, rel=1e-3)
     assert peak - before <= 1.3 * size, f"loading {size / 1e6:.0f} MB took {(peak - before) / 1e6:.0f} MB"
+
+
+CONVERT_CHILD = """
+import re, sys
+import torch
+from minifc import checkpoint
+
+def resident(field):
+    with open("/proc/self/status") as f:
+        return int(re.search(field + r":\\s+(\\d+) kB", f.read()).group(1)) * 1024
+
+with open(sys.argv[1], "rb") as f:
+    header_size = int.from_bytes(f.read(8), "little")
+    entry = __import__("json").loads(f.read(header_size))["table"]
+    with open("/proc/self/clear_refs", "w") as refs:
+        refs.write("5")
+    before = resident("VmRSS")
+    tensor = checkpoint._read_tensor(f, entry, 8 + header_size, "cpu", torch.float32)
+    print(before, resident("VmHWM"), tensor.numel(), float(tensor[-1, -1]))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="reads the peak resident size from /proc (Linux)")
+def test_converting_a_large_tensor_holds_no_second_copy(tmp_path):
+    # A bf16 table read into fp32 (Gemma 4 E2B's per-layer table is 4.7 GB in bf16): read whole, then
+    # converted, its bf16 copy would sit beside the result (1.5x the result); in slices, 1.16x measured.
+    import subprocess
+    import sys
+    table = torch.full((24_000, 8_192), 1.5, dtype=torch.bfloat16)  # 786 MB as fp32, 3 slices of 256 MB
+    save_file({"table": table}, tmp_path / "t.safetensors")
+    repo = __import__("pathlib").Path(checkpoint.__file__).parent.parent
+    out = subprocess.run([sys.executable, "-c", CONVERT_CHILD, str(tmp_path / "t.safetensors")], cwd=repo,
+                         capture_output=True, text=True, check=True).stdout.split()
+    before, peak, numel, last = int(out[0]), int(out[1]), int(out[2]), float(out[3])
+    assert (numel, last) == (table.numel(), 1.5)
+    assert peak - before <= 1.3 * numel * 4, f"reading {numel * 4e-6:.0f} MB took {(peak - before) / 1e6:.0f} MB"
+
+
+def test_conversion_in_slices_equals_converting_whole_tensors(gemma_dir, tmp_path, monkeypatch):
+    # bf16 file, fp32 model, slices of 40 bytes (tensors of 64 to 8192 values): every value in place
+    rewrite_tensors(gemma_dir, tmp_path, lambda t: t.update({k: v.bfloat16() for k, v in t.items()}))
+    whole = {k: v.float() for k, v in load_file(tmp_path / "model.safetensors").items()}
+    monkeypatch.setattr(checkpoint, "_CHUNK_BYTES", 40)
+    model = load_pretrained(tmp_path)
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in whole.items())

@@ -14,7 +14,7 @@ from minifc.config import ModelConfig
 from minifc.lora import apply_lora, lora_parameters, mark_only_lora_trainable
 from minifc.model import Transformer, rope_cos_sin, rope_inv_freq
 from test_train import args_for, base_dir, data, losses, one_thread  # noqa: F401 (fixtures)
-from tiny_models import VOCAB, gemma_config, llama_config, max_diff, randomize_b
+from tiny_models import VOCAB, gemma4_config, gemma_config, llama_config, max_diff, randomize_b
 
 # Eager vs compiled in fp32. aot_eager runs the very aten ops eager runs (measured: bitwise equal);
 # inductor fuses them into generated kernels that sum in another order (measured: 2.1e-6 on logits
@@ -28,6 +28,8 @@ CONFIGS = {
     "gemma": lambda: gemma_config(num_hidden_layers=2, layer_types=["sliding_attention", "full_attention"]),
     # one block, one compiled variant: inductor takes ~30 s of CPU time per variant (forward + backward)
     "gemma-1": lambda: gemma_config(num_hidden_layers=1, layer_types=["sliding_attention"]),
+    # Gemma 4: 5 layers, the last two (sliding, full) reusing the K/V of layers 2 and 1, per-layer inputs
+    "gemma4": gemma4_config,
 }
 
 
@@ -99,8 +101,9 @@ def assert_same_as_eager(family, packed, backend, shapes=((2, 24),)):
     assert max(d for pair in diffs for d in pair) <= TOL
 
 
-@pytest.mark.parametrize("family, packed", [("llama", True), ("gemma", True), ("gemma", False)],
-                         ids=["llama-packed", "gemma-packed", "gemma-plain"])
+@pytest.mark.parametrize("family, packed", [("llama", True), ("gemma", True), ("gemma", False),
+                                            pytest.param("gemma4", True, marks=pytest.mark.slow)],
+                         ids=["llama-packed", "gemma-packed", "gemma-plain", "gemma4-packed"])
 def test_compiled_blocks_match_eager(family, packed):
     """No graph break (fullgraph) and the same logits and LoRA gradients as eager. Packed batches use
     SDPA with a block-diagonal mask on every layer; a plain batch a window mask on Gemma's sliding layer
@@ -133,6 +136,26 @@ def test_layers_share_variants_and_new_lengths_stop_recompiling():
         loss_and_grads(model, *make_batch(2, seqlen, packed=True, seed=step))
         compiled.append(counter.frame_count)
     assert compiled == [variants] * 2 + [2 * variants] * 4
+
+
+@pytest.mark.slow
+def test_gemma4_variants_all_compile():
+    """Gemma 4 E2B's 35 blocks are 5 variants (the first block; sliding and full layers with their own K/V;
+    the KV-shared ones of each type), each once more with dynamic shapes: 10, beyond dynamo's default
+    limit of 8, which compile_blocks raises, so no block falls back to eager."""
+    from minifc.config import MODELS
+    hf = dict(MODELS["gemma-4-e2b"].hf_config["text_config"], hidden_size=32, intermediate_size=32,
+              num_attention_heads=2, num_key_value_heads=1, head_dim=8, global_head_dim=16,
+              hidden_size_per_layer_input=4, vocab_size=VOCAB, vocab_size_per_layer_input=VOCAB)
+    torch.manual_seed(0)
+    model = Transformer(ModelConfig.from_hf(hf))
+    apply_lora(model, r=2, alpha=4)
+    mark_only_lora_trainable(model)
+    counter = CompileCounterWithBackend("eager")
+    compile_blocks(model, backend=counter)
+    for step, seqlen in enumerate([24, 32, 40]):
+        loss_and_grads(model, *make_batch(1, seqlen, packed=True, seed=step))
+    assert counter.frame_count == 10
 
 
 def test_train_compiles_only_training_steps(data, base_dir, tmp_path, monkeypatch):
@@ -175,7 +198,7 @@ def test_cuda_varlen_path_traces_without_graph_breaks():
         positions = torch.zeros(2, 24, dtype=torch.long, device="meta")
         for block in model.model.layers:
             inv_freq = rope_inv_freq(config.head_dim, config.rope_parameters[block.layer_type])
-            x = block(x, rope_cos_sin(positions, inv_freq, torch.bfloat16), plan)
+            x, _ = block(x, rope_cos_sin(positions, inv_freq, torch.bfloat16), plan)  # (x, its k and v)
         x.sum().backward()
         compiled.append(counter.frame_count)
     assert compiled == [2, 4, 4]  # (sliding, full) x (max_seqlen static, dynamic)

@@ -1,5 +1,7 @@
 """ModelConfig.from_hf key names, the registry's numbers, and --model resolution."""
 
+import json
+
 import pytest
 import torch
 
@@ -51,6 +53,7 @@ def test_registry_entries():
     formats = {name: info.chat_format for name, info in MODELS.items()}
     assert formats == {"functiongemma-270m": "functiongemma", "gemma-3-270m": "gemma3", "gemma-3-1b": "gemma3",
                        "gemma-3-4b": "gemma3", "gemma-3-12b": "gemma3", "gemma-3-27b": "gemma3",
+                       "gemma-4-e2b": "gemma4", "gemma-4-e4b": "gemma4", "gemma-4-31b": "gemma4",
                        "llama-3.2-1b": "llama3.2", "llama-3.2-3b": "llama3.2", "llama-3.1-8b": "llama3.1",
                        **dict.fromkeys(["qwen3-0.6b", "qwen3-1.7b", "qwen3-4b", "qwen3-8b", "qwen3-14b",
                                         "qwen3-32b"], "qwen3"), "qwen3-4b-2507": "qwen3-2507",
@@ -71,6 +74,51 @@ def test_registry_entries():
     c = config_for("qwen2.5-0.5b")  # head_dim = 896 / 14; bias on q, k, v only
     assert (c.head_dim, c.qk_norm, c.qkv_bias, c.attention_bias, c.vocab_size) == (64, False, True, False, 151_936)
     assert config_for("qwen2.5-7b").vocab_size == 152_064
+
+
+GEMMA4 = {"gemma-4-e2b": "gemma-4-E2B-it", "gemma-4-e4b": "gemma-4-E4B-it", "gemma-4-31b": "gemma-4-31B-it"}
+
+
+@pytest.mark.parametrize("name", sorted(GEMMA4))
+def test_gemma4_registry_equals_the_published_configs(name, reference):
+    published = json.loads((reference / "configs" / GEMMA4[name] / "config.json").read_text())
+    assert MODELS[name].hub_id == f"google/{GEMMA4[name]}"
+    assert config_for(name) == ModelConfig.from_hf(published)
+
+
+@pytest.mark.parametrize("name", sorted(GEMMA4))
+def test_gemma4_full_size_shapes_equal_transformers(name):
+    """Every tensor name and shape of the full-size decoder equals transformers' Gemma4ForCausalLM built
+    from the registry's config (both on the meta device: no memory)."""
+    from transformers import Gemma4ForCausalLM, Gemma4TextConfig
+    hf_config = {k: v for k, v in MODELS[name].hf_config["text_config"].items() if k != "model_type"}
+    with torch.device("meta"):
+        ref = Gemma4ForCausalLM(Gemma4TextConfig(**hf_config))
+        ours = Transformer(config_for(name))
+    shapes = lambda model: {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    assert shapes(ours) == shapes(ref)
+    c = config_for(name)
+    shared = [i for i in range(c.num_hidden_layers) if c.kv_source(i) != i]
+    assert len(shared) == {"gemma-4-e2b": 20, "gemma-4-e4b": 18, "gemma-4-31b": 0}[name]
+
+
+def test_gemma4_moe_is_refused():
+    hf = {"model_type": "gemma4", "text_config": {"model_type": "gemma4_text", "enable_moe_block": True,
+                                                  "num_experts": 128, "top_k_experts": 8}}
+    with pytest.raises(ValueError) as error:
+        ModelConfig.from_hf(hf, source="x.json")
+    assert str(error.value) == (
+        "x.json: Gemma 4 with mixture-of-experts blocks (enable_moe_block, num_experts=128: gemma-4-26B-A4B) is "
+        "not supported yet; the dense Gemma 4 models are (gemma-4-e2b, gemma-4-e4b, gemma-4-31b)")
+
+
+def test_gemma4_kv_sharing_needs_a_layer_of_each_type_to_share():
+    hf = dict(MODELS["gemma-4-e2b"].hf_config["text_config"], num_hidden_layers=5,
+              layer_types=["full_attention", "sliding_attention", "sliding_attention", "sliding_attention",
+                           "full_attention"], num_kv_shared_layers=4)
+    with pytest.raises(ValueError, match=r"x.json: num_kv_shared_layers=4: each of the last 4 layers needs an "
+                                         r"earlier layer of its type"):
+        ModelConfig.from_hf(hf, source="x.json")
 
 
 def test_from_hf_reads_newer_transformers_key_names():
@@ -131,7 +179,7 @@ def test_qwen_sliding_window_is_refused(keys):
 def test_unsupported_rope_type_error():
     hf = dict(MODELS["llama-3.2-1b"].hf_config, rope_scaling={"rope_type": "yarn", "factor": 4.0})
     with pytest.raises(ValueError, match=r"x.json: rope_type 'yarn' is not supported \(supported: default, "
-                                         r"linear, llama3\)"):
+                                         r"linear, llama3, proportional\)"):
         ModelConfig.from_hf(hf, source="x.json")
 
 
@@ -148,5 +196,6 @@ def test_resolve_model_name(tmp_path):
     assert str(error.value) == (
         "--model 'gemma3-1b' is neither a known short name, an existing directory, nor a hub id like "
         "'org/name'. Known short names: functiongemma-270m, gemma-3-270m, gemma-3-1b, gemma-3-4b, "
-        "gemma-3-12b, gemma-3-27b, llama-3.2-1b, llama-3.2-3b, llama-3.1-8b, qwen3-0.6b, qwen3-1.7b, qwen3-4b, "
-        "qwen3-8b, qwen3-14b, qwen3-32b, qwen3-4b-2507, qwen2.5-0.5b, qwen2.5-1.5b, qwen2.5-3b, qwen2.5-7b")
+        "gemma-3-12b, gemma-3-27b, gemma-4-e2b, gemma-4-e4b, gemma-4-31b, llama-3.2-1b, llama-3.2-3b, "
+        "llama-3.1-8b, qwen3-0.6b, qwen3-1.7b, qwen3-4b, qwen3-8b, qwen3-14b, qwen3-32b, qwen3-4b-2507, "
+        "qwen2.5-0.5b, qwen2.5-1.5b, qwen2.5-3b, qwen2.5-7b")

@@ -30,13 +30,14 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def adapted_model(fmt_name, monkeypatch, registry_name=None, **overrides):
+def adapted_model(fmt_name, monkeypatch, registry_name=None, family=None, **overrides):
     """A random tiny model (every weight non-trivial, norms included) with LoRA whose B is non-zero: the
-    demo's architecture for the format, or with `registry_name` that entry's hub config keys at SMALL widths."""
+    demo's architecture for the format (or `family`'s: Gemma 4 with the gemma3 format's tokens), or with
+    `registry_name` that entry's hub config keys at SMALL widths."""
     monkeypatch.setattr(tiny, "SIZES", SMALL)
     fmt = get_format(fmt_name)
     tokenizer = tiny.train_tokenizer(TEXTS, fmt, vocab_size=300)
-    hf_config = tiny.tiny_hf_config(tiny.family_of(fmt), tokenizer.vocab_size, tokenizer)
+    hf_config = tiny.tiny_hf_config(family or tiny.family_of(fmt), tokenizer.vocab_size, tokenizer)
     if registry_name is not None:
         ids = {key: hf_config[key] for key in ("bos_token_id", "eos_token_id", "pad_token_id")}
         hf_config = {**MODELS[registry_name].hf_config, **SMALL, "vocab_size": tokenizer.vocab_size, **ids,
@@ -60,14 +61,18 @@ def adapted_model(fmt_name, monkeypatch, registry_name=None, **overrides):
 # tokenizer and the stop tokens, which do not depend on the architecture.
 ARCHITECTURES = {"gemma3": ("gemma3", None, {}), "llama3.2": ("llama3.2", None, {}),
                  "qwen3": ("llama3.2", "qwen3-0.6b", {"head_dim": 32}),
-                 "qwen2.5": ("llama3.2", "qwen2.5-7b", {})}
+                 "qwen2.5": ("llama3.2", "qwen2.5-7b", {}),
+                 "gemma4": ("gemma3", None, {})}  # the tiny demo's Gemma 4 (KV sharing, per-layer embeddings)
 
 
 @pytest.mark.parametrize("arch", list(ARCHITECTURES))
 def test_merged_export_matches_transformers(arch, tmp_path, monkeypatch):
     from transformers import AutoModelForCausalLM
     fmt_name, registry_name, overrides = ARCHITECTURES[arch]
-    model, hf_config, tokenizer, fmt = adapted_model(fmt_name, monkeypatch, registry_name, **overrides)
+    family = "gemma4" if arch == "gemma4" else None
+    model, hf_config, tokenizer, fmt = adapted_model(fmt_name, monkeypatch, registry_name, family, **overrides)
+    if family == "gemma4":  # LoRA on every linear layer peft's all-linear selects, per-layer projections too
+        assert "model.per_layer_model_projection" in lora_layers(model)
     out = save_hf_model(model, tmp_path / "merged", hf_config, tokenizer, fmt)
     ids = torch.randint(0, hf_config["vocab_size"], (2, 24), generator=torch.Generator().manual_seed(1))
     with torch.no_grad():

@@ -27,7 +27,8 @@ VOCAB = tiny_models.VOCAB
 CONFIGS = {"llama": tiny_models.llama_config, "gemma3": tiny_models.gemma_config,
            # real widths, 2 layers; qwen2.5's q/k/v biases stay in the base layer under LoRA
            "qwen3": lambda: tiny_models.qwen_config("qwen3-0.6b"),
-           "qwen2.5": lambda: tiny_models.qwen_config("qwen2.5-0.5b", tie_word_embeddings=False)}
+           "qwen2.5": lambda: tiny_models.qwen_config("qwen2.5-0.5b", tie_word_embeddings=False),
+           "gemma4": tiny_models.gemma4_config, "gemma4_k_eq_v": tiny_models.gemma4_31b_like_config}
 
 
 @pytest.fixture(params=list(CONFIGS), scope="module")
@@ -57,6 +58,16 @@ def test_base_models_agree(pair, input_ids):
     assert max_diff(our_logits(load_pretrained(directory), input_ids), hf_logits(hf, input_ids)) <= TOL
 
 
+def test_all_targets_are_peft_all_linear(pair):
+    """--lora-targets all wraps the layers peft's "all-linear" selects on the transformers model (on
+    Gemma 4's E models: also the per-layer-embedding projections; on shared layers: no k/v)."""
+    hf, directory = pair
+    peft_model = peft.get_peft_model(copy.deepcopy(hf), peft.LoraConfig(r=4, target_modules="all-linear"))
+    expected = sorted(name.removeprefix("base_model.model.") for name, module in peft_model.named_modules()
+                      if isinstance(module, peft.tuners.lora.LoraLayer))
+    assert sorted(apply_lora(load_pretrained(directory), r=4, alpha=8, targets=("all",))) == expected
+
+
 def test_peft_adapter_loads_into_minifc_model(pair, input_ids, tmp_path):
     hf, directory = pair
     torch.manual_seed(3)
@@ -67,9 +78,11 @@ def test_peft_adapter_loads_into_minifc_model(pair, input_ids, tmp_path):
 
     model = load_pretrained(directory)
     load_adapter(model, tmp_path / "peft")
-    # minifc's default targets are peft's "all-linear": q, k, v, o, gate, up, down of every block
+    # minifc's default targets are peft's "all-linear": q, k, v, o, gate, up, down of every block (and on
+    # Gemma 4 fewer on KV-shared layers, more for per-layer embeddings: test_all_targets_are_peft_all_linear)
     assert set(apply_lora(load_pretrained(directory), r=4, alpha=8)) == set(lora_layers(model))
-    assert len(lora_layers(model)) == 7 * len(hf.model.layers)
+    if hf.config.model_type != "gemma4_text":
+        assert len(lora_layers(model)) == 7 * len(hf.model.layers)
     expected = hf_logits(peft_model, input_ids)
     assert max_diff(expected, hf_logits(hf, input_ids)) > 1e-2  # the adapter does something
     assert max_diff(our_logits(model, input_ids), expected) <= TOL

@@ -1,4 +1,8 @@
-"""The decoder against transformers (the oracle): logits, KV-cache decoding, packing, checkpointing."""
+"""The decoder against transformers (the oracle): logits, KV-cache decoding, packing, checkpointing.
+
+Gemma 4 twice: the E models' decoder (KV sharing, double-wide MLPs, per-layer embeddings) and the 31B's
+attention (global layers with fewer K/V heads and values from k_proj), small in the shared tests and at
+the real widths (cut in depth and vocabulary) in the slow ones."""
 
 import pytest
 import torch
@@ -7,8 +11,10 @@ from minifc import attention
 from minifc.checkpoint import load_pretrained
 from safetensors.torch import load_file, save_file
 
-from tiny_models import (QWEN_VOCAB, VOCAB, gemma_config, hf_model, llama_config, qwen_config, qwen_hub_config,
-                         save, write_hub_style_config)
+from minifc.config import ModelConfig
+from minifc.model import Transformer
+from tiny_models import (QWEN_VOCAB, VOCAB, gemma4_31b_like_config, gemma4_config, gemma_config, hf_model,
+                         llama_config, qwen_config, qwen_hub_config, save, write_hub_style_config)
 
 TOL = 1e-4
 
@@ -37,7 +43,19 @@ def qwen2(tmp_path_factory):  # real widths of qwen2.5-0.5b, 2 layers, tied
     return ref, load_pretrained(save(ref, tmp_path_factory.mktemp("qwen2")))
 
 
-@pytest.fixture(params=["gemma", "llama", "qwen3", "qwen2.5"])
+@pytest.fixture(scope="module")
+def gemma4(tmp_path_factory):
+    ref = hf_model(gemma4_config())
+    return ref, load_pretrained(save(ref, tmp_path_factory.mktemp("gemma4")))
+
+
+@pytest.fixture(scope="module")
+def gemma4_k_eq_v(tmp_path_factory):
+    ref = hf_model(gemma4_31b_like_config())
+    return ref, load_pretrained(save(ref, tmp_path_factory.mktemp("gemma4_k_eq_v")))
+
+
+@pytest.fixture(params=["gemma", "llama", "qwen3", "qwen2.5", "gemma4", "gemma4_k_eq_v"])
 def pair(request):
     return request.getfixturevalue({"qwen2.5": "qwen2"}.get(request.param, request.param))
 
@@ -54,6 +72,111 @@ def test_gemma_logits_match_transformers(gemma):
     expected = ref(ids).logits
     assert expected.abs().max() > 1.0  # logits are not trivially small
     assert max_diff(ours(ids), expected) <= TOL
+
+
+@pytest.mark.parametrize("which", ["gemma4", "gemma4_k_eq_v"])
+@torch.no_grad()
+def test_gemma4_logits_match_transformers(which, request):
+    ref, ours = request.getfixturevalue(which)
+    config = ours.config
+    assert config.layer_types == ("sliding_attention", "full_attention", "sliding_attention",
+                                  "sliding_attention", "full_attention")
+    if which == "gemma4":  # the last two layers use the K/V of the last earlier layer of their type
+        assert [config.kv_source(i) for i in range(5)] == [0, 1, 2, 2, 1]
+        assert ours.model.layers[3].self_attn.k_proj is None and ours.model.layers[4].mlp.up_proj.out_features == 192
+    else:  # global layers: 1 K/V head of 32 dims, no v_proj
+        assert ours.model.layers[1].self_attn.v_proj is None
+        assert ours.model.layers[1].self_attn.k_proj.out_features == 32
+    ids = torch.randint(0, VOCAB, (2, 24), generator=torch.Generator().manual_seed(1))  # 6x the window
+    got = ours(ids)
+    # transformers' forward without a cache (training), with one (inference), and in train mode: same logits
+    for expected in (ref(ids, use_cache=False).logits, ref(ids).logits, ref.train()(ids, use_cache=False).logits):
+        assert expected.abs().max() > 1.0
+        assert max_diff(got, expected) <= TOL
+    ref.eval()
+
+
+def test_gemma4_shared_layers_train_the_keys_they_reuse(gemma4):
+    """Training semantics of KV sharing: the loss of a shared layer reaches the k/v projections of the
+    layer it shares with, exactly as in transformers (same gradients, no detach, no copy)."""
+    ref, ours = gemma4
+    ids = torch.randint(0, VOCAB, (2, 16), generator=torch.Generator().manual_seed(9))
+    grads = []
+    for model, logits in ((ref, lambda: ref(ids, use_cache=False).logits), (ours, lambda: ours(ids))):
+        model.zero_grad(set_to_none=True)
+        logits().float().logsumexp(-1).mean().backward()
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters()})
+        model.zero_grad(set_to_none=True)
+    assert grads[0].keys() == grads[1].keys()
+    for name in grads[0]:
+        # transformers' embeddings have padding_idx=0: no gradient for the pad token's row (minifc's, as
+        # for Gemma 3, have no such rule; only --full trains embeddings)
+        rows = slice(1, None) if "embed_tokens" in name else slice(None)
+        assert max_diff(grads[0][name][rows], grads[1][name][rows]) <= 1e-5, name
+    # and part of layer 1's gradient comes through layer 4 (full), which attends with its keys and values:
+    # with layer 4's attention output zeroed (Gemma 4's norms multiply by their weight) it changes
+    norm = ours.model.layers[4].post_attention_layernorm.weight
+    saved = norm.detach().clone()
+    try:
+        with torch.no_grad():
+            norm.zero_()
+        ours(ids).float().logsumexp(-1).mean().backward()
+        changed = max_diff(ours.model.layers[1].self_attn.k_proj.weight.grad,
+                           grads[1]["model.layers.1.self_attn.k_proj.weight"])
+        assert changed > 1e-3 * grads[1]["model.layers.1.self_attn.k_proj.weight"].abs().max()
+    finally:
+        with torch.no_grad():
+            norm.copy_(saved)
+        ours.zero_grad(set_to_none=True)
+
+
+@torch.no_grad()
+def test_gemma4_cached_decoding_matches_transformers_cache(gemma4):
+    """Decoding with the KV cache, step by step, against transformers' own cache (its shared layers read
+    the K/V their source layer returns from the cache, past the sliding window of 4 too)."""
+    ref, ours = gemma4
+    ids = torch.randint(0, VOCAB, (2, 20), generator=torch.Generator().manual_seed(10))
+    out = ref(ids[:, :6], use_cache=True)
+    expected = [out.logits]
+    for t in range(6, 20):
+        out = ref(ids[:, t:t + 1], cache=out.cache, use_cache=True)
+        expected.append(out.logits)
+    cache = ours.new_kv_cache(2, 20)
+    got = [ours(ids[:, :6], kv_cache=cache)] + [ours(ids[:, t:t + 1], kv_cache=cache) for t in range(6, 20)]
+    assert max_diff(torch.cat(got, dim=1), torch.cat(expected, dim=1)) <= TOL
+
+
+# The real widths of Gemma 4 E2B (hidden, heads, head sizes 256/512, intermediate 6144 and 12288 on shared
+# layers, per-layer embeddings 256) and of 31B's attention (hidden 5376, 32 heads, 16 K/V heads on sliding
+# layers, 4 on global ones, values from k_proj), vocabulary cut to 4096, depth to 5 (E2B) / 2 layers (31B).
+REAL_E2B = dict(vocab_size=4096, vocab_size_per_layer_input=4096, hidden_size=1536, intermediate_size=6144,
+                num_attention_heads=8, num_key_value_heads=1, head_dim=256, global_head_dim=512,
+                hidden_size_per_layer_input=256, sliding_window=16)
+REAL_31B_ATTENTION = dict(vocab_size=4096, hidden_size=5376, intermediate_size=64, num_attention_heads=32,
+                          num_key_value_heads=16, num_global_key_value_heads=4, head_dim=256, global_head_dim=512,
+                          num_hidden_layers=2, layer_types=["sliding_attention", "full_attention"],
+                          sliding_window=16)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("config", [gemma4_config(**REAL_E2B), gemma4_31b_like_config(**REAL_31B_ATTENTION)],
+                         ids=["e2b", "31b_attention"])
+@torch.no_grad()
+def test_gemma4_logits_match_transformers_at_real_widths(config):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # runs beside other jobs; ~1 GB of weights, shared by both models
+    try:
+        ref = hf_model(config, skip_init=True)
+        with torch.device("meta"):
+            ours = Transformer(ModelConfig.from_hf(ref.config.to_dict()))
+        ours.load_state_dict(ref.state_dict(), assign=True)  # the same tensors: no second copy
+        ours.tie_weights()
+        ids = torch.randint(0, 4096, (2, 40), generator=torch.Generator().manual_seed(1))  # past the window
+        expected = ref(ids, use_cache=False).logits
+        assert expected.abs().max() > 1.0
+        assert max_diff(ours.eval()(ids), expected) <= TOL
+    finally:
+        torch.set_num_threads(threads)
 
 
 @pytest.mark.parametrize("tied", [True, False])
@@ -126,6 +249,9 @@ def test_kv_cache_decoding_matches_full_forward(pair):
         steps.append(ours(ids[:, t:t + 1], kv_cache=cache))
     assert cache.length == 20
     assert max_diff(torch.cat(steps, dim=1), full) <= TOL
+    # KV-shared layers (Gemma 4) keep no keys or values of their own: they read their source's slots
+    config = ours.config
+    assert [k is None for k in cache.k] == [config.kv_source(i) != i for i in range(config.num_hidden_layers)]
 
 
 @torch.no_grad()

@@ -149,14 +149,14 @@ def test_tiny_final_is_a_model_directory(data, tmp_path, small, fmt_name):
     out = tmp_path / "run"
     model = train.main(args_for(data, out, "--model", "tiny", "--format", fmt_name, "--max-steps", 2))
     loaded = load_pretrained(str(out / "final"))
-    assert loaded.config.model_type == ("gemma3_text" if fmt_name == "gemma3" else "llama")
+    assert loaded.config.model_type == {"gemma3": "gemma3_text", "gemma4": "gemma4_text"}.get(fmt_name, "llama")
     ids = torch.arange(40)[None]
     with torch.no_grad():
         assert torch.equal(loaded(ids), model.eval()(ids))
     assert read_chat_format(out / "final") == fmt_name
     tokenizer = Tokenizer.from_dir(out / "final")
     assert tokenizer.stop_ids(get_format(fmt_name)) and tokenizer.pad_token == "<pad>"
-    assert tokenizer.bos_token == {"gemma3": "<bos>", "llama3.2": "<|begin_of_text|>", "qwen3": None}[fmt_name]
+    assert tokenizer.bos_token == {"gemma3": "<bos>", "gemma4": "<bos>", "llama3.2": "<|begin_of_text|>", "qwen3": None}[fmt_name]
     for token in get_format(fmt_name).control_tokens:  # the format's control strings are single tokens
         assert len(tokenizer.encode(token)) == 1
 

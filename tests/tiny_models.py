@@ -56,14 +56,44 @@ def write_hub_style_config(directory, hub: dict):
 _ARCHITECTURES = {"qwen3": "Qwen3ForCausalLM", "qwen2": "Qwen2ForCausalLM"}
 
 
-def hf_model(config, seed=0, std=0.2):
-    """An HF model with every parameter random (norm weights too, so 1+w vs w matters)."""
+def gemma4_config(**overrides):
+    from transformers import Gemma4TextConfig
+    # 5 layers: sliding 0, full 1, sliding 2 own their K/V; the last 2 (sliding 3, full 4) reuse those of
+    # layers 2 and 1 and have double-wide MLPs. Window 4; global layers: head size 32 (sliding 16), RoPE on
+    # a quarter of it; per-layer embeddings of 8 per layer; final logits soft-capped as in the real ones.
+    kwargs = dict(vocab_size=VOCAB, hidden_size=64, intermediate_size=96, num_hidden_layers=5,
+                  num_attention_heads=4, num_key_value_heads=2, head_dim=16, global_head_dim=32,
+                  layer_types=["sliding_attention", "full_attention", "sliding_attention", "sliding_attention",
+                               "full_attention"],
+                  num_kv_shared_layers=2, use_double_wide_mlp=True, sliding_window=4,
+                  hidden_size_per_layer_input=8, vocab_size_per_layer_input=VOCAB, final_logit_softcapping=30.0,
+                  max_position_embeddings=256, attn_implementation="eager")
+    return Gemma4TextConfig(**{**kwargs, **overrides})
+
+
+def gemma4_31b_like_config(**overrides):
+    """Gemma 4 31B's attention: global layers with fewer K/V heads and no v_proj; no sharing, no PLE."""
+    return gemma4_config(**{**dict(attention_k_eq_v=True, num_global_key_value_heads=1, num_kv_shared_layers=0,
+                                   use_double_wide_mlp=False, hidden_size_per_layer_input=0), **overrides})
+
+
+def hf_model(config, seed=0, std=0.2, skip_init=False):
+    """An HF model with every parameter random (norm weights too, so 1+w vs w matters), and Gemma 4's
+    per-layer scalars (buffers) too. skip_init: leave out transformers' own initialisation, time wasted on
+    large models (only where the model makes its buffers in __init__: Gemma 4 does, Gemma 3 does not)."""
+    from contextlib import nullcontext
     from transformers import AutoModelForCausalLM
+    from transformers.initialization import no_init_weights
     torch.manual_seed(seed)
-    model = AutoModelForCausalLM.from_config(config).eval()
+    with no_init_weights() if skip_init else nullcontext():
+        model = AutoModelForCausalLM.from_config(config).eval()
+    model.tie_weights()  # no_init_weights leaves them untied
     with torch.no_grad():
         for param in model.parameters():
             param.normal_(0.0, std)
+        for name, buffer in model.named_buffers():
+            if name.endswith("layer_scalar"):
+                buffer.uniform_(0.5, 1.5)
     return model
 
 
