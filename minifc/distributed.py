@@ -21,7 +21,6 @@ Checkpoints and exports are written by rank 0 from gathered tensors in the singl
 resumes with any number of ranks (and any --parallel).
 """
 
-import json
 import math
 import os
 import sys
@@ -36,7 +35,8 @@ import torch.nn as nn
 from safetensors.torch import load_file
 
 from .adapters import _PEFT_PREFIX, _WEIGHTS
-from .checkpoint import _DTYPES, CheckpointError, _safetensors_files, load_config, minifc_name, resolve_checkpoint_dir
+from .checkpoint import (_DTYPES, CheckpointError, _read_header, _read_tensor, _safetensors_files, _unused_kv_weight,
+                         load_config, minifc_name, resolve_checkpoint_dir)
 from .lora import LoRALinear, lora_layers, wrap_layers
 from .loss import batch_loss
 from .model import Transformer
@@ -247,39 +247,51 @@ def load_sharded(name_or_path: str, device, dtype: torch.dtype, add_lora=None, a
 
 
 def _read_shards(model, directory):
-    """Each parameter's rows of this rank, read from the files (checkpoint.load_pretrained's checks)."""
+    """Each parameter's rows of this rank, read from the files (checkpoint.load_pretrained's checks); saved
+    buffers (Gemma 4's layer_scalar) are not sharded, and read whole."""
     params = dict(model.named_parameters())  # a tied lm_head is listed once, as the embedding
+    buffers = {name: b for name, b in model.named_buffers() if name in model.state_dict()}
     loaded = set()
     for path in _safetensors_files(directory):
         with open(path, "rb") as f:
-            header_size = int.from_bytes(f.read(8), "little")
-            header = json.loads(f.read(header_size))
-            header.pop("__metadata__", None)
+            header_size, header = _read_header(f, path)
             for hf_name, entry in header.items():
                 name = minifc_name(hf_name)
-                if name is None or (name == "lm_head.weight" and name not in params):
-                    continue  # not the decoder's, or the tied head's copy
-                if name not in params:
+                if name is None or _unused_kv_weight(model.config, name) or (
+                        name == "lm_head.weight" and name not in params):
+                    continue  # not the decoder's (load_pretrained warns), or the tied head's copy
+                target = params.get(name, buffers.get(name))
+                if target is None:
                     raise CheckpointError(f"{path}: unexpected tensor {hf_name!r}: it is not part of a "
                                           f"{model.config.model_type} model as described by config.json")
-                param = params[name]
-                if tuple(entry["shape"]) != tuple(param.shape):
+                if tuple(entry["shape"]) != tuple(target.shape):
                     raise CheckpointError(f"{path}: tensor {hf_name!r} has shape {tuple(entry['shape'])} but "
-                                          f"config.json implies {tuple(param.shape)}")
-                start, stop = _rows(param)
-                row_bytes = (entry["data_offsets"][1] - entry["data_offsets"][0]) // max(1, param.shape[0])
-                raw = torch.empty((stop - start) * row_bytes, dtype=torch.uint8)
-                f.seek(8 + header_size + entry["data_offsets"][0] + start * row_bytes)
-                if f.readinto(raw.numpy()) != raw.numel():
-                    raise CheckpointError(f"{path}: file is truncated (download it again)")
-                rows = raw.view(_DTYPES[entry["dtype"]]).reshape(stop - start, *entry["shape"][1:])
+                                          f"config.json implies {tuple(target.shape)}")
                 with torch.no_grad():
-                    param.to_local().copy_(rows)
+                    if name in buffers:
+                        target.copy_(_read_tensor(f, entry, 8 + header_size))
+                    else:
+                        target.to_local().copy_(_read_rows(f, entry, 8 + header_size, *_rows(target)))
                 loaded.add(name)
-    missing = [name for name in params if name not in loaded and ".lora_" not in name]
+    missing = [name for name in [*params, *buffers] if name not in loaded and ".lora_" not in name]
     if missing:
         raise CheckpointError(f"{directory}: tensor {missing[0]!r} is missing from the safetensors files "
                               f"(and {len(missing) - 1} more): config.json and the weights do not match")
+
+
+def _read_rows(f, entry: dict, data_start: int, start: int, stop: int) -> torch.Tensor:
+    """Rows [start, stop) of a tensor in an open safetensors file: only their bytes are read."""
+    shape, dtype = entry["shape"], _DTYPES[entry["dtype"]]
+    begin, end = entry["data_offsets"]
+    if end - begin != dtype.itemsize * torch.Size(shape).numel():
+        raise CheckpointError(f"{f.name}: tensor of shape {shape} in {end - begin} bytes: the file is damaged "
+                              "(download it again)")
+    row_bytes = dtype.itemsize * torch.Size(shape[1:]).numel()
+    raw = torch.empty((stop - start) * row_bytes, dtype=torch.uint8)
+    f.seek(data_start + begin + start * row_bytes)
+    if f.readinto(raw.numpy()) != raw.numel():
+        raise CheckpointError(f"{f.name}: file is truncated (download it again)")
+    return raw.view(dtype).reshape(stop - start, *shape[1:])
 
 
 @torch.no_grad()
