@@ -5,6 +5,7 @@
     python train.py --resume out/gemma-3-1b       # continue a stopped run exactly where it stopped
     python train.py --model gemma-3-1b --export   # also write a merged HF model to OUT/merged
     python train.py --model llama-3.1-8b --quantize nf4   # QLoRA: the frozen base in 4 bits (minifc/nf4.py)
+    torchrun --nproc-per-node 4 train.py --model gemma-3-27b --parallel fsdp   # several GPUs (minifc/distributed.py)
 
 Read top to bottom: settings, data, tokenizer and chat format, model, optimizer and schedule, the
 loop, checkpoints. The method lives in the library: what is trained in minifc/masking.py, rendering
@@ -29,6 +30,8 @@ from minifc.checkpoint import CheckpointError, load_pretrained
 from minifc.collate import epoch_batches, epoch_rows, num_batches, step_batches
 from minifc.registry import resolve_model_name
 from minifc.data import BUILTIN_TEST, BUILTIN_TRAIN, DataError, load_examples
+from minifc import distributed
+from minifc.distributed import all_sum, full_copy, full_value, main_only, step_normalizer
 from minifc.encode import encode_dataset
 from minifc.evalloop import cases_from_examples, run_eval
 from minifc.evaluate import compute_metrics, format_table
@@ -41,7 +44,7 @@ from minifc.nf4 import nf4_weights
 from minifc.tiny import save_tiny, tokenizer_for_examples
 from minifc.trainlog import MetricsLog, plot_losses, step_line, step_record
 from minifc.trainstate import (ctrl_c_stops, last_good_checkpoint, prepare_run_dir, restore, resume_changes,
-                               save_step, saved_flags, weights_writer)
+                               rng_state, save_step, saved_flags, weights_writer)
 
 # The offline demo learns from scratch: full fine-tuning, a higher learning rate, shorter rows.
 TINY_DEFAULTS = dict(full=True, lr=3e-3, max_len=1024, batch_tokens=8192, epochs=5, eval_interval=25,
@@ -113,6 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     # float16 is not offered: Gemma 3's activations exceed its range (65504) and overflow to inf/NaN
     add("--dtype", choices=["bfloat16", "float32"], help="default: bfloat16 on CUDA, float32 on CPU")
     add("--export", action="store_true", help="also write a merged Hugging Face model to OUT/merged")
+    add("--parallel", default="auto", choices=["auto", "ddp", "fsdp"], help="under torchrun: ddp (the default) "
+        "replicates the model on each rank; fsdp shards it (FSDP2) for models that do not fit one GPU")
     return p
 
 
@@ -134,7 +139,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         if getattr(args, key) is None:
             setattr(args, key, value)
     args.out = args.out or str(Path("out") / Path(args.model.rstrip("/")).name)
-    args.device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    args.device = distributed.local_device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if error := device_error(args.device):
         sys.exit(error)
     args.dtype = args.dtype or ("bfloat16" if args.device.startswith("cuda") else "float32")
@@ -143,12 +148,20 @@ def parse_args(argv=None) -> argparse.Namespace:
             "--model tiny trains the whole model (--full). For QLoRA on the demo, train LoRA on its result: "
             f"python train.py --model {Path(args.out) / 'final'} --quantize {args.quantize}" if args.model == "tiny"
             else "--full trains every weight, which stays in --dtype: drop one of the two flags"))
+    if args.quantize and args.parallel == "fsdp":
+        sys.exit(f"--quantize {args.quantize} cannot be sharded by --parallel fsdp (its 4-bit weights are not "
+                 "parameters FSDP2 can split): use --parallel ddp, or drop --quantize")
     for name, limit in LIMITS.items():
         if getattr(args, name) is not None and not RANGES[limit](getattr(args, name)):
             sys.exit(f"--{name.replace('_', '-')} must be {limit}, got {getattr(args, name)}")
     if args.batch_tokens < args.max_len:
         sys.exit(f"--batch-tokens ({args.batch_tokens}) must be at least --max-len ({args.max_len}): a micro-batch "
                  "holds whole rows of --max-len tokens")
+    try:
+        distributed.parallel_mode(args.parallel)
+        distributed.check_divisible(args.batch_tokens, args.max_len)
+    except ValueError as error:
+        sys.exit(str(error))
     if args.model != "tiny":
         try:
             resolve_model_name(args.model)  # an unknown name lists the known ones
@@ -180,15 +193,15 @@ def load_data(args, train_on):
     return examples, heldout[:args.eval_examples]
 
 
-def tokenizer_and_format(args, examples):
+def tokenizer_and_format(args, examples, setup=distributed.ONE):
     """(the model's name or directory, Tokenizer, ChatFormat) by minifc/loader.py, no weights loaded yet.
     The offline demo (--model tiny) is OUT/init: a tiny random model and a tokenizer trained on the
     rendered examples, written here once (a resumed run reuses it)."""
     name = args.model
     if name == "tiny":
         name, fmt = str(Path(args.out) / "init"), get_format(args.format)
-        if not Path(name).is_dir():
-            save_tiny(name, tokenizer_for_examples(examples, fmt), fmt, seed=args.seed)
+        main_only(setup, lambda: Path(name).is_dir() or save_tiny(name, tokenizer_for_examples(examples, fmt), fmt,
+                                                                   seed=args.seed))
     try:
         _, tokenizer, fmt = load(name, args.format, weights=False)
     except LoadError as error:
@@ -207,13 +220,22 @@ def plan_steps(args, train_set, rows_per_batch: int) -> int:
 
 # -------------------------------------------------------------------------------------------- model
 
-def build_model(args, name, resume_dir):
+def build_model(args, name, resume_dir, setup=distributed.ONE):
     """The model and the parameters to train. LoRA: frozen base in --dtype, fp32 adapters.
-    --full: fp32 weights (the optimizer needs fp32 to accumulate small updates), bf16 via autocast."""
+    --full: fp32 weights (the optimizer needs fp32 to accumulate small updates), bf16 via autocast.
+    --parallel fsdp: built sharded, each rank reading its part of the files (distributed.load_sharded)."""
     device = torch.device(args.device)
+    add_lora = None if args.full else lambda model: (apply_lora(
+        model, args.lora_r, args.lora_alpha, args.lora_dropout, args.lora_targets.split(","), args.rslora),
+        mark_only_lora_trainable(model))
     try:  # --full continues from its checkpoint's weights; LoRA loads the base, its adapter comes below
-        model = (load_pretrained(str(resume_dir or name), device, torch.float32) if args.full else
-                 load_pretrained(str(name), device, getattr(torch, args.dtype), quantize=args.quantize))
+        if setup.mode == "fsdp":
+            model = distributed.load_sharded(str(resume_dir or name) if args.full else str(name), device,
+                                             torch.float32 if args.full else getattr(torch, args.dtype),
+                                             add_lora, None if args.full else resume_dir)
+        else:
+            model = (load_pretrained(str(resume_dir or name), device, torch.float32) if args.full else
+                     load_pretrained(str(name), device, getattr(torch, args.dtype), quantize=args.quantize))
     except CheckpointError as error:
         sys.exit(f"model: {error}")
     if args.full:
@@ -221,10 +243,10 @@ def build_model(args, name, resume_dir):
         for p in params:
             p.requires_grad_(True)
     else:
-        apply_lora(model, args.lora_r, args.lora_alpha, args.lora_dropout, args.lora_targets.split(","), args.rslora)
-        mark_only_lora_trainable(model)
-        if resume_dir:
-            load_adapter(model, resume_dir)
+        if setup.mode != "fsdp":
+            add_lora(model)
+            if resume_dir:
+                load_adapter(model, resume_dir)
         params = lora_parameters(model)
     model.gradient_checkpointing = args.grad_checkpointing
     if args.compile:
@@ -269,29 +291,34 @@ def lr_at(step: int, total: int, args) -> float:
 
 # ------------------------------------------------------------------------------------------ the loop
 
-def train_step(model, params, batches, args, autocast) -> tuple[torch.Tensor, torch.Tensor]:
-    """Forward and backward over the micro-batches of one optimizer step; returns (loss, grad norm)
-    as device tensors, so nothing here waits for the GPU."""
-    normalizer = sum(b.num_trained for b in batches)  # the step's trained tokens (counted on the host)
+def train_step(model, params, batches, args, autocast, normalizer=None,
+               loss_fn=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Forward and backward over the micro-batches of one optimizer step (this rank's rows of them);
+    returns (loss, grad norm) as device tensors, so nothing here waits for the GPU. normalizer: the
+    step's trained tokens (default: these batches'; distributed.step_normalizer over all ranks);
+    loss_fn(batch, chunk, normalizer, sync): distributed.wrap's (default: batch_loss on `model`)."""
+    normalizer = sum(b.num_trained for b in batches) if normalizer is None else normalizer
+    loss_fn = loss_fn or (lambda batch, chunk, normalizer, sync: batch_loss(model, batch, chunk, normalizer))
     total = torch.zeros((), device=args.device)
-    for batch in batches:
+    for i, batch in enumerate(batches):
         batch = batch.to(args.device)
         with autocast:
             # Each micro-batch's summed loss divided by the step's total: the gradients add up to
             # those of one big batch, whatever the split (loss.py explains).
-            loss = batch_loss(model, batch, args.loss_chunk, normalizer)
+            loss = loss_fn(batch, args.loss_chunk, normalizer, i == len(batches) - 1)
         loss.backward()
         total += loss.detach()
     if args.grad_clip > 0:
         norm = torch.nn.utils.clip_grad_norm_(params, args.grad_clip)
     else:
-        norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params if p.grad is not None]))
-    return total, norm
+        norm = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
+    return total, full_value(norm)  # FSDP: the norm over every rank's shards
 
 
 @torch.no_grad()
-def heldout_loss(model, batches, args, autocast, log, step):
-    """Mean cross-entropy over every trained token of the held-out batches, logged and printed."""
+def heldout_loss(model, batches, args, autocast, log, step, setup=distributed.ONE):
+    """Mean cross-entropy over every trained token of the held-out batches, logged and printed. Several
+    processes: each takes its rows of every batch, and the sums are added up."""
     model.eval()
     total, count = torch.zeros((), device=args.device), 0
     for batch in batches:
@@ -300,8 +327,10 @@ def heldout_loss(model, batches, args, autocast, log, step):
             total += batch_loss(model, batch, args.loss_chunk, normalizer=1)
         count += batch.num_trained
     model.train()
-    loss = total.item() / max(count, 1)
-    log.write({"step": step, "heldout_loss": loss})
+    total, count = (total.item(), count) if setup.mode == "none" else all_sum([total.item(), count], args.device)
+    loss = total / max(count, 1)
+    if setup.rank == 0:
+        log.write({"step": step, "heldout_loss": loss})
     print(f"step {step} | held-out loss {loss:.4f}")
 
 
@@ -322,14 +351,22 @@ def main(argv=None):
         train_on = TrainOn.parse(args.train_on, args.last_turn_only, reasoning=not args.no_train_reasoning)
     except ValueError as error:
         sys.exit(f"--train-on: {error}")
+    setup = distributed.init(args.parallel, args.device)  # one process unless started by torchrun
+    try:
+        return run_training(args, train_on, setup)
+    finally:
+        distributed.finish(setup)
+
+
+def run_training(args, train_on, setup):
     torch.manual_seed(args.seed)
     examples, heldout = load_data(args, train_on)
     try:  # the settings as used, without the one-off choices; --resume reuses them
-        settings = {k: v for k, v in vars(args).items() if k not in ("resume", "overwrite")}
-        resume_dir = prepare_run_dir(args.out, settings, args.resume, args.overwrite)
+        settings = {k: v for k, v in vars(args).items() if k not in ("resume", "overwrite", "parallel")}
+        resume_dir = main_only(setup, prepare_run_dir, args.out, settings, args.resume, args.overwrite)
     except ValueError as error:
         sys.exit(str(error))
-    name, tokenizer, fmt = tokenizer_and_format(args, examples)
+    name, tokenizer, fmt = tokenizer_and_format(args, examples, setup)
     try:  # --strict refuses reasoning the format cannot show; otherwise it is counted in the report
         train_set, report = encode_dataset(examples, tokenizer, fmt, args.max_len, args.truncate, train_on, args.strict)
         print(f"training data: {report}")
@@ -345,42 +382,56 @@ def main(argv=None):
     total = plan_steps(args, train_set, rows_per_batch)
 
     # 2. Model, optimizer, and the state of a resumed run.
-    model, params = build_model(args, name, resume_dir)
+    model, params = build_model(args, name, resume_dir, setup)
+    if setup.world > 1:  # the same adapters everywhere (drawn above), then each rank its own dropout draws
+        torch.manual_seed(args.seed + setup.rank)
+    loss_fn = distributed.wrap(setup, model)  # the loss through DDP or FSDP under torchrun (None: one process)
     optimizer = make_optimizer(args, params)
     # --full keeps fp32 weights and computes in bf16 under autocast (on CPU too, where bf16 is slower
     # than fp32 but --dtype bfloat16 is not silently ignored); LoRA's base weights are bf16 already.
     use_autocast = args.full and args.dtype == "bfloat16"
     autocast = torch.autocast(torch.device(args.device).type, dtype=torch.bfloat16) if use_autocast else nullcontext()
-    step, position = restore(resume_dir, optimizer) if resume_dir else (0, (0, 0))
+    load_optimizer = lambda state: distributed.load_optimizer_state(optimizer, state)
+    step, position = restore(resume_dir, load_optimizer, *setup.part) if resume_dir else (0, (0, 0))
     hf_config = json.loads((tokenizer.directory / "config.json").read_text())
     base_name = resolve_model_name(name)[0]
-    write_weights = weights_writer(model, args.full, base_name, hf_config, tokenizer, fmt, tokenizer.directory)
 
-    # 3. Before training: held-out loss and the tool-call check.
-    log = MetricsLog(Path(args.out) / "metrics.jsonl", resume_step=step if resume_dir else None)
+    def save(step, position):  # every rank gathers what it holds; rank 0 writes OUT/step-N
+        state, copy = distributed.optimizer_state(setup, optimizer), full_copy(setup, model, base=args.full)
+        rng_ranks = distributed.rng_states(setup, rng_state())
+        if setup.rank == 0:
+            write = weights_writer(copy, args.full, base_name, hf_config, tokenizer, fmt, tokenizer.directory)
+            trained = params if copy is model else list(copy.parameters()) if args.full else lora_parameters(copy)
+            save_step(args.out, step, position, optimizer, write, args.keep_checkpoints, optimizer_state=state,
+                      trained=trained, rng_ranks=rng_ranks)
+
+    # 3. Before training: held-out loss and the tool-call check (every rank runs both, rank 0 reports).
+    log = MetricsLog(Path(args.out) / "metrics.jsonl", resume_step=step if resume_dir else None) if setup.rank == 0 \
+        else None
     heldout_batches = list(epoch_batches(heldout_set, rows_per_batch, tokenizer.pad_id,
-                                         None if args.no_packing else args.max_len))
+                                         None if args.no_packing else args.max_len, part=setup.part))
     check = step == 0 and args.check_examples > 0  # not for a resumed run: "before" was long ago
     check_before = tool_call_check(model, tokenizer, fmt, heldout[:args.check_examples], args) if check else None
     if check_before is not None:  # printed now; the end of the run shows it again beside "after"
         print(f"tool-call check on {len(heldout[:args.check_examples])} held-out examples, before training:")
         print(format_table(check_before))
     if heldout_batches and step == 0:
-        heldout_loss(model, heldout_batches, args, autocast, log, step)
+        heldout_loss(model, heldout_batches, args, autocast, log, step, setup)
 
     # 4. The loop.
     data = step_batches(train_set, rows_per_batch, tokenizer.pad_id, None if args.no_packing else args.max_len,
-                        args.grad_accum, args.seed, *position)
+                        args.grad_accum, args.seed, *position, part=setup.part)
     start_time, start_step, tokens, trained = time.time(), step, 0, 0
-    saved_step = step if resume_dir else None
+    saved_step, stopping = step if resume_dir else None, False
     with ctrl_c_stops() as stop:
-        while step < total and not stop:
+        while step < total and not stopping:
             next_position, batches = next(data)
             lr = lr_at(step, total, args)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            loss, norm = train_step(model, params, batches, args, autocast)
-            loss, norm = loss.item(), norm.item()  # the step's one host sync, for the log line
+            loss, norm = train_step(model, params, batches, args, autocast,
+                                    step_normalizer(setup, batches, args.device), loss_fn)
+            loss, norm, counts, stopping = distributed.step_stats(setup, loss, norm, batches, stop, args.device)
             if not (math.isfinite(loss) and math.isfinite(norm)):
                 sys.exit(f"step {step + 1}: the loss is {loss} (grad norm {norm}): training diverged and was "
                          f"stopped before the update. The last good checkpoint is {last_good_checkpoint(args.out)}; "
@@ -388,30 +439,35 @@ def main(argv=None):
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             step, position = step + 1, next_position
-            tokens += sum(b.num_tokens for b in batches)
-            trained += sum(b.num_trained for b in batches)
+            tokens, trained = tokens + counts[0], trained + counts[1]
             record = step_record(step, total, loss, lr, norm, tokens, trained, time.time() - start_time,
                                  step - start_step, torch.device(args.device))
-            log.write(record)
+            if log is not None:
+                log.write(record)
             print(step_line(record, total), flush=True)
             if heldout_batches and (step % args.eval_interval == 0 or step == total):
-                heldout_loss(model, heldout_batches, args, autocast, log, step)
-            if step % args.save_interval == 0 or step == total or stop:
-                save_step(args.out, step, position, optimizer, write_weights, args.keep_checkpoints)
+                heldout_loss(model, heldout_batches, args, autocast, log, step, setup)
+            if step % args.save_interval == 0 or step == total or stopping:
+                save(step, position)
                 saved_step = step
-    if stop:
+    if stopping:
         if saved_step != step:
-            save_step(args.out, step, position, optimizer, write_weights, args.keep_checkpoints)
-        print(f"stopped at step {step}: continue with  python train.py --resume {args.out}", file=sys.stderr)
+            save(step, position)
+        again = "torchrun --nproc-per-node N" if setup.mode != "none" else "python"
+        print(f"stopped at step {step}: continue with  {again} train.py --resume {args.out}", file=sys.stderr)
         sys.exit(INTERRUPTED)
 
     # 5. The result: OUT/final (+ OUT/merged with --export), the check again, the loss plot.
     final = Path(args.out) / "final"
-    write_weights(final)
+    copy = full_copy(setup, model, base=args.full or args.export)
+    if setup.rank == 0:
+        weights_writer(copy, args.full, base_name, hf_config, tokenizer, fmt, tokenizer.directory)(final)
     print(f"final {'model' if args.full else 'adapter'}: {final}")
     if args.export and not args.full:
         info = {"base_model": base_name, **quantization_info(model)}
-        save_hf_model(model, Path(args.out) / "merged", hf_config, tokenizer, fmt, tokenizer.directory, extra_info=info)
+        if setup.rank == 0:
+            save_hf_model(copy, Path(args.out) / "merged", hf_config, tokenizer, fmt, tokenizer.directory,
+                          extra_info=info)
         print(f"merged Hugging Face model: {Path(args.out) / 'merged'}"
               + (f" ({info['base_quantization']})" if "base_quantization" in info else ""))
     elif args.export:
@@ -420,9 +476,11 @@ def main(argv=None):
         check_after = tool_call_check(model, tokenizer, fmt, heldout[:args.check_examples], args)
         print(f"tool-call check on {len(heldout[:args.check_examples])} held-out examples, before and after training:")
         print(format_table(check_after, compare=check_before, labels=("before", "after")))
-    plot_losses(Path(args.out) / "metrics.jsonl", Path(args.out) / "loss.png")
+    if setup.rank == 0:
+        plot_losses(Path(args.out) / "metrics.jsonl", Path(args.out) / "loss.png")
     return model
 
 
 if __name__ == "__main__":
-    run(main, "train.py")
+    with distributed.rank_errors():  # under torchrun: a failing rank names itself
+        run(main, "train.py")

@@ -7,6 +7,8 @@
 #   bash benchmarks/gpu_session.sh profile [OUT]   # ~3 min: a torch.profiler table of minifc's llama-3.1-8b step
 #   bash benchmarks/gpu_session.sh qlora   [OUT]   # ~6 min, estimated (issue 20): NF4 CUDA test, QLoRA demo (+ --compile), llama-3.1-8b plain vs NF4
 #   bash benchmarks/gpu_session.sh qlora_compile [OUT]  # ~8 min, estimated: the same 8B comparison with --compile
+#   bash benchmarks/gpu_session.sh ddp     [OUT]   # ~4 min, estimated (issue 19): 2+ GPUs: tests/test_distributed.py on NCCL;
+#                                                  # 1 GPU: the demo model, LoRA, one process vs FSDP2 at world size 1
 #
 # Logs and JSON go to OUT (default: $OUT if set, else ./gpu_out). Nothing is downloaded: models have
 # random weights and the demo builds its own tiny model. The benchmark uses the real tokenizers when
@@ -19,7 +21,7 @@
 # and the versions.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-stage=${1:?usage: bash benchmarks/gpu_session.sh checks|bench|bench8b|profile|qlora|qlora_compile [OUT]}
+stage=${1:?usage: bash benchmarks/gpu_session.sh checks|bench|bench8b|profile|qlora|qlora_compile|ddp [OUT]}
 out=${2:-${OUT:-gpu_out}}
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1
@@ -78,6 +80,16 @@ qlora)
   # full-depth llama-3.1-8b, random weights, bf16: step time and max_memory_allocated, plain LoRA vs NF4
   run bench_nf4_8b $PY benchmarks/bench_nf4.py --device cuda --models llama-3.1-8b "${TOKENIZERS[@]}" \
       --json "$out/bench_nf4_8b.json"
+  ;;
+ddp)
+  if [ "$($PY -c 'import torch; print(torch.cuda.device_count())')" -ge 2 ]; then
+    MINIFC_TEST_DEVICE=cuda run ddp_tests $PY -m pytest -q -rs tests/test_distributed.py
+  else  # losses should agree to bf16 rounding; step time and memory from each log's step lines
+    run ddp_demo $PY train.py --model tiny --device cuda --epochs 1 --out "$out/tiny" --overwrite
+    run ddp_plain $PY train.py --model "$out/tiny/final" --device cuda --max-steps 20 --out "$out/plain" --overwrite
+    run ddp_fsdp1 $PY -m torch.distributed.run --standalone --nproc-per-node 1 train.py --model "$out/tiny/final" \
+        --device cuda --max-steps 20 --parallel fsdp --out "$out/fsdp1" --overwrite
+  fi
   ;;
 qlora_compile)
   run bench_nf4_8b_compiled $PY benchmarks/bench_nf4.py --device cuda --models llama-3.1-8b --compile \

@@ -146,32 +146,38 @@ def num_batches(num_rows: int, rows_per_batch: int) -> int:
 
 
 def epoch_batches(encoded, rows_per_batch: int, pad_id: int, tokens_per_row: int | None = None,
-                  seed: int = 0, epoch: int = 0, start: int = 0, rows=None) -> Iterator[Batch]:
+                  seed: int = 0, epoch: int = 0, start: int = 0, rows=None, part=(0, 1)) -> Iterator[Batch]:
     """The batches of one epoch in a seeded shuffled order, from batch index `start` on.
 
     tokens_per_row set: packed rows (best-fit decreasing, computed once; pass `rows` to reuse them
     across epochs), shuffled per epoch. tokens_per_row None: one example per row, padded per batch.
     The order depends only on (seed, epoch), so resuming at `start` gives exactly the batches an
-    uninterrupted run would have seen. The last batch may hold fewer rows; nothing is dropped."""
+    uninterrupted run would have seen. The last batch may hold fewer rows; nothing is dropped.
+    part=(rank, world): only this rank's rows of each batch, every world-th from the rank-th (training on
+    several processes, distributed.py); a rank left without a row gets one row of padding, nothing trained."""
     rows = epoch_rows(encoded, tokens_per_row) if rows is None else rows
     order = np.random.default_rng([seed, epoch]).permutation(len(rows))
+    rank, world = part
     for b in range(start, num_batches(len(rows), rows_per_batch)):
-        chosen = [rows[r] for r in order[b * rows_per_batch:(b + 1) * rows_per_batch]]
-        if tokens_per_row is None:
+        chosen = [rows[r] for r in order[b * rows_per_batch:(b + 1) * rows_per_batch]][rank::world]
+        if not chosen:  # every rank must run the step's forward and backward (collective operations)
+            yield padded_batch([([pad_id], [IGNORE_INDEX])], pad_id, pad_to=tokens_per_row)
+        elif tokens_per_row is None:
             yield padded_batch([encoded[row[0]] for row in chosen], pad_id)
         else:
             yield packed_batch([[encoded[i] for i in row] for row in chosen], tokens_per_row, pad_id)
 
 
 def step_batches(encoded, rows_per_batch: int, pad_id: int, tokens_per_row: int | None, grad_accum: int,
-                 seed: int = 0, epoch: int = 0, start: int = 0) -> Iterator[tuple[tuple[int, int], list[Batch]]]:
+                 seed: int = 0, epoch: int = 0, start: int = 0,
+                 part=(0, 1)) -> Iterator[tuple[tuple[int, int], list[Batch]]]:
     """((epoch, batches done in it), the grad_accum micro-batches of one optimizer step), forever: one
     epoch after another, each in its seeded order, from the data position (epoch, start) on. Rows are
-    packed once; epochs only reshuffle them."""
+    packed once; epochs only reshuffle them. part=(rank, world): this rank's rows (epoch_batches)."""
     rows, batches = epoch_rows(encoded, tokens_per_row), []
     while True:
         for i, batch in enumerate(epoch_batches(encoded, rows_per_batch, pad_id, tokens_per_row, seed, epoch,
-                                                start, rows), start):
+                                                start, rows, part), start):
             batches.append(batch)
             if len(batches) == grad_accum:
                 yield (epoch, i + 1), batches

@@ -32,6 +32,20 @@ LINEAR = (nn.Linear, NF4Linear)  # the frozen layers LoRA wraps: plain, or with 
 FUSED_UPDATE = True  # LoRALinear.forward's addmm fast path; tests and benchmarks flip it to compare
 
 
+class LoRAFactor(nn.Linear):
+    """A (down) or B (up) of an adapter: an fp32 weight applied in the input's dtype. LoRALinear calls it as a
+    module, never reads its weight directly, so that FSDP2 (distributed.py), which shards a block's
+    adapters as a group of their own, gathers them when they run. add_to: add_to + scale * x W^T in one
+    matmul (addmm), the fused path of LoRALinear.forward."""
+
+    def forward(self, x: torch.Tensor, add_to: torch.Tensor | None = None, scale: float = 1.0) -> torch.Tensor:
+        if add_to is None:
+            return F.linear(x, self.weight.to(x.dtype))
+        w = (self.weight * scale).to(x.dtype)
+        product = torch.addmm(add_to.reshape(-1, self.out_features), x.reshape(-1, self.in_features), w.t())
+        return product.view(add_to.shape)
+
+
 class LoRALinear(nn.Module):
     """A frozen nn.Linear plus a trainable low-rank update, following torchtune's LoRALinear.
 
@@ -63,8 +77,8 @@ class LoRALinear(nn.Module):
         self.r, self.alpha, self.dropout_p, self.rslora = r, alpha, dropout, rslora
         self.scale = self.scale_of(alpha, r, rslora)
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
-        self.lora_A = nn.Linear(self.in_features, r, bias=False, device=self.weight.device, dtype=torch.float32)
-        self.lora_B = nn.Linear(r, self.out_features, bias=False, device=self.weight.device, dtype=torch.float32)
+        self.lora_A = LoRAFactor(self.in_features, r, bias=False, device=self.weight.device, dtype=torch.float32)
+        self.lora_B = LoRAFactor(r, self.out_features, bias=False, device=self.weight.device, dtype=torch.float32)
         nn.init.kaiming_uniform_(self.lora_A.weight, a=math.sqrt(5))
         nn.init.zeros_(self.lora_B.weight)
 
@@ -80,14 +94,13 @@ class LoRALinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.frozen(x)
-        low = F.linear(self.dropout(x), self.lora_A.weight.to(x.dtype))
+        low = self.lora_A(self.dropout(x))
         if not FUSED_UPDATE:
-            return out + F.linear(low, self.lora_B.weight.to(x.dtype)) * self.scale
+            return out + self.lora_B(low) * self.scale
         # The scale rides on B ([out, r], tiny) and the matmul adds the low-rank product to the frozen
         # layer's output itself (addmm): no separate scale and add passes over the [tokens, out] result,
         # forward or backward. Same value as the path above (tests/test_fast_paths.py).
-        b = (self.lora_B.weight * self.scale).to(x.dtype)
-        return torch.addmm(out.reshape(-1, self.out_features), low.reshape(-1, self.r), b.t()).view(out.shape)
+        return self.lora_B(low, add_to=out, scale=self.scale)
 
     @torch.no_grad()
     def delta_weight(self) -> torch.Tensor:

@@ -55,8 +55,8 @@ def trained_token_loss(hidden: torch.Tensor, targets: torch.Tensor, output_fn, c
         trained_positions = (targets.reshape(-1) != IGNORE_INDEX).nonzero().squeeze(1)
     rows = hidden.reshape(-1, hidden.shape[-1]).index_select(0, trained_positions)  # [N, D]
     labels = targets.reshape(-1).index_select(0, trained_positions)
-    if rows.shape[0] == 0:  # nothing trained here: a zero that still backpropagates
-        return hidden.sum().float() * 0.0
+    if rows.shape[0] == 0:  # nothing trained here: a zero that still backpropagates, to every weight used
+        return (hidden.sum().float() + output_fn(rows).sum().float()) * 0.0  # (DDP waits for each one's gradient)
     if normalizer is None:
         normalizer = rows.shape[0]
     chunks = [(rows[i:i + chunk_size], labels[i:i + chunk_size]) for i in range(0, rows.shape[0], chunk_size)]

@@ -8,7 +8,7 @@
 
     write = weights_writer(model, full, base_name, hf_config, tokenizer, fmt, tokenizer_dir)
     save_step(OUT, N, (epoch, batches_done), optimizer, write, keep=3)     # OUT/step-N; the latest 3 kept
-    step, (epoch, batches_done) = restore(latest_checkpoint(OUT), optimizer)   # also sets the RNG
+    step, (epoch, batches_done) = restore(latest_checkpoint(OUT), optimizer.load_state_dict)   # also sets the RNG
     args = parser.parse_args(argv, argparse.Namespace(**saved_flags(OUT)))  # the flags given now over the saved
 
 A checkpoint appears only once complete (checkpoint.atomic_directory), so a crash or a full disk
@@ -85,18 +85,26 @@ def save_checkpoint(directory, write_weights, state: dict) -> Path:
     return directory
 
 
-def save_step(out, step: int, position: tuple[int, int], optimizer, write_weights, keep: int) -> Path:
-    """Checkpoint OUT/step-N (the weights, the optimizer, the data position, the RNG) and keep the latest
-    `keep` checkpoints."""
-    trained = [p for group in optimizer.param_groups for p in group["params"]]
-    if trained and not bool(torch.stack([torch.isfinite(p).all() for p in trained]).all()):
-        raise ValueError(f"step {step}: the trained weights hold inf or NaN, so they were not saved; the "
-                         f"checkpoints before it are kept. Lower --lr or raise --warmup-steps")
+def rng_state() -> dict:
     rng = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         rng["cuda"] = torch.cuda.get_rng_state_all()
-    state = {"step": step, "epoch": position[0], "batch": position[1], "optimizer": optimizer.state_dict(),
-             "rng": rng}
+    return rng
+
+
+def save_step(out, step: int, position: tuple[int, int], optimizer, write_weights, keep: int, *,
+              optimizer_state: dict | None = None, trained=None, rng_ranks: list[dict] | None = None) -> Path:
+    """Checkpoint OUT/step-N (the weights, the optimizer, the data position, the RNG) and keep the latest
+    `keep` checkpoints. Several processes (distributed.py) pass, on rank 0, what they gathered: the whole
+    optimizer state, the trained weights (checked here for inf and NaN) and every rank's RNG states."""
+    trained = [p for group in optimizer.param_groups for p in group["params"]] if trained is None else trained
+    if trained and not bool(torch.stack([torch.isfinite(p).all() for p in trained]).all()):
+        raise ValueError(f"step {step}: the trained weights hold inf or NaN, so they were not saved; the "
+                         f"checkpoints before it are kept. Lower --lr or raise --warmup-steps")
+    state = {"step": step, "epoch": position[0], "batch": position[1], "rng": rng_state(),
+             "optimizer": optimizer.state_dict() if optimizer_state is None else optimizer_state}
+    if rng_ranks is not None:
+        state["rng_ranks"] = rng_ranks
     path = save_checkpoint(Path(out) / f"step-{step}", write_weights, state)
     for old in checkpoints(out)[:-keep]:
         shutil.rmtree(old)
@@ -139,13 +147,17 @@ def weights_writer(model, full: bool, base_name: str, hf_config: dict, tokenizer
     return write
 
 
-def restore(directory, optimizer) -> tuple[int, tuple[int, int]]:
-    """Load the optimizer and RNG states of checkpoint `directory`; returns (step, data position)."""
+def restore(directory, load_optimizer, rank: int = 0, world: int = 1) -> tuple[int, tuple[int, int]]:
+    """Load the optimizer state (by `load_optimizer(state_dict)`, e.g. optimizer.load_state_dict) and the
+    RNG states of checkpoint `directory`; returns (step, data position). Each of `world` ranks takes its
+    own RNG states when the run that saved them had as many ranks, else those of the saving process."""
     state = load_trainer_state(directory)
-    optimizer.load_state_dict(state["optimizer"])
-    torch.set_rng_state(state["rng"]["torch"])
-    if "cuda" in state["rng"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+    load_optimizer(state["optimizer"])
+    ranks = state.get("rng_ranks")
+    rng = ranks[rank] if ranks is not None and len(ranks) == world else state["rng"]
+    torch.set_rng_state(rng["torch"])
+    if "cuda" in rng and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(rng["cuda"])
     print(f"resumed from {directory} at step {state['step']}")
     return state["step"], (state["epoch"], state["batch"])
 
