@@ -38,7 +38,10 @@ def export_dirs(name, tmp_path, reference_dir, monkeypatch):
     """(base directory, merged export, adapter directory) of a tiny LoRA model in format `name`."""
     monkeypatch.setattr(tiny, "SIZES", SMALL)
     fmt = get_format(name)
-    tokenizer = tiny.train_tokenizer(["What's the weather in Paris?"] * 4, fmt, vocab_size=300)
+    # trained on the format's text, so that the tokenizer has the format's BOS (tiny.bos_token): an official
+    # template writes {{ bos_token }}
+    text = fmt.render([{"role": "user", "content": "What's the weather in Paris?"}]).text
+    tokenizer = tiny.train_tokenizer([text] * 4, fmt, vocab_size=300)
     hf_config = tiny.tiny_hf_config(tiny.family_of(fmt), tokenizer.vocab_size, tokenizer)
     torch.manual_seed(0)
     model = Transformer(ModelConfig.from_hf(hf_config))
