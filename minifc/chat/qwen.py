@@ -26,7 +26,7 @@ same), `qwen3-2507` to the Qwen3-*-Instruct-2507 template, `qwen2.5` to Qwen2.5-
 - Tool results: a run of consecutive tool messages is ONE user turn, one `<tool_response>` block each. A
   string result is written as it is; any other result as json.dumps (the templates would write "" or a
   Python repr: an application serialises results to JSON first). No tool name or id is written.
-- Reasoning (an assistant message's "reasoning"; HF templates call it `reasoning_content`), qwen3 only:
+- Reasoning (an assistant message's "reasoning", else its "reasoning_content", HF's name), qwen3 only:
   the last query is the last user message (tool results are user turns in the text but not queries; the
   template also skips user messages wrapped in <tool_response>, which minifc refuses as control tokens).
   An assistant message after it gets `<think>\\n` + reasoning.strip("\\n") + `\\n</think>\\n\\n` before
