@@ -198,7 +198,8 @@ GEMMA4_CASES = [
     (ASK + [{"role": "assistant", "content": "Hi."}], None, {"enable_thinking": False}),
 ]
 DECLARATIONS = [{"type": "function", "function": {  # what Gemma 4's declaration syntax has to say
-    "name": "book", "description": "Book a room.", "parameters": {"type": "object", "required": ["guests"], "properties": {
+    "name": "book", "description": "Book a room.",
+    "parameters": {"type": "object", "required": ["guests"], "properties": {
         "guests": {"type": "array", "description": "Who.", "items": {"type": "object", "required": ["name"],
                    "properties": {"name": {"type": "string"}}, "title": None}},
         "tags": {"type": "array", "items": {"type": ["string", "null"], "enum": ["a", "b"]}},

@@ -319,7 +319,8 @@ FORMAT_QWEN3 = ChatFormat(name="qwen3", render=render_qwen3, parse=parse, stop_t
                           control_tokens=QWEN_CONTROL + (RESPONSE_OPEN, RESPONSE_CLOSE, THINK_OPEN, THINK_CLOSE),
                           template="qwen3.jinja")  # minifc's own: non-string results as JSON (as are the next two)
 FORMAT_QWEN3_2507 = ChatFormat(name="qwen3-2507", render=render_qwen3_2507, parse=parse, stop_tokens=STOP_TOKENS,
-                               control_tokens=QWEN_CONTROL + (RESPONSE_OPEN, RESPONSE_CLOSE), template="qwen3-2507.jinja")
+                               control_tokens=QWEN_CONTROL + (RESPONSE_OPEN, RESPONSE_CLOSE),
+                               template="qwen3-2507.jinja")
 # Qwen2.5's tokenizer has no <tool_response> token: the template's wrappers are ordinary text there
 FORMAT_QWEN25 = ChatFormat(name="qwen2.5", render=render_qwen25, parse=parse, stop_tokens=STOP_TOKENS,
                            control_tokens=QWEN_CONTROL, template="qwen2.5.jinja")
