@@ -38,7 +38,10 @@ def export_dirs(name, tmp_path, reference_dir, monkeypatch):
     """(base directory, merged export, adapter directory) of a tiny LoRA model in format `name`."""
     monkeypatch.setattr(tiny, "SIZES", SMALL)
     fmt = get_format(name)
-    tokenizer = tiny.train_tokenizer(["What's the weather in Paris?"] * 4, fmt, vocab_size=300)
+    # trained on the format's text, so that the tokenizer has the format's BOS (tiny.bos_token): an official
+    # template writes {{ bos_token }}
+    text = fmt.render([{"role": "user", "content": "What's the weather in Paris?"}]).text
+    tokenizer = tiny.train_tokenizer([text] * 4, fmt, vocab_size=300)
     hf_config = tiny.tiny_hf_config(tiny.family_of(fmt), tokenizer.vocab_size, tokenizer)
     torch.manual_seed(0)
     model = Transformer(ModelConfig.from_hf(hf_config))
@@ -131,15 +134,113 @@ def test_minifc_templates_on_edge_cases(name, tmp_path, monkeypatch):
         for cut, generation_prompt in ((len(messages), False), (len(messages) - 1, True)):
             try:
                 expected = fmt.render(messages[:cut], tools=tools, add_generation_prompt=generation_prompt).text
-            except ValueError:  # a conversation this format refuses (Llama: a tool result of 7 is fine, ...)
+            except ValueError:  # a conversation this format refuses (Gemma 4: a tool result [1, 2], ...)
                 continue
             got = tokenizer.apply_chat_template(messages[:cut], tools=tools, tokenize=False,
                                                 add_generation_prompt=generation_prompt)
             assert got == expected
             compared += 1
-    assert compared == 6
+    assert compared == (4 if name.startswith("gemma4") else 6)  # Gemma 4 refuses a list of non-text parts
     if name.startswith("llama"):  # the format's options pass through apply_chat_template too
         messages, tools = EDGE_CASES[1]
         for options in ({"date_string": "01 Jan 2025"}, {"tools_in_user_message": False}):
             assert tokenizer.apply_chat_template(messages, tools=tools, tokenize=False, **options) == \
                 fmt.render(messages, tools=tools, **options).text
+
+
+def _call(name, arguments, id=None):
+    return {"type": "function", "function": {"name": name, "arguments": arguments}, **({"id": id} if id else {})}
+
+
+TIME = {"type": "function", "function": {"name": "get_time", "description": "Local time.", "parameters": {
+    "type": "object", "properties": {"zone": {"type": "string", "enum": ["UTC", "CET"]}}, "required": ["zone"]}}}
+ASK = [{"role": "user", "content": "Weather and time in Oslo?"}]
+PARALLEL = {"role": "assistant", "tool_calls": [_call("get_weather", {"city": "Oslo"}),
+                                                _call("get_time", {"zone": "CET"})]}
+QWEN_CASES = [  # (messages, tools, options)
+    # reasoning after the last query (also as reasoning_content), dropped before it; parallel calls
+    (ASK + [{**PARALLEL, "reasoning": "\nTwo lookups.\n"}, {"role": "tool", "content": "4 C"},
+            {"role": "tool", "content": {"time": "09:00"}},
+            {"role": "assistant", "content": "\n4 C at 09:00.", "reasoning_content": "Both came back."}],
+     [WEATHER, TIME], {}),
+    (ASK + [{"role": "assistant", "content": "Hi.", "reasoning": "dropped"}, {"role": "user", "content": "Oslo?"},
+            {"role": "assistant", "content": "Checking.", "tool_calls": [_call("get_weather", '{"city": "Oslo"}')]},
+            {"role": "tool", "content": ""}, {"role": "tool", "content": [True, None, 0.5]}],
+     [WEATHER], {}),
+    (ASK, [WEATHER, TIME], {"enable_thinking": False}),
+    (ASK + [{"role": "assistant", "content": "Sure."}], None, {"enable_thinking": True}),
+    ([{"role": "system", "content": ""}] + ASK, [WEATHER], {}),
+    ([{"role": "system", "content": "Be terse."}] + ASK, None, {}),
+]
+GEMMA4_CASES = [
+    # ids answered out of order; results named by id, by name, and in call order; a number, None, text parts
+    (ASK + [{**PARALLEL, "tool_calls": [_call("get_weather", {"city": "Oslo"}, "a"),
+                                        _call("get_time", {"zone": "CET"}, "b")]},
+            {"role": "tool", "tool_call_id": "b", "content": "09:00"},
+            {"role": "tool", "tool_call_id": "a", "content": {"temp": 4.0, "sky": ["snow", None]}},
+            {"role": "assistant", "content": " 4 C at 09:00. "}], [WEATHER, TIME], {}),
+    (ASK + [PARALLEL, {"role": "tool", "name": "get_time", "content": 9}, {"role": "tool", "content": None},
+            {"role": "assistant", "content": [{"type": "text", "text": " Done. "}]}], [WEATHER, TIME], {}),
+    (ASK + [PARALLEL, {"role": "tool", "content": [{"type": "text", "text": " a "}, {"type": "text", "text": "b"}]},
+            {"role": "tool", "content": True}], [WEATHER, TIME], {"enable_thinking": True}),
+    # reasoning: shown after the last user message, dropped before it unless preserve_thinking keeps it on calls
+    (ASK + [{**PARALLEL, "reasoning": "Two lookups."}, {"role": "tool", "content": "4 C"},
+            {"role": "tool", "content": "09:00"}, {"role": "user", "content": "Thanks"},
+            {"role": "assistant", "content": "Welcome.", "reasoning_content": "Polite."}],
+     [WEATHER, TIME], {"enable_thinking": True}),
+    (ASK + [{**PARALLEL, "reasoning": "Two lookups."}, {"role": "tool", "content": "4 C"},
+            {"role": "tool", "content": "09:00"}, {"role": "user", "content": "Thanks"},
+            {"role": "assistant", "content": "Welcome."}], [WEATHER, TIME], {"preserve_thinking": True}),
+    # text before calls; an assistant message continuing the model turn; a developer message; no tools
+    ([{"role": "developer", "content": [{"type": "text", "text": " Be terse. "}]}] + ASK
+     + [{"role": "assistant", "content": "Let me look."}, {"role": "assistant", "content": "Looking.",
+                                                           "tool_calls": [_call("get_weather", {})]}], None, {}),
+    (ASK + [{"role": "assistant", "content": "Hi."}], None, {"enable_thinking": False}),
+]
+DECLARATIONS = [{"type": "function", "function": {  # what Gemma 4's declaration syntax has to say
+    "name": "book", "description": "Book a room.",
+    "parameters": {"type": "object", "required": ["guests"], "properties": {
+        "guests": {"type": "array", "description": "Who.", "items": {"type": "object", "required": ["name"],
+                   "properties": {"name": {"type": "string"}}, "title": None}},
+        "tags": {"type": "array", "items": {"type": ["string", "null"], "enum": ["a", "b"]}},
+        "kind": {"type": "integer", "enum": [1, 2], "nullable": True},
+        "options": {"type": "object", "additionalProperties": {"type": "boolean"}, "description": "Extras."},
+        "Where": {"type": "object", "properties": {"city": {"type": "string", "description": "City."}},
+                  "required": ["city"]}}},
+    "response": {"type": "object", "description": "The booking."}}},
+    {"type": "function", "function": {"name": "ping"}}]
+NO_THINKING = [(messages, tools, {}) for messages, tools, _ in QWEN_CASES]  # no enable_thinking to pass
+FORMAT_CASES = {"qwen3": QWEN_CASES, "qwen3-2507": NO_THINKING, "qwen2.5": NO_THINKING,
+                "gemma4": GEMMA4_CASES + [(ASK, DECLARATIONS, {})],
+                "gemma4-31b": GEMMA4_CASES + [(ASK, DECLARATIONS, {"enable_thinking": True})]}
+
+
+@pytest.mark.parametrize("name", sorted(FORMAT_CASES))
+def test_qwen_and_gemma4_templates_on_their_own_edge_cases(name, tmp_path, monkeypatch):
+    """Reasoning, parallel calls, string and object results, thinking on and off: every prefix of each case,
+    as a conversation and (where it does not end with the model) as a prompt."""
+    from transformers import AutoTokenizer
+    _, merged, _ = export_dirs(name, tmp_path, None, monkeypatch)
+    tokenizer, fmt = AutoTokenizer.from_pretrained(merged), get_format(name)
+    compared = refused = 0
+    for messages, tools, options in FORMAT_CASES[name]:
+        for cut in range(1, len(messages) + 1):
+            for generation_prompt in (False, True) if messages[cut - 1]["role"] != "assistant" else (False,):
+                kwargs = dict(tools=tools, add_generation_prompt=generation_prompt, **options)
+                try:
+                    expected = fmt.render(messages[:cut], **kwargs).text
+                except ValueError:  # qwen2.5 refuses string arguments; its template raises too
+                    refused += 1
+                    with pytest.raises(Exception, match="arguments must be an object"):
+                        tokenizer.apply_chat_template(messages[:cut], tokenize=False, **kwargs)
+                    continue
+                got = tokenizer.apply_chat_template(messages[:cut], tokenize=False, **kwargs)
+                assert got == expected, f"case {messages[-1]}, cut {cut}, {kwargs}"
+                compared += 1
+    assert (compared, refused) == {"qwen2.5": (26, 5), "gemma4": (54, 0), "gemma4-31b": (54, 0)}.get(name, (31, 0))
+
+
+def test_gemma4_templates_differ_in_the_31b_prompt_only():
+    """gemma4-31b.jinja is gemma4.jinja with `large` set (its first comment aside): one rule, two files."""
+    small, large = (chat_template(get_format(name)).split("-#}", 1)[1] for name in ("gemma4", "gemma4-31b"))
+    assert large == small.replace("{%- set large = false -%}", "{%- set large = true -%}") != small

@@ -264,7 +264,8 @@ def parse(generated_text: str) -> dict:
 
 def _format(name: str, large: bool) -> ChatFormat:
     return ChatFormat(name=name, render=partial(render, large=large) if large else render, parse=parse,
-                      stop_tokens=STOP_TOKENS, control_tokens=CONTROL_TOKENS)
+                      stop_tokens=STOP_TOKENS, control_tokens=CONTROL_TOKENS,
+                      template=name + ".jinja")  # minifc's own: see "The template's pitfalls" above
 
 
 FORMAT = _format("gemma4", large=False)        # E2B, E4B

@@ -26,7 +26,7 @@ same), `qwen3-2507` to the Qwen3-*-Instruct-2507 template, `qwen2.5` to Qwen2.5-
 - Tool results: a run of consecutive tool messages is ONE user turn, one `<tool_response>` block each. A
   string result is written as it is; any other result as json.dumps (the templates would write "" or a
   Python repr: an application serialises results to JSON first). No tool name or id is written.
-- Reasoning (an assistant message's "reasoning"; HF templates call it `reasoning_content`), qwen3 only:
+- Reasoning (an assistant message's "reasoning", else its "reasoning_content", HF's name), qwen3 only:
   the last query is the last user message (tool results are user turns in the text but not queries; the
   template also skips user messages wrapped in <tool_response>, which minifc refuses as control tokens).
   An assistant message after it gets `<think>\\n` + reasoning.strip("\\n") + `\\n</think>\\n\\n` before
@@ -188,7 +188,9 @@ def _write_assistant(out: SpanWriter, message: dict, index: int, think: bool, va
 
 
 def _reasoning(message: dict, index: int) -> str:
-    return "" if message.get("reasoning") is None else _string(message, "reasoning", index)
+    """The message's "reasoning", else its "reasoning_content" (the name HF templates and vLLM use)."""
+    key = "reasoning" if message.get("reasoning") is not None else "reasoning_content"
+    return "" if message.get(key) is None else _string(message, key, index)
 
 
 def _write_tool_result(out: SpanWriter, messages: list[dict], index: int):
@@ -314,9 +316,11 @@ def parse(generated_text: str) -> dict:
 
 QWEN_CONTROL = (IM_START, IM_END, CALL_OPEN, CALL_CLOSE)
 FORMAT_QWEN3 = ChatFormat(name="qwen3", render=render_qwen3, parse=parse, stop_tokens=STOP_TOKENS,
-                          control_tokens=QWEN_CONTROL + (RESPONSE_OPEN, RESPONSE_CLOSE, THINK_OPEN, THINK_CLOSE))
+                          control_tokens=QWEN_CONTROL + (RESPONSE_OPEN, RESPONSE_CLOSE, THINK_OPEN, THINK_CLOSE),
+                          template="qwen3.jinja")  # minifc's own: non-string results as JSON (as are the next two)
 FORMAT_QWEN3_2507 = ChatFormat(name="qwen3-2507", render=render_qwen3_2507, parse=parse, stop_tokens=STOP_TOKENS,
-                               control_tokens=QWEN_CONTROL + (RESPONSE_OPEN, RESPONSE_CLOSE))
+                               control_tokens=QWEN_CONTROL + (RESPONSE_OPEN, RESPONSE_CLOSE),
+                               template="qwen3-2507.jinja")
 # Qwen2.5's tokenizer has no <tool_response> token: the template's wrappers are ordinary text there
 FORMAT_QWEN25 = ChatFormat(name="qwen2.5", render=render_qwen25, parse=parse, stop_tokens=STOP_TOKENS,
-                           control_tokens=QWEN_CONTROL)
+                           control_tokens=QWEN_CONTROL, template="qwen2.5.jinja")
