@@ -9,14 +9,16 @@ learns the shape of the training data.
 
 The tokenizer is byte-level BPE (as Llama 3 and GPT-2 use) trained on the rendered training conversations,
 with every control token of the chat format (and `<pad>`) kept as one special token, as in the real
-tokenizers. The directory is written by export.save_hf_model, so it looks like any downloaded checkpoint.
+tokenizers; its pieces (PIECES) keep a word the same tokens wherever it stands, so that an argument is
+copied token for token from the request into the call. The directory is written by
+export.save_hf_model, so it looks like any downloaded checkpoint.
 """
 
 from pathlib import Path
 
 import torch
 from tokenizers import Tokenizer as HFTokenizer
-from tokenizers import decoders, models, pre_tokenizers, trainers
+from tokenizers import Regex, decoders, models, pre_tokenizers, trainers
 
 from .config import ModelConfig
 from .encode import render_example
@@ -66,12 +68,22 @@ def bos_token(texts, fmt) -> str | None:
     return first if all(text.startswith(first) and text.count(first) == 1 for text in texts) else None
 
 
+# The pieces BPE merges within: a run of letters, one digit, a run of other characters (spaces and
+# punctuation) or of newlines. A word is then the same tokens wherever it stands: "Oslo" in the user's
+# "weather in Oslo?" and in the call's city="Oslo". GPT-2's pieces glue a leading space to a word (" Oslo"
+# is another token than "Oslo"), so copying a value from the request into a call would need a learned
+# mapping for every word, which a model trained from scratch cannot have for a word it never saw.
+# Newlines stand alone so that no piece crosses from a role header into the trained text after it.
+PIECES = r"\p{L}+|\p{N}|[^\p{L}\p{N}\n]+|\n+"
+
+
 def train_tokenizer(texts, fmt, vocab_size: int = 1024) -> Tokenizer:
     """Byte-level BPE trained on `texts`, with `<pad>` and the format's control tokens as special tokens."""
     texts = list(texts)
     specials = list(dict.fromkeys([_PAD, *fmt.control_tokens, *fmt.stop_tokens]))
     tk = HFTokenizer(models.BPE())
-    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tk.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Split(Regex(PIECES), behavior="isolated"),
+                                                pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
     tk.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials, show_progress=False,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
