@@ -353,7 +353,9 @@ def main(argv=None):
         sys.exit(f"--train-on: {error}")
     setup = distributed.init(args.parallel, args.device)  # one process unless started by torchrun
     try:
-        return run_training(args, train_on, setup)
+        model = run_training(args, train_on, setup)
+        distributed.barrier(setup)  # every rank done before the group goes (gloo aborted at exit without it)
+        return model
     finally:
         distributed.finish(setup)
 

@@ -92,6 +92,11 @@ def local_device(device: str) -> str:
     return f"cuda:{os.environ.get('LOCAL_RANK', 0)}" if under_torchrun else device
 
 
+def barrier(setup: Setup):
+    if setup.mode != "none":
+        dist.barrier()
+
+
 def finish(setup: Setup):
     if setup.mode != "none":
         dist.destroy_process_group()
