@@ -179,9 +179,10 @@ def encode_example(example, tokenizer, fmt, train_on: TrainOn = DEFAULT, **forma
 
 
 def _unrendered_reasoning(messages, renders) -> int:
-    """How many messages carry reasoning that no render shows (the format has no place for it)."""
-    shown = {piece.message for rendered, _ in renders for piece in rendered.pieces if piece.kind == REASONING}
-    return sum(1 for i, m in enumerate(messages) if m.get("reasoning") and i not in shown)
+    """How many trained messages carry reasoning that the render training them does not show (the format
+    has no place for it; untrained context turns may lose theirs, as the template drops them)."""
+    return sum(1 for rendered, starts in renders for i in starts if messages[i].get("reasoning") and not any(
+        piece.message == i and piece.kind == REASONING for piece in rendered.pieces))
 
 
 def _truncate_at_turn_end(ids: list[int], labels: list[int], max_len: int):

@@ -255,3 +255,10 @@ def test_a_turn_trains_only_what_follows_its_generation_prompt():
     thinking = [text for rendered, starts in served_renders(Example(messages, TOOLS), get_format("qwen3"))
                 for text in trained_texts(rendered, starts)]
     assert thinking == ["<think>\n\n</think>\n\nSunny.<|im_end|>", "<think>\n\n</think>\n\n" + trained[1]]
+
+
+def test_reasoning_of_untrained_context_turns_is_not_counted_as_unshowable(tok):
+    """--last-turn-only: earlier turns are context, and the template may drop their reasoning as served."""
+    _, report = encode_dataset([Example(conversation(), location="d.jsonl:1")], tok, THINK, train_on=TrainOn(
+        last_turn_only=True), strict=True)
+    assert report.unrendered_reasoning == 0 and report.sequences == 1
