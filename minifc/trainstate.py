@@ -231,7 +231,7 @@ def resume_changes(saved: dict, settings: dict) -> list[str]:
 
 def saved_flags(out) -> dict:
     """The flags the run in OUT saved in OUT/args.json (train.py writes it), for --resume OUT to parse
-    the flags given now over (train.parse_args)."""
+    the flags given now over (trainargs.parse_args)."""
     path = Path(out) / "args.json"
     if not path.is_file():
         raise FileNotFoundError(f"--resume {out}: no args.json there; is it the output directory of a train.py run?")
