@@ -50,7 +50,7 @@ if str(ROOT) not in sys.path:
 import torch  # noqa: E402
 
 from benchmarks import bench_train as bt  # noqa: E402
-from benchmarks.memory import measure_memory, peak_memory  # noqa: E402
+from benchmarks.memory import BENCH_SCRIPT, measure_memory, peak_memory  # noqa: E402
 from benchmarks.report import describe_device, gib, spread  # noqa: E402
 from minifc.masking import IGNORE_INDEX  # noqa: E402
 from minifc.registry import MODELS  # noqa: E402
@@ -167,9 +167,9 @@ def memory_child(args, impl: str) -> dict:
 
 def bench_model(args, name: str) -> dict:
     """Time the three implementations alternately (rotating who goes first); memory from child processes."""
-    memory = {}
+    memory, args.model_name = {}, name
     if not args.no_memory:
-        memory = {impl: measure_memory(args, impl, bt.BENCH_SCRIPT if impl == "minifc" else Path(__file__))
+        memory = {impl: measure_memory(args, impl, BENCH_SCRIPT if impl == "minifc" else Path(__file__))
                   for impl in IMPLEMENTATIONS}
     runners, steps, note = setup(args, name, IMPLEMENTATIONS)
     times, losses, trained = {i: [] for i in IMPLEMENTATIONS}, {i: [] for i in IMPLEMENTATIONS}, []
@@ -236,6 +236,9 @@ def main(argv=None):
               f"from minifc {r['max_loss_gap']:.2e}; memory {r['memory']}", flush=True)
     print()
     print(table(results))
+    if args.json:
+        args.json.write_text(__import__("json").dumps({"args": {k: str(v) for k, v in vars(args).items()},
+                                                        "results": results}, indent=1))
 
 
 if __name__ == "__main__":
