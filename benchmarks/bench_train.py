@@ -362,8 +362,8 @@ def bench_fast_path(args, name: str, flag: str) -> str:
     return fast_path_table(f"{name} ({model.config.num_hidden_layers})", flag, times, trained, note)
 
 
-def build_parser():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def build_parser(description: str = __doc__, implementations=IMPLEMENTATIONS):
+    p = argparse.ArgumentParser(description=description.split("\n\n")[0])
     add = p.add_argument
     add("--device", default="cpu", help="cpu or cuda")
     add("--models", nargs="+", help="registry names (default: gemma-3-1b llama-3.2-1b on CPU; on CUDA also "
@@ -387,12 +387,12 @@ def build_parser():
     add("--json", type=Path, help="also write the raw numbers here")
     add("--fast-path", metavar="MODULE.FLAG", help="instead: time minifc alone with this switch on and off, "
         "alternating (e.g. loss.FUSED_BACKWARD)")
-    add("--memory-child", choices=IMPLEMENTATIONS, help=argparse.SUPPRESS)
+    add("--memory-child", choices=implementations, help=argparse.SUPPRESS)
     return p
 
 
-def main(argv=None):
-    args = build_parser().parse_args(argv)
+def resolve_defaults(args):
+    """Fill in the defaults that depend on the device (see build_parser's help)."""
     cuda = torch.device(args.device).type == "cuda"
     if cuda and not torch.cuda.is_available():
         raise SystemExit("--device cuda: no CUDA device is visible to torch")
@@ -403,6 +403,12 @@ def main(argv=None):
     args.warmup = args.warmup if args.warmup is not None else (3 if cuda else 1)
     args.steps = args.steps if args.steps is not None else (10 if cuda else 5)
     args.models = args.models or DEFAULT_MODELS["cuda" if cuda else "cpu"]
+    return args
+
+
+def main(argv=None):
+    args = resolve_defaults(build_parser().parse_args(argv))
+    cuda = torch.device(args.device).type == "cuda"
     if args.memory_child:
         args.model_name = args.models[0]
         print(json.dumps(memory_child(args, args.memory_child)))

@@ -65,9 +65,9 @@ def reset_peak_rss():
         f.write("5")
 
 
-def measure_memory(args, impl: str) -> dict:
-    """Run the child for `impl` on args.model_name; its result, or {"error": [last line of its output]}."""
-    command = [sys.executable, str(BENCH_SCRIPT), "--memory-child", impl, "--models", args.model_name,
+def measure_memory(args, impl: str, script: Path = BENCH_SCRIPT) -> dict:
+    """Run `script`'s child for `impl` on args.model_name; its result, or {"error": [last line of its output]}."""
+    command = [sys.executable, str(script), "--memory-child", impl, "--models", args.model_name,
                *child_flags(args)]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
