@@ -12,6 +12,7 @@ A renderer labels each piece with what it is and which message it came from; it 
 is trained. minifc/masking.py does, from the labels (`Rendered.trained_spans(train_on)`).
 """
 
+import json
 import re
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -90,6 +91,19 @@ class SpanWriter:
 def tool_call(name, arguments) -> dict:
     """The canonical tool call, as data, converters, parsers and the checker all write it."""
     return {"type": "function", "function": {"name": name, "arguments": arguments}}
+
+
+def read_call(name: str, arguments, number: int, field: str = "arguments") -> dict:
+    """The canonical call of a call read back from JSON output; arguments may be JSON-encoded a second time
+    (some fine-tunes do). ValueError when they are not a JSON object (`field` names them as the format does)."""
+    if isinstance(arguments, str):
+        try:
+            arguments = json.loads(arguments)
+        except json.JSONDecodeError:
+            pass
+    if not isinstance(arguments, dict):
+        raise ValueError(f'call {number} ({name}): "{field}" must be a JSON object')
+    return tool_call(name, arguments)
 
 
 def function_tool(function: dict) -> dict:

@@ -73,7 +73,8 @@ import re
 from functools import partial
 
 from minifc.chat import ChatFormat
-from minifc.chat.kit import Rendered, SpanWriter, parse_result, refuse_control_tokens, tool_call, until_stop
+from minifc.chat.kit import (Rendered, SpanWriter, parse_result, read_call, refuse_control_tokens, tool_call,
+                             until_stop)
 from minifc.masking import CALLS, END, HEADER, TEXT
 
 BOS = "<|begin_of_text|>"
@@ -226,14 +227,7 @@ def _call_from_json(obj, number: int) -> dict:
     if "parameters" not in obj and "arguments" not in obj:
         raise ValueError(f'call {number} ({name}) has no "parameters"')
     arguments = obj["parameters"] if "parameters" in obj else obj["arguments"]
-    if isinstance(arguments, str):  # some fine-tunes JSON-encode the arguments a second time
-        try:
-            arguments = json.loads(arguments)
-        except json.JSONDecodeError:
-            pass
-    if not isinstance(arguments, dict):
-        raise ValueError(f'call {number} ({name}): "parameters" must be a JSON object')
-    return tool_call(name, arguments)
+    return read_call(name, arguments, number, "parameters")
 
 
 def _json_calls(body: str) -> list[dict]:

@@ -65,7 +65,7 @@ import json
 from dataclasses import dataclass
 
 from minifc.chat import ChatFormat
-from minifc.chat.kit import Rendered, SpanWriter, control_pattern, parse_result, tool_call, until_stop
+from minifc.chat.kit import Rendered, SpanWriter, control_pattern, parse_result, read_call, until_stop
 from minifc.masking import CALLS, END, HEADER, REASONING, TEMPLATE, TEXT
 
 IM_START, IM_END, END_OF_TEXT = "<|im_start|>", "<|im_end|>", "<|endoftext|>"
@@ -267,14 +267,7 @@ def _call_from_json(body: str, number: int) -> dict:
     name, arguments = obj.get("name"), obj.get("arguments")
     if not isinstance(name, str) or not name:
         raise ValueError(f'call {number} has no "name" string')
-    if isinstance(arguments, str):  # some fine-tunes JSON-encode the arguments a second time
-        try:
-            arguments = json.loads(arguments)
-        except json.JSONDecodeError:
-            pass
-    if not isinstance(arguments, dict):
-        raise ValueError(f'call {number} ({name}): "arguments" must be a JSON object')
-    return tool_call(name, arguments)
+    return read_call(name, arguments, number)
 
 
 def _calls(text: str) -> list[dict]:
