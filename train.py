@@ -29,7 +29,7 @@ from minifc.cli import INTERRUPTED, run
 from minifc.checkpoint import CheckpointError, load_pretrained
 from minifc.collate import epoch_batches, epoch_rows, num_batches, step_batches
 from minifc.registry import resolve_model_name
-from minifc.data import BUILTIN_TEST, BUILTIN_TRAIN, DataError, load_examples
+from minifc.data import BUILTIN_TEST, BUILTIN_TRAIN, DataError, demo_train_data, load_examples
 from minifc import distributed
 from minifc.distributed import all_sum, full_copy, full_value, main_only, step_normalizer
 from minifc.encode import encode_dataset
@@ -51,9 +51,11 @@ from minifc.trainstate import (ctrl_c_stops, last_good_checkpoint, prepare_run_d
 # --------------------------------------------------------------------------------------------- data
 
 def load_data(args, train_on):
-    """(training examples, held-out examples), validated; the validation summary is printed."""
+    """(training examples, held-out examples), validated; the validation summary is printed. Without
+    --data: the built-in training split, or for the demo (--model tiny) its own data (data/generate.py)."""
     try:
-        examples, report = load_examples(args.data or BUILTIN_TRAIN, args.data_format, args.strict, train_on=train_on)
+        source = args.data or (demo_train_data() if args.model == "tiny" else BUILTIN_TRAIN)
+        examples, report = load_examples(source, args.data_format, args.strict, train_on=train_on)
         print(report.summary())
         if args.eval_data or not args.data:
             heldout, heldout_report = load_examples(args.eval_data or BUILTIN_TEST, args.data_format, args.strict,
@@ -67,7 +69,7 @@ def load_data(args, train_on):
     except DataError as error:
         sys.exit(f"data: {error}")
     if not examples:
-        sys.exit(f"data: no usable training examples in {args.data or BUILTIN_TRAIN} (see the summary above)")
+        sys.exit(f"data: no usable training examples in {source} (see the summary above)")
     return examples, heldout[:args.eval_examples]
 
 

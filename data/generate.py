@@ -12,6 +12,7 @@ The tools, entities and results live in data/builtin_catalog.py, the phrasings i
 """
 
 import json
+import os
 import random
 import sys
 from pathlib import Path
@@ -20,6 +21,7 @@ OUT = Path(__file__).resolve().parent
 sys.path.insert(0, str(OUT))  # the sibling modules below, also when this file is imported by path
 
 from builtin_catalog import CURRENCIES, LANGUAGES, SEARCH_TOOLS, TOOLS, Draw, result_for, split_entities  # noqa: E402
+from demo_entities import DemoDraw, echo  # noqa: E402
 from builtin_requests import (ASK, CLARIFY, ask_kb, ask_web, no_tool_request, parallel_request,  # noqa: E402
                               flight_number)
 
@@ -58,6 +60,8 @@ def results(d, pairs):
 def toolset(d, needed, low=1, high=3, exclude=()):
     """The needed tools, plus low..high distractors (never the search tools), in random order."""
     others = [n for n in TOOLS if n not in needed and n not in SEARCH_TOOLS and n not in exclude]
+    if d.max_distractors is not None:
+        low, high = min(low, d.max_distractors), min(high, d.max_distractors)
     names = list(dict.fromkeys(needed)) + d.rng.sample(others, d.rng.randint(low, high))
     d.rng.shuffle(names)
     return names
@@ -154,17 +158,19 @@ def user_texts(record):
     return [m["content"] for m in record["messages"] if m["role"] == "user"]
 
 
-def build_split(split, forbidden=frozenset()):
-    """PER_CATEGORY[split] examples of each category, in a shuffled order; an example is redrawn when one of
-    its user messages appears in `forbidden` (the training texts) or it repeats one of this split."""
+def build_split(split, forbidden=frozenset(), per_category=None, draw=Draw):
+    """`per_category` (default PER_CATEGORY[split]) examples of each category, in a shuffled order; an example
+    is redrawn when one of its user messages appears in `forbidden` (the other split's texts) or it repeats
+    one of this split. `draw` chooses the entities (DemoDraw: partly invented ones)."""
+    per_category = per_category or PER_CATEGORY[split]
     records, seen = [], set()
     for category, make in CATEGORIES.items():
         rng = random.Random(f"{SEED}:{split}:{category}")
-        d = Draw(rng, split_entities(split))
+        d = draw(rng, split_entities("test" if split == "test" else "train"))
         made, attempts = 0, 0
-        while made < PER_CATEGORY[split]:
+        while made < per_category:
             attempts += 1
-            if attempts > 100 * PER_CATEGORY[split]:
+            if attempts > 100 * per_category:
                 raise RuntimeError(f"{split}/{category}: too few distinct examples; add phrasings or entities")
             messages, names = make(d)
             record = {"category": category, "messages": messages, "tools": [TOOLS[n] for n in names]}
@@ -184,11 +190,33 @@ def build():
     return train, test
 
 
+DEMO = {"per_category": 200, "invented": 0.5, "echo": 6400}  # the offline demo's training data (README)
+
+
+def build_demo(per_category=DEMO["per_category"], invented=DEMO["invented"], echoes=DEMO["echo"]):
+    """The offline demo's training data (train.py --model tiny): `per_category` examples of each category
+    whose entities are partly invented (demo_entities.py), and `echoes` copying drills, shuffled; no user
+    message is one of the test split's."""
+    _, test = build()
+    draw = lambda rng, entities: DemoDraw(rng, entities, invented)
+    records = build_split("demo", frozenset(t for r in test for t in user_texts(r)), per_category, draw)
+    d = DemoDraw(random.Random(f"{SEED}:demo:echo"), split_entities("train"), invented)
+    records += [{"category": "echo", "messages": echo(d), "tools": []} for _ in range(echoes)]
+    random.Random(f"{SEED}:demo:order").shuffle(records)
+    return records
+
+
 def to_jsonl(records) -> str:
     return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
 
 
 def main():
+    if sys.argv[1:] == ["--demo"]:  # the offline demo's data: too large to commit, written on first use
+        records, partial = build_demo(), OUT / f"demo.jsonl.{os.getpid()}"
+        partial.write_text(to_jsonl(records), encoding="utf-8")
+        os.replace(partial, OUT / "demo.jsonl")  # whole: torchrun's ranks may write it at the same time
+        print(f"wrote {len(records)} examples to {OUT / 'demo.jsonl'}")
+        return
     train, test = build()
     for name, records in (("train", train), ("test", test)):
         path = OUT / f"{name}.jsonl"

@@ -8,10 +8,13 @@
         `train_on` (minifc/masking.py) decides which examples have nothing to train.
     ValidationReport.summary() -> str               what was read, kept and skipped, and why
     BUILTIN_TRAIN, BUILTIN_TEST                     the built-in data (data/generate.py writes it)
+    demo_train_data() -> Path                       the offline demo's training data (written on each call)
 """
 
 import json
 import re
+import subprocess
+import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,8 +26,18 @@ from minifc.schema import DataError, Example, Problem, validate_example  # noqa:
 _DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 BUILTIN_TRAIN = _DATA_DIR / "train.jsonl"
 BUILTIN_TEST = _DATA_DIR / "test.jsonl"
+DEMO_TRAIN = _DATA_DIR / "demo.jsonl"  # not committed (3 MB): data/generate.py --demo writes it
 _MAX_LOCATIONS = 3  # locations remembered per skip reason, for the summary
 _JSON_SPACE = re.compile(r"[ \t\r\n]*")
+
+
+def demo_train_data() -> Path:
+    """data/demo.jsonl, (re)written by `data/generate.py --demo` (deterministic, ~2 s), so that it always
+    matches the generator: the training data of `train.py --model tiny`."""
+    done = subprocess.run([sys.executable, str(_DATA_DIR / "generate.py"), "--demo"], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise DataError(f"data/generate.py --demo failed to write the demo's data:\n{done.stderr.strip()}")
+    return DEMO_TRAIN
 
 
 @dataclass

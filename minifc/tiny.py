@@ -14,11 +14,13 @@ copied token for token from the request into the call. The directory is written 
 export.save_hf_model, so it looks like any downloaded checkpoint.
 """
 
+import re
+from collections import Counter
 from pathlib import Path
 
 import torch
 from tokenizers import Tokenizer as HFTokenizer
-from tokenizers import Regex, decoders, models, pre_tokenizers, trainers
+from tokenizers import Regex, decoders, models, pre_tokenizers
 
 from .config import ModelConfig
 from .encode import render_example
@@ -78,16 +80,27 @@ PIECES = r"\p{L}+|\p{N}|[^\p{L}\p{N}\n]+|\n+"
 
 
 def train_tokenizer(texts, fmt, vocab_size: int = 1024) -> Tokenizer:
-    """Byte-level BPE trained on `texts`, with `<pad>` and the format's control tokens as special tokens."""
+    """The demo's tokenizer: `<pad>` and the format's control tokens, the 256 byte-level characters, and
+    the most frequent pieces (PIECES) of `texts` as whole tokens. A piece that is not among them is spelled
+    in characters (a Unigram model that scores a whole piece above any spelling of it), so that a word the
+    model never saw, an invented name or a held-out city, is written with the same few dozen characters
+    that every copied value uses: copying is learned once, for all words. (Byte-level BPE would split such
+    a word into sub-word pieces that it rarely copied anywhere.)"""
     texts = list(texts)
     specials = list(dict.fromkeys([_PAD, *fmt.control_tokens, *fmt.stop_tokens]))
-    tk = HFTokenizer(models.BPE())
-    tk.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Split(Regex(PIECES), behavior="isolated"),
-                                                pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+    pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Split(Regex(PIECES), behavior="isolated"),
+                                             pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+    between_specials = re.compile("|".join(map(re.escape, specials)))
+    counts = Counter(piece for text in texts for segment in between_specials.split(text)
+                     for piece, _ in pre_tokenizer.pre_tokenize_str(segment))
+    characters = sorted(pre_tokenizers.ByteLevel.alphabet())
+    words = [p for p, _ in counts.most_common() if len(p) > 1][:vocab_size - len(specials) - len(characters)]
+    # Scores are log-probabilities: one whole piece (-1) always beats spelling it (-10 per character).
+    vocab = [(t, 0.0) for t in specials] + [(c, -10.0) for c in characters] + [(w, -1.0) for w in words]
+    tk = HFTokenizer(models.Unigram(vocab, unk_id=None, byte_fallback=False))
+    tk.pre_tokenizer = pre_tokenizer
     tk.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials, show_progress=False,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tk.train_from_iterator(texts, trainer)
+    tk.add_special_tokens(specials)
     # EOS is the last stop token (<eos>, <|end_of_text|>, <|endoftext|>)
     return Tokenizer(tk, bos_token=bos_token(texts, fmt), eos_token=fmt.stop_tokens[-1], pad_token=_PAD)
 

@@ -1,11 +1,15 @@
 """The built-in data: reproducible, valid, balanced, held out, and its gold calls derivable from the user's text."""
 
 import importlib.util
+import json
+import sys
 from collections import Counter
 
 import pytest
 
 from conftest import REPO
+sys.path.insert(0, str(REPO / "data"))
+from builtin_catalog import ENTITIES  # noqa: E402
 from minifc.data import BUILTIN_TEST, BUILTIN_TRAIN, load_examples
 
 CATEGORIES = {"single_call", "tool_choice", "policy_choice", "parallel", "multi_turn", "answer_from_result",
@@ -131,3 +135,35 @@ def test_tools_are_shuffled_with_distractors_and_schemas_are_rich(splits):
         optional += len(parameters["properties"]) > len(parameters["required"])
     assert types == {"string", "integer", "number", "boolean", "array"}
     assert enums >= 4 and optional >= 8
+
+
+@pytest.fixture(scope="module")
+def demo(generator):
+    return generator.build_demo()
+
+
+def test_demo_data_is_valid_and_keeps_the_test_split_unseen(demo, splits, tmp_path):
+    """The demo's training data (train.py --model tiny): every example valid, no user message of the test
+    split, no held-out entity as an argument value, and about half of its values invented."""
+    path = tmp_path / "demo.jsonl"
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in demo), encoding="utf-8")
+    examples, _ = load_examples(path, strict=True)
+    counts = Counter(e.category for e in examples)
+    assert counts == {**{c: 200 for c in CATEGORIES}, "echo": 3200}
+    test_texts = {t for e in splits["test"][0] for t in user_texts(e)}
+    assert not test_texts & {t for e in examples for t in user_texts(e)}
+    held_out = {x for kind, items in ENTITIES.items() for i, x in enumerate(items) if i % 4 == 3} - \
+        {x for kind, items in ENTITIES.items() for i, x in enumerate(items) if i % 4 != 3}
+    listed = {x for items in ENTITIES.values() for x in items}
+    values = [v for e in examples for call in e.messages[-1].get("tool_calls") or []
+              for v in leaves(call["function"]["arguments"]) if isinstance(v, str)]
+    assert not held_out & set(values)
+    entity_values = [v for v in values if v[:1].isalpha() and "@" not in v]
+    invented = sum(v not in listed for v in entity_values) / len(entity_values)
+    assert 0.3 < invented < 0.7, invented
+
+
+def test_demo_echo_drills_copy_the_request(demo):
+    echoes = [r["messages"] for r in demo if r["category"] == "echo"]
+    assert all(reply["content"] in request["content"] for request, reply in echoes)
+    assert len({reply["content"] for _, reply in echoes}) > 0.95 * len(echoes)  # short ones repeat (07:00)
