@@ -7,11 +7,11 @@ learns the shape of the training data.
     directory = save_tiny("out/tiny/init", tokenizer_for_examples(examples, fmt), fmt)
     model = load_pretrained(directory); tokenizer = Tokenizer.from_dir(directory)
 
-The tokenizer is byte-level BPE (as Llama 3 and GPT-2 use) trained on the rendered training conversations,
-with every control token of the chat format (and `<pad>`) kept as one special token, as in the real
-tokenizers; its pieces (PIECES) keep a word the same tokens wherever it stands, so that an argument is
-copied token for token from the request into the call. The directory is written by
-export.save_hf_model, so it looks like any downloaded checkpoint.
+The tokenizer is built from the rendered training conversations: every control token of the chat format
+(and `<pad>`) is one special token, as in the real tokenizers; the most frequent pieces (PIECES) are whole
+tokens and any other piece is spelled in byte-level characters (train_tokenizer says why). A word is the
+same tokens wherever it stands, so that an argument is copied token for token from the request into the
+call. The directory is written by export.save_hf_model, so it looks like any downloaded checkpoint.
 """
 
 import re
@@ -70,7 +70,7 @@ def bos_token(texts, fmt) -> str | None:
     return first if all(text.startswith(first) and text.count(first) == 1 for text in texts) else None
 
 
-# The pieces BPE merges within: a run of letters, one digit, a run of other characters (spaces and
+# The pieces a text is cut into before tokens: a run of letters, one digit, a run of other characters (spaces and
 # punctuation) or of newlines. A word is then the same tokens wherever it stands: "Oslo" in the user's
 # "weather in Oslo?" and in the call's city="Oslo". GPT-2's pieces glue a leading space to a word (" Oslo"
 # is another token than "Oslo"), so copying a value from the request into a call would need a learned

@@ -18,8 +18,8 @@ from .registry import resolve_model_name
 from .trainstate import resume_changes, saved_flags
 
 # The offline demo learns from scratch: full fine-tuning, a higher learning rate, shorter rows.
-TINY_DEFAULTS = dict(full=True, lr=3e-3, max_len=1024, batch_tokens=8192, epochs=5, eval_interval=25,
-                     save_interval=50, format="gemma3", warmup_steps=10, eval_examples=64)
+TINY_DEFAULTS = dict(full=True, lr=3e-3, max_len=1024, batch_tokens=4096, epochs=3, eval_interval=100,
+                     save_interval=200, format="gemma3", warmup_steps=10, eval_examples=64)
 DEFAULTS = dict(full=False, lr=2e-4, max_len=2048, batch_tokens=16384, epochs=3, eval_interval=50,
                 save_interval=100, format=None, warmup_steps=None, eval_examples=256)
 
@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--out", help="output directory (default: out/<model name>)")
     add("--resume", metavar="OUT", help="continue the run in OUT from its latest checkpoint")
     add("--overwrite", action="store_true", help="delete OUT's previous checkpoints and start over")
-    add("--epochs", type=float, help="passes over the data (default 3; tiny: 5)")
+    add("--epochs", type=float, help="passes over the data (default 3; tiny: 3)")
     add("--max-steps", type=int, help="optimizer steps (overrides --epochs; default: from --epochs)")
     add("--lr", type=float, help="peak learning rate (default 2e-4; tiny: 3e-3)")
     add("--schedule", default="cosine", choices=["cosine", "linear", "constant"], help="decay after warmup")

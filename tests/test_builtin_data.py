@@ -142,14 +142,14 @@ def demo(generator):
     return generator.build_demo()
 
 
-def test_demo_data_is_valid_and_keeps_the_test_split_unseen(demo, splits, tmp_path):
+def test_demo_data_is_valid_and_keeps_the_test_split_unseen(demo, generator, splits, tmp_path):
     """The demo's training data (train.py --model tiny): every example valid, no user message of the test
     split, no held-out entity as an argument value, and about half of its values invented."""
     path = tmp_path / "demo.jsonl"
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in demo), encoding="utf-8")
     examples, _ = load_examples(path, strict=True)
     counts = Counter(e.category for e in examples)
-    assert counts == {**{c: 200 for c in CATEGORIES}, "echo": 3200}
+    assert counts == {**{c: generator.DEMO["per_category"] for c in CATEGORIES}, "echo": generator.DEMO["echo"]}
     test_texts = {t for e in splits["test"][0] for t in user_texts(e)}
     assert not test_texts & {t for e in examples for t in user_texts(e)}
     held_out = {x for kind, items in ENTITIES.items() for i, x in enumerate(items) if i % 4 == 3} - \

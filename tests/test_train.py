@@ -291,26 +291,29 @@ def test_reasoning_the_format_cannot_show_is_counted_or_refused_with_strict(data
 
 @pytest.mark.slow
 def test_tiny_demo_learns(data, tmp_path, capsys):
-    """The offline demo at its real size, end to end: 60 steps on 40 short conversations cut the held-out
-    loss by 40%, and the trained model, prompted with those conversations as eval.py prompts, writes at
-    least one of their calls exactly, arguments included (rendering, masking, packing, the loss,
-    decoding, parsing and the checker agree). The before/after check runs around training, as README says."""
+    """The offline demo at its real size, end to end, in half a minute: 100 steps on the 12 shortest single
+    calls of the built-in training data cut the held-out loss (6 short conversations) by a fifth, and the
+    trained model, prompted with those conversations as eval.py prompts them, writes at least half of
+    their calls exactly, arguments included (rendering, masking, packing, the loss, decoding, parsing and
+    the checker agree). The before/after check runs around training, as README says."""
+    fmt = get_format("gemma3")
+    singles = [e for e in load_examples(BUILTIN_TRAIN)[0] if e.category == "single_call"]
+    calls = sorted(singles, key=lambda e: len(fmt.render(e.messages, e.tools).text))[:12]
+    short = (write_jsonl(tmp_path / "calls.jsonl", calls), data[1])
     out = tmp_path / "tiny"
-    model = train.main(args_for(data, out, "--model", "tiny", "--max-steps", 60, "--eval-interval", 60,
-                                "--batch-tokens", 2048, "--check-examples", 2))
+    model = train.main(args_for(short, out, "--model", "tiny", "--max-steps", 100, "--eval-interval", 100,
+                                "--check-examples", 2))
     _, tokenizer, fmt = load(out / "final", weights=False)
     heldout = [r["heldout_loss"] for r in MetricsLog(out / "metrics.jsonl").read() if "heldout_loss" in r]
-    # a random model: uniform over the vocabulary (the demo's whole pieces of these 40, and 256 characters)
+    # a random model: uniform over the vocabulary (the whole pieces of these examples, and 256 characters)
     assert heldout[0] == pytest.approx(math.log(tokenizer.vocab_size), abs=0.1)
-    assert heldout[-1] < 0.6 * heldout[0]
+    assert heldout[-1] < 0.8 * heldout[0]
     printed = capsys.readouterr().out
     before = printed.index("tool-call check on 2 held-out examples, before training:")
-    assert before < printed.index("step 1/60 |")  # printed before training starts, as README says
+    assert before < printed.index("step 1/100 |")  # printed before training starts, as README says
     assert "tool-call check on 2 held-out examples, before and after training" in printed
-    seen = [e for e in load_examples(data[0])[0] if e.messages[-1].get("tool_calls")]
-    records, _ = run_eval(model, tokenizer, fmt, cases_from_examples(seen), max_new_tokens=96)
-    exact = [r for r in records if r["exact"]]
-    assert exact, [r["reason"] for r in records]
+    records, _ = run_eval(model, tokenizer, fmt, cases_from_examples(calls), max_new_tokens=64)
+    assert sum(r["exact"] for r in records) >= 6, [r["reason"] for r in records]  # 12 of 12 when written
 
 
 @pytest.mark.parametrize("flags, message", [
