@@ -162,7 +162,6 @@ def split_entities(split):
 
 class Draw:
     """Random choices from one split's entities."""
-    max_distractors = None  # at most this many tools beside the needed ones (None: as each category says)
 
     def __init__(self, rng, entities):
         self.rng, self.e = rng, entities

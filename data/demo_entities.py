@@ -1,10 +1,10 @@
-"""Invented entities for the offline demo's training data (`python data/generate.py --demo N FILE`).
+"""Invented entities for the offline demo's training data (`python data/generate.py --demo`).
 
 A model trained from nothing copies an argument from the request into the call only if memorising the
 values does not already work. With the built-in training split's 30 cities it can learn those 30 words,
 and a held-out city is then a word it never wrote: it picks the tool and never gets an argument right.
-Here part of each value is invented (random syllables, training words recombined), so that the only way
-to write it is to copy it from the request. Nothing held out is ever drawn: no held-out entity, and no
+Here about half of the values are invented (random letters, training words recombined), so that the only
+way to write them is to copy them from the request. Nothing held out is ever drawn: no held-out entity, and no
 invented word that is a word of one (the held-out split stays unseen, as in the built-in data).
 """
 
@@ -13,9 +13,8 @@ import string
 from builtin_catalog import ENTITIES, Draw, split_entities
 
 KEPT = {"phrase", "food"}  # phrases have fixed translations; foods are never arguments
-# Kinds written with a capital (cities, names) and kinds of several words (titles, sentences).
 CAPITALISED = {"city", "name"}
-SINGLE_WORD = {"city", "name", "room", "word"}
+SINGLE_WORD = {"city", "name", "room", "word"}  # the other kinds are titles and sentences
 
 
 def held_out_words() -> set[str]:
@@ -25,9 +24,9 @@ def held_out_words() -> set[str]:
 class DemoDraw(Draw):
     """Draw with, at probability `invented`, an invented value in place of a listed one."""
 
-    def __init__(self, rng, entities, invented=0.5, max_distractors=None):
+    def __init__(self, rng, entities, invented=0.5):
         super().__init__(rng, entities)
-        self.invented, self.max_distractors, self.forbidden = invented, max_distractors, held_out_words()
+        self.invented, self.forbidden = invented, held_out_words()
         self.vocabulary = sorted({w for kind, items in entities.items() if kind not in KEPT
                                   for item in items for w in item.split() if w.isalpha()})
 
@@ -43,8 +42,8 @@ class DemoDraw(Draw):
         return [first, second]
 
     def invented_word(self, low=3, high=8) -> str:
-        """Random letters: no pair of them is frequent, so the tokenizer splits such words (and words the
-        model never saw) into short pieces, the same few hundred pieces that must be copied everywhere."""
+        """Random letters: a word the demo's tokenizer spells in characters (minifc/tiny.py), as it spells
+        the held-out words, so that copying it is practice for copying them."""
         while True:
             word = "".join(self.rng.choice(string.ascii_lowercase) for _ in range(self.rng.randint(low, high)))
             if word not in self.forbidden:

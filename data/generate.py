@@ -60,8 +60,6 @@ def results(d, pairs):
 def toolset(d, needed, low=1, high=3, exclude=()):
     """The needed tools, plus low..high distractors (never the search tools), in random order."""
     others = [n for n in TOOLS if n not in needed and n not in SEARCH_TOOLS and n not in exclude]
-    if d.max_distractors is not None:
-        low, high = min(low, d.max_distractors), min(high, d.max_distractors)
     names = list(dict.fromkeys(needed)) + d.rng.sample(others, d.rng.randint(low, high))
     d.rng.shuffle(names)
     return names
@@ -193,15 +191,15 @@ def build():
 DEMO = {"per_category": 200, "invented": 0.5, "echo": 6400}  # the offline demo's training data (README)
 
 
-def build_demo(per_category=DEMO["per_category"], invented=DEMO["invented"], echoes=DEMO["echo"]):
-    """The offline demo's training data (train.py --model tiny): `per_category` examples of each category
-    whose entities are partly invented (demo_entities.py), and `echoes` copying drills, shuffled; no user
-    message is one of the test split's."""
+def build_demo():
+    """The offline demo's training data (train.py --model tiny): DEMO["per_category"] examples of each
+    category whose entities are partly invented (demo_entities.py) and DEMO["echo"] copying drills,
+    shuffled; no user message is one of the test split's."""
     _, test = build()
-    draw = lambda rng, entities: DemoDraw(rng, entities, invented)
-    records = build_split("demo", frozenset(t for r in test for t in user_texts(r)), per_category, draw)
-    d = DemoDraw(random.Random(f"{SEED}:demo:echo"), split_entities("train"), invented)
-    records += [{"category": "echo", "messages": echo(d), "tools": []} for _ in range(echoes)]
+    draw = lambda rng, entities: DemoDraw(rng, entities, DEMO["invented"])
+    records = build_split("demo", frozenset(t for r in test for t in user_texts(r)), DEMO["per_category"], draw)
+    d = DemoDraw(random.Random(f"{SEED}:demo:echo"), split_entities("train"), DEMO["invented"])
+    records += [{"category": "echo", "messages": echo(d), "tools": []} for _ in range(DEMO["echo"])]
     random.Random(f"{SEED}:demo:order").shuffle(records)
     return records
 
