@@ -41,7 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
         "or 'tiny' (the offline demo)")
     add("--format", help="chat format (default: the model's): functiongemma, gemma3, llama3.1, llama3.2, qwen3, "
         "qwen3-2507, qwen2.5")
-    add("--data", help="training data: JSONL/JSON file, directory or hf:OWNER/NAME[/FILE] (default: built-in)")
+    add("--data", help="training data: JSONL/JSON file, directory or hf:OWNER/NAME[/FILE] (default: built-in; "
+        "tiny: data/demo.jsonl, written by data/generate.py --demo)")
     add("--data-format", help="record layout of --data (default: detected): canonical, glaive, hermes, xlam, simple")
     add("--strict", action="store_true", help="stop at the first invalid example instead of skipping it")
     add("--eval-data", help="held-out data (default: the built-in test split, or 5%% of --data)")
