@@ -11,8 +11,8 @@ instead of autograd keeping every chunk's [chunk, vocab] tensors. Peak memory fo
 Fast path (FUSED_BACKWARD, on by default): when no parameter of `output_fn` is trained (LoRA: lm_head
 and the tied embedding are frozen), only the rows need a gradient. Each chunk computes it right away in
 forward and frees its logits; backward just scales the stored [N, D] fp32 gradient (2 matmuls per chunk
-instead of 3). The logits' gradient is then written by hand (softmax minus one-hot, in place: two
-[chunk, vocab] tensors alive instead of autograd's three) if a one-time check finds that it is
+instead of 3). The logits' gradient is then written by hand (softmax minus one-hot, over the fp32 logits
+themselves: one [chunk, vocab] tensor alive instead of autograd's three) if a one-time check finds that it is
 `token_loss`'s (cross-entropy); for any other `token_loss` it comes from autograd through it.
 """
 
@@ -87,11 +87,17 @@ def _trains(output_fn, rows: torch.Tensor) -> bool:
 
 def _cross_entropy_and_grad(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-token cross-entropy [N] and its gradient wrt the logits [N, V], by hand: softmax minus the
-    one-hot labels, made in place from the fp32 log-probabilities (no third [N, V] tensor)."""
-    log_probs = torch.log_softmax(logits.float(), dim=-1)
+    one-hot labels. Written over the fp32 logits themselves (over an fp32 copy if they are not fp32):
+    one [N, V] tensor alive instead of two (logits and log-probabilities). The caller must not need
+    the logits' values afterwards (an output projection's backward needs only its weight)."""
+    work = logits.float()  # the logits themselves when they are fp32
     picked = labels[:, None]
-    losses = -log_probs.gather(1, picked).squeeze(1)
-    return losses, log_probs.exp_().scatter_add_(1, picked, torch.full_like(picked, -1, dtype=log_probs.dtype))
+    picked_logit = work.gather(1, picked).squeeze(1)
+    maxes = work.amax(-1, keepdim=True)
+    probs = work.sub_(maxes).exp_()  # exp(l - max): at most 1, no overflow (log_softmax's own shift)
+    sums = probs.sum(-1, keepdim=True)
+    losses = (sums.log() + maxes).squeeze(1) - picked_logit  # logsumexp - the label's logit
+    return losses, probs.div_(sums).scatter_add_(1, picked, torch.full_like(picked, -1, dtype=probs.dtype))
 
 
 @cache
@@ -104,7 +110,7 @@ def _is_cross_entropy(loss_fn) -> bool:
     with torch.enable_grad():
         losses = loss_fn(logits, labels)
         (grad,) = torch.autograd.grad(losses.sum(), logits)
-    by_hand = _cross_entropy_and_grad(logits.detach(), labels)
+    by_hand = _cross_entropy_and_grad(logits.detach().clone(), labels)  # it overwrites what it is given
     return losses.shape == by_hand[0].shape and all(torch.allclose(ours, theirs, rtol=1e-5, atol=1e-6)
                                                     for ours, theirs in zip((losses.detach(), grad), by_hand))
 
@@ -122,7 +128,7 @@ class _GradientInForward(torch.autograd.Function):
             with torch.enable_grad():
                 chunk = rows[start:end].detach().requires_grad_(True)
                 logits = output_fn(chunk)
-                if by_hand:
+                if by_hand:  # dlogits overwrites the logits (fp32): autograd.grad below needs only W
                     losses, dlogits = _cross_entropy_and_grad(logits.detach(), labels[start:end])
                 else:  # any other token_loss: the logits' gradient by autograd through it
                     losses = token_loss(logits, labels[start:end])
