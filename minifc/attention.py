@@ -105,6 +105,7 @@ class AttentionPlan:
     kernel: object = None                 # path (b): the varlen function, fetched once per forward
     segments: list | None = None          # path (a'): length of each sequence, in flattened token order
     window_masks: dict | None = None      # path (a'): length -> causal+window mask, lengths > window
+    rows: tuple | None = None             # path (a') for the queries of some positions only: see plan_rows
 
 
 def varlen_usable(device: torch.device, dtype: torch.dtype, head_dim: int) -> bool:
@@ -290,6 +291,41 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, plan: AttentionPla
     out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None, scale=scale,
                                          enable_gqa=gqa)
     return out.transpose(1, 2).reshape(batch, seqlen, heads * head_dim)
+
+
+def plan_rows(plan: AttentionPlan, positions: torch.Tensor) -> bool:
+    """Prepare `attend_rows` for queries at `positions` only ([N] flat indices into B*T, ascending), on
+    path (a'); False (nothing done) on any other path. Records how many of the positions fall in each
+    sequence (a host list: CPU only) and each one's offset in its sequence."""
+    if plan.segments is None:
+        return False
+    starts = torch.tensor([0] + plan.segments[:-1], device=positions.device).cumsum(0)
+    segment = torch.searchsorted(starts, positions, right=True) - 1
+    counts = torch.bincount(segment, minlength=len(plan.segments)).tolist()
+    plan.rows = (counts, positions - starts[segment])
+    return True
+
+
+def attend_rows(q, k, v, plan: AttentionPlan, layer_type: str, scale: float) -> torch.Tensor:
+    """Attention of the queries at plan_rows's positions only: q [1, N, Hq, D], k, v [B, T, Hkv, D] of
+    every position -> [1, N, Hq*D]. Per sequence, as path (a'): its queries against its keys, each
+    query seeing the keys up to its own offset (and within the window on sliding layers)."""
+    counts, offsets = plan.rows
+    heads, head_dim = q.shape[2], q.shape[3]
+    window = plan.window if layer_type == "sliding_attention" else None
+    k, v = (x.reshape(1, -1, x.shape[2], head_dim).split(plan.segments, dim=1) for x in (k, v))
+    outs = []
+    for qs, ks, vs, at in zip(q.split(counts, dim=1), k, v, offsets.split(counts)):
+        if not at.numel():  # no query in this sequence: its keys and values are not needed
+            continue
+        keys = torch.arange(ks.shape[1], device=at.device)[None, :]
+        mask = keys <= at[:, None]
+        if window is not None:
+            mask &= at[:, None] - keys < window
+        out = F.scaled_dot_product_attention(qs.transpose(1, 2), ks.transpose(1, 2), vs.transpose(1, 2),
+                                             attn_mask=mask, scale=scale, enable_gqa=heads != ks.shape[2])
+        outs.append(out.transpose(1, 2))  # [1, n, H, D]
+    return torch.cat(outs, dim=1).reshape(1, -1, heads * head_dim)
 
 
 def _attend_per_segment(q, k, v, plan: AttentionPlan, layer_type: str, scale: float, gqa: bool):

@@ -57,6 +57,12 @@ def trained_token_loss(hidden: torch.Tensor, targets: torch.Tensor, output_fn, c
     labels = targets.reshape(-1).index_select(0, trained_positions)
     if rows.shape[0] == 0:  # nothing trained here: a zero that still backpropagates, to every weight used
         return (hidden.sum().float() + output_fn(rows).sum().float()) * 0.0  # (DDP waits for each one's gradient)
+    return rows_loss(rows, labels, output_fn, chunk_size, normalizer)
+
+
+def rows_loss(rows: torch.Tensor, labels: torch.Tensor, output_fn, chunk_size: int = 1024,
+              normalizer: int | float | None = None) -> torch.Tensor:
+    """trained_token_loss of the trained rows themselves: rows [N, D] (N > 0), labels [N]."""
     if normalizer is None:
         normalizer = rows.shape[0]
     chunks = [(rows[i:i + chunk_size], labels[i:i + chunk_size]) for i in range(0, rows.shape[0], chunk_size)]
@@ -71,8 +77,14 @@ def batch_loss(model, batch, chunk_size: int = 1024, normalizer: int | float | N
     """trained_token_loss of a collate.Batch (already on the model's device) under a model.Transformer.
     Everything the GPU needs is passed along (max_seqlen, trained_positions), so nothing here makes
     the host wait for the GPU."""
-    hidden = model.hidden_states(batch.input_ids, batch.position_ids, batch.cu_seqlens, max_seqlen=batch.max_seqlen)
-    return trained_token_loss(hidden, batch.targets, model.output, chunk_size, normalizer, batch.trained_positions)
+    inputs = (batch.input_ids, batch.position_ids, batch.cu_seqlens)
+    if batch.num_trained == 0:  # the zero loss that reaches every weight (trained_token_loss)
+        hidden = model.hidden_states(*inputs, max_seqlen=batch.max_seqlen)
+        return trained_token_loss(hidden, batch.targets, model.output, chunk_size, normalizer, batch.trained_positions)
+    # only the trained positions' final states: the last block computes only those (model.hidden_states)
+    rows = model.hidden_states(*inputs, max_seqlen=batch.max_seqlen, positions=batch.trained_positions)
+    labels = batch.targets.reshape(-1).index_select(0, batch.trained_positions)
+    return rows_loss(rows, labels, model.output, chunk_size, normalizer)
 
 
 def _chunk_loss_sum(rows: torch.Tensor, labels: torch.Tensor, output_fn) -> torch.Tensor:
