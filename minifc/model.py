@@ -57,6 +57,7 @@ from .config import ModelConfig
 from .gemma4 import per_layer_inputs, per_layer_residual
 
 LAST_BLOCK_ROWS = True  # hidden_states(positions=...)'s fast path; tests and benchmarks flip it to compare
+LEAN_GATE = True  # the MLP's act(gate) * up saves its inputs only (GatedActivation); flipped to compare
 
 
 def take_rows(t: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
@@ -195,9 +196,41 @@ class MLP(nn.Module):
         self.gelu = config.hidden_act == "gelu_pytorch_tanh"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gate = self.gate_proj(x)
-        gate = F.gelu(gate, approximate="tanh") if self.gelu else F.silu(gate)
-        return self.down_proj(gate * self.up_proj(x))
+        gate, up = self.gate_proj(x), self.up_proj(x)
+        # compiled blocks: inductor chooses what to save and recompute itself
+        if (LEAN_GATE and torch.is_grad_enabled() and (gate.requires_grad or up.requires_grad)
+                and not torch.compiler.is_compiling()):
+            return self.down_proj(GatedActivation.apply(gate, up, self.gelu))
+        return self.down_proj(_activation(gate, self.gelu) * up)
+
+
+class GatedActivation(torch.autograd.Function):
+    """act(gate) * up that saves gate and up only, recomputing act(gate) in backward: autograd would
+    also keep act(gate), a third [tokens, intermediate] tensor per layer (the MLP's widest). Same
+    values and gradients as autograd's, bit for bit (the same kernels: tests/test_fast_paths.py)."""
+
+    @staticmethod
+    def forward(ctx, gate, up, gelu: bool):
+        ctx.save_for_backward(gate, up)
+        ctx.gelu = gelu
+        return _activation(gate, gelu) * up
+
+    @staticmethod
+    def backward(ctx, grad):
+        gate, up = ctx.saved_tensors
+        grad_gate = grad_up = None
+        if ctx.needs_input_grad[0]:
+            grad_gate = grad * up
+            grad_gate = (torch.ops.aten.gelu_backward(grad_gate, gate, approximate="tanh") if ctx.gelu
+                         else torch.ops.aten.silu_backward(grad_gate, gate))
+        if ctx.needs_input_grad[1]:
+            grad_up = grad * _activation(gate, ctx.gelu)
+        return grad_gate, grad_up, None
+
+
+def _activation(x: torch.Tensor, gelu: bool) -> torch.Tensor:
+    """Gemma's tanh-GELU or Llama's SiLU."""
+    return F.gelu(x, approximate="tanh") if gelu else F.silu(x)
 
 
 class Block(nn.Module):

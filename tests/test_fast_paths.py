@@ -359,3 +359,45 @@ def test_rows_plan_counts_positions_per_sequence(monkeypatch):
     plan = attention.plan_attention(3, 20, torch.device("cpu"), torch.float32, tiny_gemma(),
                                     packed_cu_seqlens(ROW_LAYOUTS, 20))
     assert not attention.plan_rows(plan, positions) and plan.rows is None
+
+
+# ----------------------------------------------------------------- model.LEAN_GATE (the MLP's activation)
+
+@pytest.mark.parametrize("gelu", [True, False])
+@pytest.mark.parametrize("needs", [(True, True), (True, False), (False, True)])
+def test_gated_activation_equals_autograd_bit_for_bit(gelu, needs):
+    """GatedActivation (saves gate and up, recomputes act(gate) in backward) against autograd through
+    act(gate) * up: the same kernels, so values and gradients are identical, not merely close."""
+    from minifc.model import GatedActivation, _activation
+    g = torch.Generator().manual_seed(5)
+    gate, up, grad = (torch.randn(7, 33, generator=g) for _ in range(3))
+    results = []
+    for lean in (True, False):
+        a, b = gate.clone().requires_grad_(needs[0]), up.clone().requires_grad_(needs[1])
+        out = GatedActivation.apply(a, b, gelu) if lean else _activation(a, gelu) * b
+        out.backward(grad)
+        results.append((out.detach(), a.grad, b.grad))
+    for lean, plain in zip(*results):
+        assert (lean is None and plain is None) or torch.equal(lean, plain)
+    assert sum(t is not None for t in results[0]) == 1 + sum(needs)
+
+
+@pytest.mark.parametrize("config", [tiny_gemma, tiny_llama])
+def test_lean_gate_gives_the_same_lora_gradients_on_the_model(config, monkeypatch):
+    from minifc import model as model_module
+    from minifc.loss import batch_loss
+    torch.manual_seed(0)
+    model = Transformer(config())
+    apply_lora(model, r=4, alpha=8)
+    mark_only_lora_trainable(model)
+    with torch.no_grad():
+        for p in lora_parameters(model):
+            p.normal_(0.0, 0.1)
+    batch = trained_rows_batch()
+    results = {}
+    for lean in (True, False):
+        monkeypatch.setattr(model_module, "LEAN_GATE", lean)
+        results[lean] = lora_grads(model, lambda: batch_loss(model, batch, chunk_size=5))
+    assert torch.equal(results[True][0], results[False][0])
+    assert all(torch.equal(a, b) for a, b in zip(results[True][1], results[False][1]))
+    assert max(g.abs().max().item() for g in results[False][1]) > 1e-4
