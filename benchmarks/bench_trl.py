@@ -1,6 +1,7 @@
 """Benchmark minifc's LoRA training step against TRL's SFTTrainer configured at its best.
 
     /work/trl-venv/bin/python benchmarks/bench_trl.py          # CPU: gemma-3-1b and llama-3.2-1b, 2 layers
+    /work/trl-venv/bin/python benchmarks/bench_trl.py --impls trl-nofallback   # without TRL as shipped (slow)
 
 TRL is a benchmark-only dependency (never imported by minifc/ or tests/); install it into a venv that
 keeps the tested transformers and torch: `python -m venv --system-site-packages VENV;

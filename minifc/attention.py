@@ -15,7 +15,8 @@ Every layer of a forward pass shares one `AttentionPlan`, made once by `plan_att
     launch a few kernels per sequence and layer, where one masked kernel per layer keeps the GPU busy.
     Compiled blocks keep (a) too: a loop over each batch's own lengths would recompile per batch. On
     CPU cores shared with other jobs, the many small calls can wait on the thread pool more than they
-    save (benchmarks/RESULTS.md). Set PER_SEGMENT = False to force (a).
+    save (benchmarks/RESULTS.md). Set PER_SEGMENT = False to force (a). `plan_rows` + `attend_rows`: the
+    same for the queries of some positions only (the last block under the loss: model.py).
 (b) Packed variable-length flash attention on CUDA (torch.nn.attention.varlen.varlen_attn) over the
     flattened B*T tokens, window_size=(window-1, 0) on sliding layers; for fp16/bf16 without a KV cache
     or padding mask. An unpacked batch is B sequences of length T. Set FLASH_VARLEN = False to force (a).
@@ -299,6 +300,8 @@ def plan_rows(plan: AttentionPlan, positions: torch.Tensor) -> bool:
     sequence (a host list: CPU only) and each one's offset in its sequence."""
     if plan.segments is None:
         return False
+    if bool((positions[1:] <= positions[:-1]).any()):  # CPU: no host sync to speak of
+        raise ValueError("positions must be strictly ascending (as collate.Batch.trained_positions are)")
     starts = torch.tensor([0] + plan.segments[:-1], device=positions.device).cumsum(0)
     segment = torch.searchsorted(starts, positions, right=True) - 1
     counts = torch.bincount(segment, minlength=len(plan.segments)).tolist()

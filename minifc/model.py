@@ -49,15 +49,14 @@ import math
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
 from .attention import KVCache, attend, attend_rows, plan_attention, plan_rows
 from .config import ModelConfig
 from .gemma4 import per_layer_inputs, per_layer_residual
+from .mlp import MLP
 
 LAST_BLOCK_ROWS = True  # hidden_states(positions=...)'s fast path; tests and benchmarks flip it to compare
-LEAN_GATE = True  # the MLP's act(gate) * up saves its inputs only (GatedActivation); flipped to compare
 
 
 def take_rows(t: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
@@ -182,55 +181,6 @@ class Attention(nn.Module):
         else:
             out = attend(q, k, v, plan, self.kv_layer, self.layer_type, self.scale, shared=self.k_proj is None)
         return self.o_proj(out), (k, v)
-
-
-class MLP(nn.Module):
-    """Gated MLP: down(act(gate(x)) * up(x)); SiLU for Llama (SwiGLU), tanh-GELU for Gemma (GeGLU)."""
-
-    def __init__(self, config: ModelConfig, inner: int):
-        super().__init__()
-        hidden, bias = config.hidden_size, config.mlp_bias
-        self.gate_proj = nn.Linear(hidden, inner, bias=bias)
-        self.up_proj = nn.Linear(hidden, inner, bias=bias)
-        self.down_proj = nn.Linear(inner, hidden, bias=bias)
-        self.gelu = config.hidden_act == "gelu_pytorch_tanh"
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gate, up = self.gate_proj(x), self.up_proj(x)
-        # compiled blocks: inductor chooses what to save and recompute itself
-        if (LEAN_GATE and torch.is_grad_enabled() and (gate.requires_grad or up.requires_grad)
-                and not torch.compiler.is_compiling()):
-            return self.down_proj(GatedActivation.apply(gate, up, self.gelu))
-        return self.down_proj(_activation(gate, self.gelu) * up)
-
-
-class GatedActivation(torch.autograd.Function):
-    """act(gate) * up that saves gate and up only, recomputing act(gate) in backward: autograd would
-    also keep act(gate), a third [tokens, intermediate] tensor per layer (the MLP's widest). Same
-    values and gradients as autograd's, bit for bit (the same kernels: tests/test_fast_paths.py)."""
-
-    @staticmethod
-    def forward(ctx, gate, up, gelu: bool):
-        ctx.save_for_backward(gate, up)
-        ctx.gelu = gelu
-        return _activation(gate, gelu) * up
-
-    @staticmethod
-    def backward(ctx, grad):
-        gate, up = ctx.saved_tensors
-        grad_gate = grad_up = None
-        if ctx.needs_input_grad[0]:
-            grad_gate = grad * up
-            grad_gate = (torch.ops.aten.gelu_backward(grad_gate, gate, approximate="tanh") if ctx.gelu
-                         else torch.ops.aten.silu_backward(grad_gate, gate))
-        if ctx.needs_input_grad[1]:
-            grad_up = grad * _activation(gate, ctx.gelu)
-        return grad_gate, grad_up, None
-
-
-def _activation(x: torch.Tensor, gelu: bool) -> torch.Tensor:
-    """Gemma's tanh-GELU or Llama's SiLU."""
-    return F.gelu(x, approximate="tanh") if gelu else F.silu(x)
 
 
 class Block(nn.Module):
@@ -391,22 +341,23 @@ class Transformer(nn.Module):
                 for kind in config.rope_parameters if kind in config.layer_types}
 
         recompute = self.gradient_checkpointing and torch.is_grad_enabled() and kv_cache is None
-        # positions in the last block (and nothing to select at the end), or selected from the final states
-        last_rows = (positions is not None and LAST_BLOCK_ROWS and positions.numel() > 0 and not self.blocks_compiled
-                     and plan_rows(plan, positions))
+        # positions: computed by the last block alone (last_rows), or selected from the final states
+        last_rows = (positions is not None and positions.numel() > 0 and LAST_BLOCK_ROWS
+                     and not self.blocks_compiled and plan_rows(plan, positions))
         shared_kv = {}  # layer index -> its (k, v), for the layers that reuse them (Gemma 4)
         last = len(self.model.layers) - 1
         for i, layer in enumerate(self.model.layers):
             inputs = (x, rope[layer.layer_type], plan, shared_kv.get(layer.self_attn.kv_layer),
-                      None if per_layer is None else per_layer[:, :, i], positions if last_rows and i == last else None)
+                      None if per_layer is None else per_layer[:, :, i],
+                      positions if last_rows and i == last else None)
             x, kv = checkpoint(layer, *inputs, use_reentrant=False) if recompute else layer(*inputs)
             if i in self.kv_shared_from:
                 shared_kv[i] = kv
         if kv_cache is not None:
             kv_cache.length += seqlen
-        if positions is not None and not last_rows:
-            x = take_rows(x, positions)
-        return self.model.norm(x) if positions is None else self.model.norm(x)[0]
+        if positions is None:
+            return self.model.norm(x)
+        return self.model.norm(x if last_rows else take_rows(x, positions))[0]
 
 
 def default_position_ids(batch, seqlen, device, cu_seqlens=None, attention_mask=None, kv_cache=None):

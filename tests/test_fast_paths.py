@@ -4,6 +4,9 @@
   chunk by chunk in forward instead of recomputing each chunk in backward.
 - lora.FUSED_UPDATE: LoRALinear adds scale * B(A(x)) to the frozen output inside one addmm instead of
   separate matmul, scale and add passes.
+- attention.PER_SEGMENT: packed rows on CPU attend per sequence instead of with a block-diagonal mask.
+- model.LAST_BLOCK_ROWS: under the loss, the last block computes only the trained positions' outputs.
+- mlp.LEAN_GATE: the MLP's act(gate) * up saves gate and up only and recomputes act(gate) in backward.
 """
 
 import pytest
@@ -355,20 +358,22 @@ def test_rows_plan_counts_positions_per_sequence(monkeypatch):
     counts, offsets = plan.rows
     assert counts == [1, 2, 1, 1, 2, 0, 1, 1]
     assert offsets.tolist() == [0, 0, 7, 0, 9, 0, 19, 2, 7]
+    with pytest.raises(ValueError, match="ascending"):  # the counts would put rows in the wrong sequences
+        attention.plan_rows(plan, positions.flip(0))
     monkeypatch.setattr(attention, "PER_SEGMENT", False)  # another path: the caller selects at the end
     plan = attention.plan_attention(3, 20, torch.device("cpu"), torch.float32, tiny_gemma(),
                                     packed_cu_seqlens(ROW_LAYOUTS, 20))
     assert not attention.plan_rows(plan, positions) and plan.rows is None
 
 
-# ----------------------------------------------------------------- model.LEAN_GATE (the MLP's activation)
+# ----------------------------------------------------------------- mlp.LEAN_GATE (the MLP's activation)
 
 @pytest.mark.parametrize("gelu", [True, False])
 @pytest.mark.parametrize("needs", [(True, True), (True, False), (False, True)])
 def test_gated_activation_equals_autograd_bit_for_bit(gelu, needs):
     """GatedActivation (saves gate and up, recomputes act(gate) in backward) against autograd through
     act(gate) * up: the same kernels, so values and gradients are identical, not merely close."""
-    from minifc.model import GatedActivation, _activation
+    from minifc.mlp import GatedActivation, _activation
     g = torch.Generator().manual_seed(5)
     gate, up, grad = (torch.randn(7, 33, generator=g) for _ in range(3))
     results = []
@@ -384,7 +389,7 @@ def test_gated_activation_equals_autograd_bit_for_bit(gelu, needs):
 
 @pytest.mark.parametrize("config", [tiny_gemma, tiny_llama])
 def test_lean_gate_gives_the_same_lora_gradients_on_the_model(config, monkeypatch):
-    from minifc import model as model_module
+    from minifc import mlp
     from minifc.loss import batch_loss
     torch.manual_seed(0)
     model = Transformer(config())
@@ -396,7 +401,7 @@ def test_lean_gate_gives_the_same_lora_gradients_on_the_model(config, monkeypatc
     batch = trained_rows_batch()
     results = {}
     for lean in (True, False):
-        monkeypatch.setattr(model_module, "LEAN_GATE", lean)
+        monkeypatch.setattr(mlp, "LEAN_GATE", lean)
         results[lean] = lora_grads(model, lambda: batch_loss(model, batch, chunk_size=5))
     assert torch.equal(results[True][0], results[False][0])
     assert all(torch.equal(a, b) for a, b in zip(results[True][1], results[False][1]))
