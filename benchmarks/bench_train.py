@@ -50,6 +50,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from benchmarks.flops import step_flops  # noqa: E402
+from benchmarks.live_tensors import LiveTensorBytes  # noqa: E402
 from benchmarks.memory import measure_memory, peak_memory  # noqa: E402
 from benchmarks.report import describe_device, fast_path_table, markdown_table  # noqa: E402
 from minifc.chat import get_format  # noqa: E402
@@ -334,7 +335,8 @@ def bench_model(args, name: str) -> dict:
 
 def bench_fast_path(args, name: str, flag: str) -> str:
     """Before/after of one minifc fast path: alternate minifc steps with `flag` (a module-level switch
-    such as loss.FUSED_BACKWARD) on and off, on the same model and examples."""
+    such as loss.FUSED_BACKWARD) on and off, on the same model and examples; on CPU also the peak of live
+    tensors of one more step with each setting."""
     module_name, attribute = flag.rsplit(".", 1)
     module = importlib.import_module(f"minifc.{module_name}")
     device, dtype = torch.device(args.device), dtype_of(args)
@@ -357,9 +359,17 @@ def bench_fast_path(args, name: str, flag: str) -> str:
                 synchronize(device)
                 if s >= args.warmup:
                     times[value].append(time.perf_counter() - start)
+        peaks = None
+        if device.type == "cpu":  # the peak of live tensors of one more step per setting (live_tensors.py)
+            peaks = {}
+            for value in (False, True):
+                setattr(module, attribute, value)
+                with LiveTensorBytes() as live:
+                    minifc_step(model, optimizer, batch, args.loss_chunk)
+                peaks[value] = live.peak
     finally:
         setattr(module, attribute, original)
-    return fast_path_table(f"{name} ({model.config.num_hidden_layers})", flag, times, trained, note)
+    return fast_path_table(f"{name} ({model.config.num_hidden_layers})", flag, times, trained, note, peaks)
 
 
 def build_parser(description: str = __doc__, implementations=IMPLEMENTATIONS):

@@ -1,6 +1,7 @@
 """Benchmark minifc's LoRA training step against TRL's SFTTrainer configured at its best.
 
     /work/trl-venv/bin/python benchmarks/bench_trl.py          # CPU: gemma-3-1b and llama-3.2-1b, 2 layers
+    /work/trl-venv/bin/python benchmarks/bench_trl.py --impls trl-nofallback   # without TRL as shipped (slow)
 
 TRL is a benchmark-only dependency (never imported by minifc/ or tests/); install it into a venv that
 keeps the tested transformers and torch: `python -m venv --system-site-packages VENV;
@@ -166,18 +167,18 @@ def memory_child(args, impl: str) -> dict:
 
 
 def bench_model(args, name: str) -> dict:
-    """Time the three implementations alternately (rotating who goes first); memory from child processes."""
-    memory, args.model_name = {}, name
+    """Time the implementations (args.impls) alternately (rotating who goes first); memory from child processes."""
+    memory, args.model_name, impls = {}, name, args.impls
     if not args.no_memory:
         memory = {impl: measure_memory(args, impl, BENCH_SCRIPT if impl == "minifc" else Path(__file__))
-                  for impl in IMPLEMENTATIONS}
-    runners, steps, note = setup(args, name, IMPLEMENTATIONS)
-    times, losses, trained = {i: [] for i in IMPLEMENTATIONS}, {i: [] for i in IMPLEMENTATIONS}, []
+                  for impl in impls}
+    runners, steps, note = setup(args, name, impls)
+    times, losses, trained = {i: [] for i in impls}, {i: [] for i in impls}, []
     for s, examples in enumerate(steps):
         batches = {impl: make_batch(examples) for impl, (make_batch, _) in runners.items()}  # not timed
         if s >= args.warmup:
             trained.append(batches["minifc"].num_trained)
-        for impl in IMPLEMENTATIONS[s % 3:] + IMPLEMENTATIONS[:s % 3]:  # rotate who goes first
+        for impl in impls[s % len(impls):] + impls[:s % len(impls)]:  # rotate who goes first
             start = time.perf_counter()
             loss = float(runners[impl][1](batches[impl]))
             if s >= args.warmup:
@@ -185,11 +186,12 @@ def bench_model(args, name: str) -> dict:
             losses[impl].append(loss)
         print(f"  step {s + 1}/{len(steps)}{' (warm-up)' if s < args.warmup else ''}: " + ", ".join(
             f"{impl} {times[impl][-1] if s >= args.warmup else float('nan'):.2f}s loss {losses[impl][-1]:.7f}"
-            for impl in IMPLEMENTATIONS), flush=True)
-    gap = max(abs(losses[i][k] - losses["minifc"][k]) for i in IMPLEMENTATIONS for k in range(len(steps)))
-    return {"model": name, "layers": args.layers, "tokenizer": note, "memory": memory, "losses": losses,
+            for impl in impls), flush=True)
+    gap = max(abs(losses[i][k] - losses["minifc"][k]) for i in impls for k in range(len(steps)))
+    return {"model": name, "layers": args.layers or "all", "impls": impls, "tokenizer": note, "memory": memory,
+            "losses": losses,
             "max_loss_gap": gap, "trained_per_step": statistics.mean(trained),
-            "trained_per_s": {i: [n / t for n, t in zip(trained, times[i])] for i in IMPLEMENTATIONS}}
+            "trained_per_s": {i: [n / t for n, t in zip(trained, times[i])] for i in impls}}
 
 
 def table(results: list[dict]) -> str:
@@ -199,12 +201,12 @@ def table(results: list[dict]) -> str:
     for r in results:
         rate, mem = r["trained_per_s"], r["memory"]
         step = {i: mem[i]["peak_bytes"] - mem[i]["baseline_bytes"] for i in mem if "peak_bytes" in mem[i]}
-        for impl in IMPLEMENTATIONS:
+        for impl in r["impls"]:
             m = mem.get(impl, {})
             cells = ([gib(m["peak_bytes"]), gib(step[impl]), gib(m["tensor_peak_bytes"])] if impl in step
                      else ["", "", ""])
             lines.append(f"| {r['model']} ({r['layers']}) | {impl} | {spread(rate[impl])} | " + " | ".join(cells) + " |")
-        for impl in IMPLEMENTATIONS[1:]:
+        for impl in r["impls"][1:]:
             speed = [a / b for a, b in zip(rate["minifc"], rate[impl])]
             cells = [f"**{spread(speed, digits=2)}x**", "", "", ""]
             if impl in step and "minifc" in step:
@@ -215,7 +217,11 @@ def table(results: list[dict]) -> str:
 
 
 def main(argv=None):
-    args = bt.resolve_defaults(bt.build_parser(__doc__, IMPLEMENTATIONS).parse_args(argv))
+    parser = bt.build_parser(__doc__, IMPLEMENTATIONS)
+    parser.add_argument("--impls", nargs="+", choices=IMPLEMENTATIONS[1:], default=list(IMPLEMENTATIONS[1:]),
+                        help="the TRL variants to time against minifc (trl as shipped takes ~8x minifc's time on CPU)")
+    args = bt.resolve_defaults(parser.parse_args(argv))
+    args.impls = ("minifc", *dict.fromkeys(args.impls))
     if args.memory_child:
         args.model_name = args.models[0]
         print(__import__("json").dumps(memory_child(args, args.memory_child)))

@@ -64,15 +64,19 @@ def markdown_table(results: list[dict], device: str) -> str:
     return "\n".join(lines)
 
 
-def fast_path_table(title: str, flag: str, times: dict, trained: list[int], note: str) -> str:
+def fast_path_table(title: str, flag: str, times: dict, trained: list[int], note: str, peaks: dict | None = None) -> str:
     """Step times with the switch off and on (times[False], times[True], paired step by step on the same
-    examples, each with `trained` tokens), and the per-step speed-up."""
-    lines = [f"| {title} | {flag} | s/step | trained tok/s |", "|---|---|---|---|"]
+    examples, each with `trained` tokens), and the per-step speed-up; with `peaks` (CPU), the peak bytes of
+    live tensors of one step with each setting."""
+    peak = lambda value: f" {gib(peaks[value])} |" if peaks else ""
+    lines = [f"| {title} | {flag} | s/step | trained tok/s |" + (" tensor GiB |" if peaks else ""),
+             "|---|---|---|---|" + ("---|" if peaks else "")]
     for value in (False, True):
         lines.append(f"| | {'on' if value else 'off'} | {spread(times[value], digits=2)} | "
-                     f"{spread([n / t for n, t in zip(trained, times[value])])} |")
+                     f"{spread([n / t for n, t in zip(trained, times[value])])} |" + peak(value))
     paired = [off / on for off, on in zip(times[False], times[True])]  # same examples, same step
-    return "\n".join(lines + [f"| | speed-up, time off / on per step | {spread(paired, digits=2)}x | |", "", note])
+    ratio = f" {peaks[True] / peaks[False]:.2f}x on/off |" if peaks else ""
+    return "\n".join(lines + [f"| | speed-up, time off / on per step | {spread(paired, digits=2)}x | |" + ratio, "", note])
 
 
 def describe_device(device: str) -> str:

@@ -15,7 +15,8 @@ Every layer of a forward pass shares one `AttentionPlan`, made once by `plan_att
     launch a few kernels per sequence and layer, where one masked kernel per layer keeps the GPU busy.
     Compiled blocks keep (a) too: a loop over each batch's own lengths would recompile per batch. On
     CPU cores shared with other jobs, the many small calls can wait on the thread pool more than they
-    save (benchmarks/RESULTS.md). Set PER_SEGMENT = False to force (a).
+    save (benchmarks/RESULTS.md). Set PER_SEGMENT = False to force (a). `plan_rows` + `attend_rows`: the
+    same for the queries of some positions only (the last block under the loss: model.py).
 (b) Packed variable-length flash attention on CUDA (torch.nn.attention.varlen.varlen_attn) over the
     flattened B*T tokens, window_size=(window-1, 0) on sliding layers; for fp16/bf16 without a KV cache
     or padding mask. An unpacked batch is B sequences of length T. Set FLASH_VARLEN = False to force (a).
@@ -105,6 +106,7 @@ class AttentionPlan:
     kernel: object = None                 # path (b): the varlen function, fetched once per forward
     segments: list | None = None          # path (a'): length of each sequence, in flattened token order
     window_masks: dict | None = None      # path (a'): length -> causal+window mask, lengths > window
+    rows: tuple | None = None             # path (a') for the queries of some positions only: see plan_rows
 
 
 def varlen_usable(device: torch.device, dtype: torch.dtype, head_dim: int) -> bool:
@@ -290,6 +292,43 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, plan: AttentionPla
     out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None, scale=scale,
                                          enable_gqa=gqa)
     return out.transpose(1, 2).reshape(batch, seqlen, heads * head_dim)
+
+
+def plan_rows(plan: AttentionPlan, positions: torch.Tensor) -> bool:
+    """Prepare `attend_rows` for queries at `positions` only ([N] flat indices into B*T, ascending), on
+    path (a'); False (nothing done) on any other path. Records how many of the positions fall in each
+    sequence (a host list: CPU only) and each one's offset in its sequence."""
+    if plan.segments is None:
+        return False
+    if bool((positions[1:] <= positions[:-1]).any()):  # CPU: no host sync to speak of
+        raise ValueError("positions must be strictly ascending (as collate.Batch.trained_positions are)")
+    starts = torch.tensor([0] + plan.segments[:-1], device=positions.device).cumsum(0)
+    segment = torch.searchsorted(starts, positions, right=True) - 1
+    counts = torch.bincount(segment, minlength=len(plan.segments)).tolist()
+    plan.rows = (counts, positions - starts[segment])
+    return True
+
+
+def attend_rows(q, k, v, plan: AttentionPlan, layer_type: str, scale: float) -> torch.Tensor:
+    """Attention of the queries at plan_rows's positions only: q [1, N, Hq, D], k, v [B, T, Hkv, D] of
+    every position -> [1, N, Hq*D]. Per sequence, as path (a'): its queries against its keys, each
+    query seeing the keys up to its own offset (and within the window on sliding layers)."""
+    counts, offsets = plan.rows
+    heads, head_dim = q.shape[2], q.shape[3]
+    window = plan.window if layer_type == "sliding_attention" else None
+    k, v = (x.reshape(1, -1, x.shape[2], head_dim).split(plan.segments, dim=1) for x in (k, v))
+    outs = []
+    for qs, ks, vs, at in zip(q.split(counts, dim=1), k, v, offsets.split(counts)):
+        if not at.numel():  # no query in this sequence: its keys and values are not needed
+            continue
+        keys = torch.arange(ks.shape[1], device=at.device)[None, :]
+        mask = keys <= at[:, None]
+        if window is not None:
+            mask &= at[:, None] - keys < window
+        out = F.scaled_dot_product_attention(qs.transpose(1, 2), ks.transpose(1, 2), vs.transpose(1, 2),
+                                             attn_mask=mask, scale=scale, enable_gqa=heads != ks.shape[2])
+        outs.append(out.transpose(1, 2))  # [1, n, H, D]
+    return torch.cat(outs, dim=1).reshape(1, -1, heads * head_dim)
 
 
 def _attend_per_segment(q, k, v, plan: AttentionPlan, layer_type: str, scale: float, gqa: bool):

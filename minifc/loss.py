@@ -3,7 +3,8 @@ tokens only, chunked so that full-vocabulary logits never exist at once.
 
 Logits for every token of a 16k-token batch under Gemma's 262k vocabulary would take 17 GB in fp32, and
 most tokens are prompt, not trained. So: (1) gather the final hidden states at the trained positions
-only; (2) run the output projection (`output_fn`, e.g. `model.output`: lm_head plus any soft-capping) and
+only (`batch_loss` asks the model for those alone: its last block then computes no other position,
+model.hidden_states(positions=...)); (2) run the output projection (`output_fn`, e.g. `model.output`: lm_head plus any soft-capping) and
 `token_loss` on `chunk_size` rows at a time; (3) checkpoint each chunk, so backward recomputes its logits
 instead of autograd keeping every chunk's [chunk, vocab] tensors. Peak memory for logits is one chunk
 (about 1 GB for 1024 x 262k), at the price of one extra output projection.
@@ -11,8 +12,8 @@ instead of autograd keeping every chunk's [chunk, vocab] tensors. Peak memory fo
 Fast path (FUSED_BACKWARD, on by default): when no parameter of `output_fn` is trained (LoRA: lm_head
 and the tied embedding are frozen), only the rows need a gradient. Each chunk computes it right away in
 forward and frees its logits; backward just scales the stored [N, D] fp32 gradient (2 matmuls per chunk
-instead of 3). The logits' gradient is then written by hand (softmax minus one-hot, in place: two
-[chunk, vocab] tensors alive instead of autograd's three) if a one-time check finds that it is
+instead of 3). The logits' gradient is then written by hand (softmax minus one-hot, over the fp32 logits
+themselves: one [chunk, vocab] tensor alive instead of autograd's three) if a one-time check finds that it is
 `token_loss`'s (cross-entropy); for any other `token_loss` it comes from autograd through it.
 """
 
@@ -57,6 +58,12 @@ def trained_token_loss(hidden: torch.Tensor, targets: torch.Tensor, output_fn, c
     labels = targets.reshape(-1).index_select(0, trained_positions)
     if rows.shape[0] == 0:  # nothing trained here: a zero that still backpropagates, to every weight used
         return (hidden.sum().float() + output_fn(rows).sum().float()) * 0.0  # (DDP waits for each one's gradient)
+    return rows_loss(rows, labels, output_fn, chunk_size, normalizer)
+
+
+def rows_loss(rows: torch.Tensor, labels: torch.Tensor, output_fn, chunk_size: int = 1024,
+              normalizer: int | float | None = None) -> torch.Tensor:
+    """trained_token_loss of the trained rows themselves: rows [N, D] (N > 0), labels [N]."""
     if normalizer is None:
         normalizer = rows.shape[0]
     chunks = [(rows[i:i + chunk_size], labels[i:i + chunk_size]) for i in range(0, rows.shape[0], chunk_size)]
@@ -71,8 +78,14 @@ def batch_loss(model, batch, chunk_size: int = 1024, normalizer: int | float | N
     """trained_token_loss of a collate.Batch (already on the model's device) under a model.Transformer.
     Everything the GPU needs is passed along (max_seqlen, trained_positions), so nothing here makes
     the host wait for the GPU."""
-    hidden = model.hidden_states(batch.input_ids, batch.position_ids, batch.cu_seqlens, max_seqlen=batch.max_seqlen)
-    return trained_token_loss(hidden, batch.targets, model.output, chunk_size, normalizer, batch.trained_positions)
+    inputs = (batch.input_ids, batch.position_ids, batch.cu_seqlens)
+    if batch.num_trained == 0:  # the zero loss that reaches every weight (trained_token_loss)
+        hidden = model.hidden_states(*inputs, max_seqlen=batch.max_seqlen)
+        return trained_token_loss(hidden, batch.targets, model.output, chunk_size, normalizer, batch.trained_positions)
+    # only the trained positions' final states: the last block computes only those (model.hidden_states)
+    rows = model.hidden_states(*inputs, max_seqlen=batch.max_seqlen, positions=batch.trained_positions)
+    labels = batch.targets.reshape(-1).index_select(0, batch.trained_positions)
+    return rows_loss(rows, labels, model.output, chunk_size, normalizer)
 
 
 def _chunk_loss_sum(rows: torch.Tensor, labels: torch.Tensor, output_fn) -> torch.Tensor:
@@ -87,11 +100,17 @@ def _trains(output_fn, rows: torch.Tensor) -> bool:
 
 def _cross_entropy_and_grad(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-token cross-entropy [N] and its gradient wrt the logits [N, V], by hand: softmax minus the
-    one-hot labels, made in place from the fp32 log-probabilities (no third [N, V] tensor)."""
-    log_probs = torch.log_softmax(logits.float(), dim=-1)
+    one-hot labels. Written over the fp32 logits themselves (over an fp32 copy if they are not fp32):
+    one [N, V] tensor alive instead of two (logits and log-probabilities). The caller must not need
+    the logits' values afterwards (an output projection's backward needs only its weight)."""
+    work = logits.float()  # the logits themselves when they are fp32
     picked = labels[:, None]
-    losses = -log_probs.gather(1, picked).squeeze(1)
-    return losses, log_probs.exp_().scatter_add_(1, picked, torch.full_like(picked, -1, dtype=log_probs.dtype))
+    picked_logit = work.gather(1, picked).squeeze(1)
+    maxes = work.amax(-1, keepdim=True)
+    probs = work.sub_(maxes).exp_()  # exp(l - max): at most 1, no overflow (log_softmax's own shift)
+    sums = probs.sum(-1, keepdim=True)
+    losses = (sums.log() + maxes).squeeze(1) - picked_logit  # logsumexp - the label's logit
+    return losses, probs.div_(sums).scatter_add_(1, picked, torch.full_like(picked, -1, dtype=probs.dtype))
 
 
 @cache
@@ -104,7 +123,7 @@ def _is_cross_entropy(loss_fn) -> bool:
     with torch.enable_grad():
         losses = loss_fn(logits, labels)
         (grad,) = torch.autograd.grad(losses.sum(), logits)
-    by_hand = _cross_entropy_and_grad(logits.detach(), labels)
+    by_hand = _cross_entropy_and_grad(logits.detach().clone(), labels)  # it overwrites what it is given
     return losses.shape == by_hand[0].shape and all(torch.allclose(ours, theirs, rtol=1e-5, atol=1e-6)
                                                     for ours, theirs in zip((losses.detach(), grad), by_hand))
 
@@ -122,7 +141,7 @@ class _GradientInForward(torch.autograd.Function):
             with torch.enable_grad():
                 chunk = rows[start:end].detach().requires_grad_(True)
                 logits = output_fn(chunk)
-                if by_hand:
+                if by_hand:  # dlogits overwrites the logits (fp32): autograd.grad below needs only W
                     losses, dlogits = _cross_entropy_and_grad(logits.detach(), labels[start:end])
                 else:  # any other token_loss: the logits' gradient by autograd through it
                     losses = token_loss(logits, labels[start:end])

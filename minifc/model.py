@@ -24,6 +24,7 @@ Calling conventions (all tensors on the model's device):
     model(input_ids, position_ids=None, cu_seqlens=None, attention_mask=None, kv_cache=None, max_seqlen=None)
         -> logits [B, T, vocab] (in the model's dtype)
     model.hidden_states(<same arguments>) -> [B, T, hidden] after the final norm
+    model.hidden_states(<same arguments>, positions=p) -> [N, hidden] at the flat positions p [N] only
     model.output(hidden) -> logits (lm_head, then soft-capping if the config sets it)
 
 - Training / scoring: input_ids [B, T]. Packed rows pass cu_seqlens (int32 cumulative lengths over the
@@ -31,6 +32,10 @@ Calling conventions (all tensors on the model's device):
   sequence; attention never crosses sequences. max_seqlen (the longest sequence, as collate.Batch has
   it) spares the GPU path a host sync per forward. position_ids default to 0..T-1 per row (per packed
   sequence with cu_seqlens; counted over real tokens with attention_mask).
+- positions (the loss's trained positions, ascending): the last block computes its queries, attention
+  output, MLP and norms at those positions only (every position still gives keys and values), where
+  attention runs per packed sequence (CPU, attention.py path (a')) and LAST_BLOCK_ROWS is on; elsewhere
+  all positions are computed and these selected. The hidden states, the loss and gradients are the same.
 - `model.gradient_checkpointing = True` recomputes each block in the backward pass
   (torch.utils.checkpoint, use_reentrant=False); ignored under no_grad and with a KV cache.
 - Decoding (generate.py): `cache = model.new_kv_cache(batch_size, max_len)` preallocates keys and
@@ -44,12 +49,19 @@ import math
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
-from .attention import KVCache, attend, plan_attention
+from .attention import KVCache, attend, attend_rows, plan_attention, plan_rows
 from .config import ModelConfig
 from .gemma4 import per_layer_inputs, per_layer_residual
+from .mlp import MLP
+
+LAST_BLOCK_ROWS = True  # hidden_states(positions=...)'s fast path; tests and benchmarks flip it to compare
+
+
+def take_rows(t: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """[B, T, ...] -> [1, N, ...]: the entries at flat positions (into B*T)."""
+    return t.flatten(0, 1).index_select(0, positions)[None]
 
 
 class RMSNorm(nn.Module):
@@ -142,15 +154,18 @@ class Attention(nn.Module):
             self.q_norm = RMSNorm.of(config, hd)
             self.k_norm = RMSNorm.of(config, hd) if self.k_proj is not None else None
 
-    def forward(self, x: torch.Tensor, rope, plan, shared_kv=None):
+    def forward(self, x: torch.Tensor, rope, plan, shared_kv=None, positions=None):
         """-> (output, (k, v)): k, v [B, T, Hkv, D] after norms and RoPE, for the layers that share them.
-        shared_kv: layer kv_layer's (k, v) when this layer shares them."""
-        batch, seqlen, _ = x.shape
-        heads = lambda t: t.view(batch, seqlen, -1, self.head_dim)
-        q = heads(self.q_proj(x))
+        shared_kv: layer kv_layer's (k, v) when this layer shares them. positions: queries (and the
+        output, [1, N, hidden]) at these flat positions only (plan_rows has prepared the plan)."""
+        heads = lambda t: t.view(*t.shape[:2], -1, self.head_dim)
+        x_q, rope_q = x, rope  # rope: (cos, sin)
+        if positions is not None:
+            x_q, rope_q = take_rows(x, positions), tuple(take_rows(t, positions) for t in rope)
+        q = heads(self.q_proj(x_q))
         if self.q_norm is not None:
             q = self.q_norm(q)
-        q = apply_rope(q, *rope)  # rope: (cos, sin)
+        q = apply_rope(q, *rope_q)
         if self.k_proj is None:
             k, v = shared_kv
         else:
@@ -161,25 +176,11 @@ class Attention(nn.Module):
             k = apply_rope(k, *rope)
             if self.v_norm is not None:
                 v = self.v_norm(v)
-        out = attend(q, k, v, plan, self.kv_layer, self.layer_type, self.scale, shared=self.k_proj is None)
+        if positions is not None:
+            out = attend_rows(q, k, v, plan, self.layer_type, self.scale)
+        else:
+            out = attend(q, k, v, plan, self.kv_layer, self.layer_type, self.scale, shared=self.k_proj is None)
         return self.o_proj(out), (k, v)
-
-
-class MLP(nn.Module):
-    """Gated MLP: down(act(gate(x)) * up(x)); SiLU for Llama (SwiGLU), tanh-GELU for Gemma (GeGLU)."""
-
-    def __init__(self, config: ModelConfig, inner: int):
-        super().__init__()
-        hidden, bias = config.hidden_size, config.mlp_bias
-        self.gate_proj = nn.Linear(hidden, inner, bias=bias)
-        self.up_proj = nn.Linear(hidden, inner, bias=bias)
-        self.down_proj = nn.Linear(inner, hidden, bias=bias)
-        self.gelu = config.hidden_act == "gelu_pytorch_tanh"
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gate = self.gate_proj(x)
-        gate = F.gelu(gate, approximate="tanh") if self.gelu else F.silu(gate)
-        return self.down_proj(gate * self.up_proj(x))
 
 
 class Block(nn.Module):
@@ -203,9 +204,13 @@ class Block(nn.Module):
         # Gemma 4: a buffer as in transformers (saved, loaded, never trained); None: no buffer
         self.register_buffer("layer_scalar", torch.ones(1) if config.layer_scalar else None)
 
-    def forward(self, x: torch.Tensor, rope, plan, shared_kv=None, per_layer_input=None):
-        """-> (x, (k, v)); shared_kv and per_layer_input: Gemma 4's, see Attention and gemma4.py."""
-        attn, kv = self.self_attn(self.input_layernorm(x), rope, plan, shared_kv)
+    def forward(self, x: torch.Tensor, rope, plan, shared_kv=None, per_layer_input=None, positions=None):
+        """-> (x, (k, v)); shared_kv and per_layer_input: Gemma 4's, see Attention and gemma4.py.
+        positions: the output at these flat positions only, x [1, N, hidden] (see Attention)."""
+        attn, kv = self.self_attn(self.input_layernorm(x), rope, plan, shared_kv, positions)
+        if positions is not None:  # from here on every operation is per position
+            x = take_rows(x, positions)
+            per_layer_input = None if per_layer_input is None else take_rows(per_layer_input, positions)
         if self.sandwich:  # Gemma: norms before AND after attention and MLP, inside the residual branch
             x = x + self.post_attention_layernorm(attn)
             x = x + self.post_feedforward_layernorm(self.mlp(self.pre_feedforward_layernorm(x)))
@@ -317,7 +322,7 @@ class Transformer(nn.Module):
         return logits
 
     def hidden_states(self, input_ids, position_ids=None, cu_seqlens=None, attention_mask=None,
-                      kv_cache=None, max_seqlen=None) -> torch.Tensor:
+                      kv_cache=None, max_seqlen=None, positions=None) -> torch.Tensor:
         config = self.config
         batch, seqlen = input_ids.shape
         x = self.model.embed_tokens(input_ids)
@@ -336,16 +341,23 @@ class Transformer(nn.Module):
                 for kind in config.rope_parameters if kind in config.layer_types}
 
         recompute = self.gradient_checkpointing and torch.is_grad_enabled() and kv_cache is None
+        # positions: computed by the last block alone (last_rows), or selected from the final states
+        last_rows = (positions is not None and positions.numel() > 0 and LAST_BLOCK_ROWS
+                     and not self.blocks_compiled and plan_rows(plan, positions))
         shared_kv = {}  # layer index -> its (k, v), for the layers that reuse them (Gemma 4)
+        last = len(self.model.layers) - 1
         for i, layer in enumerate(self.model.layers):
             inputs = (x, rope[layer.layer_type], plan, shared_kv.get(layer.self_attn.kv_layer),
-                      None if per_layer is None else per_layer[:, :, i])
+                      None if per_layer is None else per_layer[:, :, i],
+                      positions if last_rows and i == last else None)
             x, kv = checkpoint(layer, *inputs, use_reentrant=False) if recompute else layer(*inputs)
             if i in self.kv_shared_from:
                 shared_kv[i] = kv
         if kv_cache is not None:
             kv_cache.length += seqlen
-        return self.model.norm(x)
+        if positions is None:
+            return self.model.norm(x)
+        return self.model.norm(x if last_rows else take_rows(x, positions))[0]
 
 
 def default_position_ids(batch, seqlen, device, cu_seqlens=None, attention_mask=None, kv_cache=None):

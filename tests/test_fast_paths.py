@@ -4,6 +4,9 @@
   chunk by chunk in forward instead of recomputing each chunk in backward.
 - lora.FUSED_UPDATE: LoRALinear adds scale * B(A(x)) to the frozen output inside one addmm instead of
   separate matmul, scale and add passes.
+- attention.PER_SEGMENT: packed rows on CPU attend per sequence instead of with a block-diagonal mask.
+- model.LAST_BLOCK_ROWS: under the loss, the last block computes only the trained positions' outputs.
+- mlp.LEAN_GATE: the MLP's act(gate) * up saves gate and up only and recomputes act(gate) in backward.
 """
 
 import pytest
@@ -286,3 +289,120 @@ def test_per_segment_plan_partitions_rows_like_the_mask(monkeypatch):
     # a KV cache or an attention_mask keeps the masked path
     mask = torch.ones(3, 20, dtype=torch.bool)
     assert attention.plan_attention(3, 20, torch.device("cpu"), torch.float32, config, None, mask).segments is None
+
+
+# ----------------------------------------------------------------- model.LAST_BLOCK_ROWS (the loss's rows)
+
+def trained_rows_batch(vocab=300):
+    """Two packed rows of 24 as ROW-like layouts: sequences longer than the window (6), one of length 1,
+    one with nothing trained (its keys still matter to nobody), a padding tail; targets on about half."""
+    from minifc.collate import packed_batch
+    g = torch.Generator().manual_seed(3)
+    examples = []
+    for n, trained in ((1, True), (9, True), (4, False), (10, True), (12, True)):
+        ids = torch.randint(0, vocab, (n,), generator=g).tolist()
+        keep = torch.rand(n, generator=g) < 0.5 if trained else torch.zeros(n, dtype=torch.bool)
+        examples.append((ids, [t if k else IGNORE_INDEX for t, k in zip(ids, keep.tolist())]))
+    return packed_batch([examples[:3], examples[3:]], 24, 0)
+
+
+def tiny_gemma4() -> ModelConfig:
+    """Gemma 4 E-model features: the last layer reuses layer 1's keys and values, per-layer inputs."""
+    from tiny_models import gemma4_config
+    return ModelConfig.from_hf({**gemma4_config().to_dict(), "vocab_size": 300, "vocab_size_per_layer_input": 300})
+
+
+@pytest.mark.parametrize("checkpointing", [False, True])
+@pytest.mark.parametrize("config", [tiny_gemma, tiny_llama, tiny_gemma4])
+def test_last_block_on_the_trained_rows_equals_the_full_last_block(config, checkpointing, monkeypatch):
+    """batch_loss with the last block computed at the trained positions only: the same hidden states,
+    loss and every LoRA gradient as the full last block (fp32; measured: identical hidden states and loss,
+    gradients up to 0.26 within 6e-8)."""
+    from minifc import model as model_module
+    from minifc.loss import batch_loss
+    torch.manual_seed(0)
+    model = Transformer(config())
+    apply_lora(model, r=4, alpha=8)
+    mark_only_lora_trainable(model)
+    model.gradient_checkpointing = checkpointing
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0.0, 0.2)  # B != 0 and sharp attention: a leaked or missing key shows
+    batch = trained_rows_batch()
+    rows_in_last_mlp = []
+    model.model.layers[-1].mlp.register_forward_hook(lambda m, args, out: rows_in_last_mlp.append(out.shape[:2].numel()))
+    results = {}
+    for fast in (True, False):
+        monkeypatch.setattr(model_module, "LAST_BLOCK_ROWS", fast)
+        with torch.no_grad():
+            states = model.hidden_states(batch.input_ids, cu_seqlens=batch.cu_seqlens, positions=batch.trained_positions)
+        results[fast] = (states,) + lora_grads(model, lambda: batch_loss(model, batch, chunk_size=5))
+    assert rows_in_last_mlp[0] == rows_in_last_mlp[1] == batch.num_trained < 48  # the fast path ran
+    assert rows_in_last_mlp[-1] == 48  # the plain path: every position
+    with torch.no_grad():
+        full = model.hidden_states(batch.input_ids, cu_seqlens=batch.cu_seqlens).flatten(0, 1)[batch.trained_positions]
+    assert (results[True][0] - full).abs().max().item() <= 1e-5 and torch.equal(results[False][0], full)
+    assert abs(results[True][1].item() - results[False][1].item()) <= 1e-6
+    for fast, plain in zip(results[True][2], results[False][2]):
+        assert (fast - plain).abs().max().item() <= 1e-6 * max(1.0, plain.abs().max().item())
+    assert max(g.abs().max().item() for g in results[False][2]) > 1e-3
+
+
+def test_rows_plan_counts_positions_per_sequence(monkeypatch):
+    from minifc import attention
+    monkeypatch.setattr(attention, "PER_SEGMENT", True)
+    plan = attention.plan_attention(3, 20, torch.device("cpu"), torch.float32, tiny_gemma(),
+                                    packed_cu_seqlens(ROW_LAYOUTS, 20))
+    positions = torch.tensor([0, 1, 8, 9, 19, 20, 39, 45, 59])  # SEGMENTS: 1, 8, 1, 10, 20, 3, 9, 8
+    assert attention.plan_rows(plan, positions)
+    counts, offsets = plan.rows
+    assert counts == [1, 2, 1, 1, 2, 0, 1, 1]
+    assert offsets.tolist() == [0, 0, 7, 0, 9, 0, 19, 2, 7]
+    with pytest.raises(ValueError, match="ascending"):  # the counts would put rows in the wrong sequences
+        attention.plan_rows(plan, positions.flip(0))
+    monkeypatch.setattr(attention, "PER_SEGMENT", False)  # another path: the caller selects at the end
+    plan = attention.plan_attention(3, 20, torch.device("cpu"), torch.float32, tiny_gemma(),
+                                    packed_cu_seqlens(ROW_LAYOUTS, 20))
+    assert not attention.plan_rows(plan, positions) and plan.rows is None
+
+
+# ----------------------------------------------------------------- mlp.LEAN_GATE (the MLP's activation)
+
+@pytest.mark.parametrize("gelu", [True, False])
+@pytest.mark.parametrize("needs", [(True, True), (True, False), (False, True)])
+def test_gated_activation_equals_autograd_bit_for_bit(gelu, needs):
+    """GatedActivation (saves gate and up, recomputes act(gate) in backward) against autograd through
+    act(gate) * up: the same kernels, so values and gradients are identical, not merely close."""
+    from minifc.mlp import GatedActivation, _activation
+    g = torch.Generator().manual_seed(5)
+    gate, up, grad = (torch.randn(7, 33, generator=g) for _ in range(3))
+    results = []
+    for lean in (True, False):
+        a, b = gate.clone().requires_grad_(needs[0]), up.clone().requires_grad_(needs[1])
+        out = GatedActivation.apply(a, b, gelu) if lean else _activation(a, gelu) * b
+        out.backward(grad)
+        results.append((out.detach(), a.grad, b.grad))
+    for lean, plain in zip(*results):
+        assert (lean is None and plain is None) or torch.equal(lean, plain)
+    assert sum(t is not None for t in results[0]) == 1 + sum(needs)
+
+
+@pytest.mark.parametrize("config", [tiny_gemma, tiny_llama])
+def test_lean_gate_gives_the_same_lora_gradients_on_the_model(config, monkeypatch):
+    from minifc import mlp
+    from minifc.loss import batch_loss
+    torch.manual_seed(0)
+    model = Transformer(config())
+    apply_lora(model, r=4, alpha=8)
+    mark_only_lora_trainable(model)
+    with torch.no_grad():
+        for p in lora_parameters(model):
+            p.normal_(0.0, 0.1)
+    batch = trained_rows_batch()
+    results = {}
+    for lean in (True, False):
+        monkeypatch.setattr(mlp, "LEAN_GATE", lean)
+        results[lean] = lora_grads(model, lambda: batch_loss(model, batch, chunk_size=5))
+    assert torch.equal(results[True][0], results[False][0])
+    assert all(torch.equal(a, b) for a, b in zip(results[True][1], results[False][1]))
+    assert max(g.abs().max().item() for g in results[False][1]) > 1e-4
