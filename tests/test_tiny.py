@@ -50,6 +50,19 @@ def test_string_arguments_are_the_same_tokens_in_the_request_and_in_the_call(tra
     assert checked > 200
 
 
+def test_frequent_pieces_are_whole_tokens_and_other_words_are_spelled(train_examples):
+    """Words of the prompts ("weather", the tool names' parts) are one token each; a word the tokenizer
+    never saw, a held-out city, is its characters, the tokens every copied value is made of."""
+    fmt = get_format("gemma3")
+    tokenizer = tiny.tokenizer_for_examples(train_examples, fmt)
+    spelled = lambda word: [tokenizer.decode([i]) for i in tokenizer.encode(word)]
+    assert tokenizer.vocab_size <= 1024  # fewer when the texts have fewer distinct pieces
+    for word in ("weather", "description", "string", "Remind"):
+        assert spelled(word) == [word]
+    assert spelled("Reykjavik") == list("Reykjavik")  # held out: not in the 120 training conversations
+    assert spelled("Zqxw 1983") == ["Z", "q", "x", "w", " ", "1", "9", "8", "3"]
+
+
 @pytest.mark.parametrize("fmt_name", sorted(FORMATS))
 def test_every_format_renders_the_builtin_data_into_whole_tokens(train_examples, fmt_name):
     """No piece of the tokenizer crosses the edge of a trained span (encode_dataset raises if one does),
