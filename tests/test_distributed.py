@@ -27,9 +27,9 @@ from minifc.trainlog import MetricsLog
 REPO = Path(__file__).resolve().parent.parent
 SMALL = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
              num_key_value_heads=1, head_dim=16, max_position_embeddings=1024)
-# Per model: flags giving an odd number of packed rows (Gemma 29 rows of 480 tokens, Llama 37 of 560), two
+# Per model: flags giving an odd number of packed rows (Gemma 33 rows of 460 tokens, Llama 37 of 560), two
 # rows per micro-batch, and enough steps to reach the epoch's last micro-batch (one row).
-FLAGS = {"gemma3": ["--max-len", 480, "--batch-tokens", 960, "--grad-accum", 2, "--max-steps", 8],
+FLAGS = {"gemma3": ["--max-len", 460, "--batch-tokens", 920, "--grad-accum", 2, "--max-steps", 9],
          "llama3.2": ["--max-len", 560, "--batch-tokens", 1120, "--grad-accum", 3, "--max-steps", 7]}
 TOL = 1e-5
 DEVICE = os.environ.get("MINIFC_TEST_DEVICE", "cpu")
@@ -182,10 +182,10 @@ def test_each_rank_takes_its_rows_and_a_padding_row_when_none_is_left(data, base
     from minifc.loader import load
     from minifc.encode import encode_dataset
     _, tokenizer, fmt = load(bases["gemma3"], weights=False)
-    encoded, _ = encode_dataset(load_examples(data[0])[0], tokenizer, fmt, 480, False)
-    whole = list(epoch_batches(encoded, 2, tokenizer.pad_id, 480, seed=3))
-    parts = [list(epoch_batches(encoded, 2, tokenizer.pad_id, 480, seed=3, part=(rank, 2))) for rank in (0, 1)]
-    assert len(whole) == len(parts[0]) == len(parts[1]) == 15
+    encoded, _ = encode_dataset(load_examples(data[0])[0], tokenizer, fmt, 460, False)
+    whole = list(epoch_batches(encoded, 2, tokenizer.pad_id, 460, seed=3))
+    parts = [list(epoch_batches(encoded, 2, tokenizer.pad_id, 460, seed=3, part=(rank, 2))) for rank in (0, 1)]
+    assert len(whole) == len(parts[0]) == len(parts[1]) == 17  # 33 rows, two per batch
     for batch, first, second in zip(whole[:-1], *parts):
         assert torch.equal(torch.cat([first.input_ids, second.input_ids]), batch.input_ids[[0, 1]])
         assert first.num_trained + second.num_trained == batch.num_trained
