@@ -82,10 +82,11 @@ PIECES = r"\p{L}+|\p{N}|[^\p{L}\p{N}\n]+|\n+"
 def train_tokenizer(texts, fmt, vocab_size: int = 1024) -> Tokenizer:
     """The demo's tokenizer: `<pad>` and the format's control tokens, the 256 byte-level characters, and
     the most frequent pieces (PIECES) of `texts` as whole tokens. A piece that is not among them is spelled
-    in characters (a Unigram model that scores a whole piece above any spelling of it), so that a word the
-    model never saw, an invented name or a held-out city, is written with the same few dozen characters
-    that every copied value uses: copying is learned once, for all words. (Byte-level BPE would split such
-    a word into sub-word pieces that it rarely copied anywhere.)"""
+    in characters, save for whole pieces inside it ("and" in "Auckland": a Unigram model that scores a
+    whole piece above any spelling of it), so that a word the model never saw, an invented name or a
+    held-out city, is written with the same few dozen characters that every copied value uses: copying is
+    learned once, for all words. (Byte-level BPE would split such a word into sub-word pieces that it
+    rarely copied anywhere.)"""
     texts = list(texts)
     specials = list(dict.fromkeys([_PAD, *fmt.control_tokens, *fmt.stop_tokens]))
     pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Split(Regex(PIECES), behavior="isolated"),
