@@ -4,10 +4,11 @@ tokens only, chunked so that full-vocabulary logits never exist at once.
 Logits for every token of a 16k-token batch under Gemma's 262k vocabulary would take 17 GB in fp32, and
 most tokens are prompt, not trained. So: (1) gather the final hidden states at the trained positions
 only (`batch_loss` asks the model for those alone: its last block then computes no other position,
-model.hidden_states(positions=...)); (2) run the output projection (`output_fn`, e.g. `model.output`: lm_head plus any soft-capping) and
-`token_loss` on `chunk_size` rows at a time; (3) checkpoint each chunk, so backward recomputes its logits
-instead of autograd keeping every chunk's [chunk, vocab] tensors. Peak memory for logits is one chunk
-(about 1 GB for 1024 x 262k), at the price of one extra output projection.
+model.hidden_states(positions=...)); (2) run the output projection (`output_fn`, e.g. `model.output`:
+lm_head plus any soft-capping) and `token_loss` on `chunk_size` rows at a time; (3) checkpoint each
+chunk, so backward recomputes its logits instead of autograd keeping every chunk's [chunk, vocab]
+tensors. Peak memory for logits is one chunk (about 1 GB for 1024 x 262k), at the price of one extra
+output projection.
 
 Fast path (FUSED_BACKWARD, on by default): when no parameter of `output_fn` is trained (LoRA: lm_head
 and the tied embedding are frozen), only the rows need a gradient. Each chunk computes it right away in

@@ -114,15 +114,23 @@ def tiny_gemma() -> ModelConfig:
         layer_types=["sliding_attention", "full_attention"]))
 
 
-def lora_gemma_and_batch():
-    """A tiny LoRA Gemma whose adapters all carry gradient, ids [2, 24] and targets trained on the last 8."""
+def lora_model(config: ModelConfig, adapter_std: float | None = 0.1) -> Transformer:
+    """A seeded random model with LoRA (r=4) on every block linear, only the adapters trainable; with
+    adapter_std, the adapters drawn from N(0, adapter_std) (B != 0: every adapter is on the gradient's path)."""
     torch.manual_seed(0)
-    model = Transformer(tiny_gemma())
+    model = Transformer(config)
     apply_lora(model, r=4, alpha=8)
     mark_only_lora_trainable(model)
-    with torch.no_grad():
-        for p in lora_parameters(model):
-            p.normal_(0.0, 0.1)  # B != 0: every adapter is on the gradient's path
+    if adapter_std is not None:
+        with torch.no_grad():
+            for p in lora_parameters(model):
+                p.normal_(0.0, adapter_std)
+    return model
+
+
+def lora_gemma_and_batch():
+    """A tiny LoRA Gemma whose adapters all carry gradient, ids [2, 24] and targets trained on the last 8."""
+    model = lora_model(tiny_gemma())
     ids = torch.randint(0, 300, (2, 24), generator=torch.Generator().manual_seed(1))
     targets = torch.randint(0, 300, (2, 24), generator=torch.Generator().manual_seed(2))
     targets[:, :16] = IGNORE_INDEX
@@ -320,10 +328,7 @@ def test_last_block_on_the_trained_rows_equals_the_full_last_block(config, check
     gradients up to 0.26 within 6e-8)."""
     from minifc import model as model_module
     from minifc.loss import batch_loss
-    torch.manual_seed(0)
-    model = Transformer(config())
-    apply_lora(model, r=4, alpha=8)
-    mark_only_lora_trainable(model)
+    model = lora_model(config(), adapter_std=None)
     model.gradient_checkpointing = checkpointing
     with torch.no_grad():
         for p in model.parameters():
@@ -391,13 +396,7 @@ def test_gated_activation_equals_autograd_bit_for_bit(gelu, needs):
 def test_lean_gate_gives_the_same_lora_gradients_on_the_model(config, monkeypatch):
     from minifc import mlp
     from minifc.loss import batch_loss
-    torch.manual_seed(0)
-    model = Transformer(config())
-    apply_lora(model, r=4, alpha=8)
-    mark_only_lora_trainable(model)
-    with torch.no_grad():
-        for p in lora_parameters(model):
-            p.normal_(0.0, 0.1)
+    model = lora_model(config())
     batch = trained_rows_batch()
     results = {}
     for lean in (True, False):
